@@ -1,0 +1,93 @@
+"""Validator throughput and memory on a generated chat JSONL, against a raw ``orjson.loads`` pass.
+
+    python benchmarks/validate_throughput.py [--mb 200] [--tokens]
+
+Prints MB/s per core for the validator (one process = one core) and for the baseline measured in the same
+run, their ratio, and the validator's peak RSS. Targets (issue #2): >= 100 MB/s/core without token stats,
+ratio >= 0.3, peak RSS <= 300 MB for a 1 GB file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+WORDS = ["the", "order", "shipped", "late", "customer", "refund", "account", "password", "reset", "invoice", "billing", "plan", "upgrade", "support", "ticket", "engineer", "replied", "thanks", "please", "help", "error", "message", "login", "device", "battery", "screen", "warranty", "store", "return", "policy", "delivery", "address", "tracking", "number", "weekend", "monday", "schedule", "meeting", "report", "quarterly"]
+
+
+def generate(path: Path, megabytes: int, seed: int = 0) -> int:
+    """A chat JSONL of realistic shape: 1-3 turns of 20-120 words each, some duplicates and PII."""
+    rng = random.Random(seed)
+    target = megabytes * 1_000_000
+    written = 0
+    lines = 0
+    with path.open("wb") as handle:
+        while written < target:
+            messages = [{"role": "system", "content": "You are a helpful support assistant."}]
+            for _ in range(rng.randint(1, 3)):
+                messages.append({"role": "user", "content": " ".join(rng.choices(WORDS, k=rng.randint(20, 120)))})
+                messages.append({"role": "assistant", "content": " ".join(rng.choices(WORDS, k=rng.randint(20, 120)))})
+            if rng.random() < 0.01:
+                messages[-1]["content"] += " write to jane.doe@example.com"
+            line = orjson.dumps({"messages": messages}) + b"\n"
+            handle.write(line)
+            written += len(line)
+            lines += 1
+    return lines
+
+
+def baseline(path: Path) -> float:
+    start = time.perf_counter()
+    with path.open("rb") as handle:
+        for line in handle:
+            orjson.loads(line)
+    return time.perf_counter() - start
+
+
+def measure_validator(path: Path, tokens: bool) -> tuple[float, float, int]:
+    """Run the validator in a fresh process so its peak RSS is its own."""
+    code = (
+        "import sys,time,resource;from trainforge.data import validate_dataset,ValidationOptions;"
+        "from trainforge.local.file_store import FileStore;from pathlib import Path;"
+        "tok=Path(sys.argv[2]) if len(sys.argv)>2 else None;"
+        "t=time.perf_counter();r=validate_dataset([Path(sys.argv[1]).as_uri()],FileStore(),"
+        "ValidationOptions(validation_fraction=0.1,tokenizer_file=tok));e=time.perf_counter()-t;"
+        "print(e,resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,r.valid_records,r.exact_duplicates,r.near_duplicates)"
+    )
+    args = [sys.executable, "-c", code, str(path)]
+    if tokens:
+        from trainforge.catalog import local_tokenizer_file
+
+        args.append(str(local_tokenizer_file()))
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout.split()
+    return float(out[0]), int(out[1]) / 1024, int(out[2])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mb", type=int, default=200, help="size of the generated file in MB")
+    parser.add_argument("--tokens", action="store_true", help="also count tokens with the local base model's tokenizer")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.jsonl"
+        lines = generate(path, args.mb)
+        size_mb = path.stat().st_size / 1e6
+        base_s = baseline(path)
+        val_s, rss_mb, valid = measure_validator(path, args.tokens)
+    assert valid == lines, (valid, lines)
+    print(f"file: {size_mb:.0f} MB, {lines} chat records")
+    print(f"baseline orjson.loads: {size_mb / base_s:8.1f} MB/s")
+    print(f"validator{' + tokens' if args.tokens else ''}:     {size_mb / val_s:8.1f} MB/s per core")
+    print(f"ratio validator/baseline: {base_s / val_s:.2f}")
+    print(f"validator peak RSS: {rss_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

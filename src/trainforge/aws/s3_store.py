@@ -1,0 +1,82 @@
+"""The S3 ObjectStore behind ``s3://`` URIs. Reads stream (``StreamingBody``), never load whole objects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+from urllib.parse import urlparse
+
+import boto3
+from botocore.exceptions import ClientError
+
+from trainforge.errors import StoreError
+from trainforge.store import ObjectInfo
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+class S3Store:
+    def __init__(self, client: Any | None = None, kms_key_id: str | None = None) -> None:
+        self.client = client or boto3.client("s3")
+        self.kms_key_id = kms_key_id
+
+    def _fail(self, uri: str, exc: ClientError) -> StoreError:
+        code = exc.response.get("Error", {}).get("Code", "Error")
+        return StoreError(f"{uri}: {code}")
+
+    def open(self, uri: str) -> BinaryIO:
+        bucket, key = split_s3(uri)
+        try:
+            return cast(BinaryIO, self.client.get_object(Bucket=bucket, Key=key)["Body"])
+        except ClientError as exc:
+            raise self._fail(uri, exc) from exc
+
+    def read_bytes(self, uri: str) -> bytes:
+        with self.open(uri) as body:
+            return body.read()
+
+    def _encryption(self) -> dict[str, str]:
+        if self.kms_key_id:
+            return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
+        return {}
+
+    def write_bytes(self, uri: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        bucket, key = split_s3(uri)
+        try:
+            self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type, **self._encryption())
+        except ClientError as exc:
+            raise self._fail(uri, exc) from exc
+
+    def upload_file(self, path: Path, uri: str) -> None:
+        bucket, key = split_s3(uri)
+        self.client.upload_file(str(path), bucket, key, ExtraArgs=self._encryption() or None)
+
+    def download_file(self, uri: str, path: Path) -> None:
+        bucket, key = split_s3(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.client.download_file(bucket, key, str(path))
+
+    def head(self, uri: str) -> ObjectInfo:
+        bucket, key = split_s3(uri)
+        try:
+            meta = self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            raise self._fail(uri, exc) from exc
+        return ObjectInfo(uri=uri, size=meta["ContentLength"], version_id=meta.get("VersionId"))
+
+    def list(self, prefix_uri: str) -> Iterator[ObjectInfo]:
+        bucket, prefix = split_s3(prefix_uri)
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                yield ObjectInfo(uri=f"s3://{bucket}/{obj['Key']}", size=obj["Size"], version_id=None)
+
+    def exists(self, uri: str) -> bool:
+        try:
+            self.head(uri)
+        except StoreError:
+            return False
+        return True

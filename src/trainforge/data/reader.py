@@ -1,0 +1,153 @@
+"""Bounded, streaming line reading: gzip with a decompression budget, a maximum line length, UTF-8 checks.
+
+Everything here reads a fixed-size buffer at a time, so a 1 GB upload or a gzip bomb costs the same memory
+as a 1 KB one.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO, NamedTuple
+
+GZIP_MAGIC = b"\x1f\x8b"
+#: files read as plain text (continued pretraining) rather than JSON lines
+TEXT_SUFFIXES = (".txt", ".txt.gz", ".md", ".md.gz")
+_CHUNK = 1 << 20
+
+
+class BudgetExceeded(Exception):
+    """The stream inflated past its byte budget."""
+
+
+class CorruptInput(Exception):
+    """The bytes cannot be decoded as what they claim to be."""
+
+
+class _Raw(io.RawIOBase):
+    """Adapts any object with ``read(n)`` (a file, a botocore StreamingBody) to RawIOBase."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self.source = source
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.source.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _Gunzip(io.RawIOBase):
+    """Streams the decompressed bytes of a (possibly multi-member) gzip stream, up to ``budget`` bytes."""
+
+    def __init__(self, source: BinaryIO, budget: int) -> None:
+        self.source = source
+        self.budget = budget
+        self.produced = 0
+        self._inflater = zlib.decompressobj(wbits=31)
+        self._started = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while True:
+            if self._inflater.eof:  # a multi-member file: start the next member on what is left
+                data = self._inflater.unused_data
+                self._inflater = zlib.decompressobj(wbits=31)
+                self._started = False
+            else:
+                data = self._inflater.unconsumed_tail
+            if not data:
+                data = self.source.read(_CHUNK)
+                if not data:
+                    if self._started:
+                        raise CorruptInput("the gzip stream ends in the middle of a member (truncated upload?)")
+                    return 0
+            self._started = True
+            try:
+                out = self._inflater.decompress(data, len(buffer))
+            except zlib.error as exc:
+                raise CorruptInput(f"not a valid gzip stream: {exc}") from exc
+            if out:
+                self.produced += len(out)
+                if self.produced > self.budget:
+                    raise BudgetExceeded(self.produced)
+                buffer[: len(out)] = out
+                return len(out)
+
+
+class Line(NamedTuple):
+    number: int
+    offset: int
+    data: bytes
+    too_long: bool = False
+
+
+def open_text_stream(source: BinaryIO, name: str, budget: int) -> tuple[io.BufferedReader, bool]:
+    """A buffered stream of the object's text bytes; gzip is detected by magic bytes as well as name."""
+    buffered = io.BufferedReader(_Raw(source), buffer_size=_CHUNK)
+    compressed = name.endswith(".gz") or buffered.peek(2)[:2] == GZIP_MAGIC
+    if compressed:
+        return io.BufferedReader(_Gunzip(buffered, budget), buffer_size=_CHUNK), True  # type: ignore[arg-type]
+    return buffered, False
+
+
+def iter_lines(stream: io.BufferedReader, max_line_bytes: int) -> Iterator[Line]:
+    """Yield lines without their newline. A line over the limit is yielded once, truncated, with
+    ``too_long`` set, and the rest of it is skipped without being held in memory."""
+    number = 0
+    offset = 0
+    readline = stream.readline
+    while True:
+        raw = readline(max_line_bytes + 1)
+        if not raw:
+            return
+        number += 1
+        start = offset
+        offset += len(raw)
+        if raw.endswith(b"\n"):
+            yield Line(number, start, raw[:-1].rstrip(b"\r"))
+            continue
+        if len(raw) <= max_line_bytes:  # last line without a newline
+            yield Line(number, start, raw.rstrip(b"\r"))
+            continue
+        while True:  # skip the rest of an over-long line
+            more = readline(_CHUNK)
+            offset += len(more)
+            if not more or more.endswith(b"\n"):
+                break
+        yield Line(number, start, raw[:200], too_long=True)
+
+
+def utf8_error(data: bytes) -> tuple[int, str] | None:
+    """(byte offset, reason) of the first invalid UTF-8 byte, or None."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start, exc.reason
+    return None
+
+
+def paragraphs(lines: Iterable[tuple[int, str]], max_bytes: int) -> Iterator[tuple[int, str]]:
+    """Plain text as documents: blank-line-separated paragraphs, each at most ``max_bytes`` long,
+    with the 1-based line number where each starts."""
+    current: list[str] = []
+    start = 0
+    size = 0
+    for number, text in lines:
+        if text.strip():
+            if not current:
+                start = number
+            current.append(text)
+            size += len(text)
+            if size <= max_bytes:
+                continue
+        if current:
+            yield start, "\n".join(current)
+            current, size = [], 0
+    if current:
+        yield start, "\n".join(current)

@@ -1,0 +1,1 @@
+"""Local adapters: the filesystem store and the subprocess job launcher used by local mode."""

@@ -1,0 +1,35 @@
+"""Process settings, read once at an entry point (CLI, Lambda handler), never at import time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where things live. In AWS the CDK stack sets the ``TRAINFORGE_*`` variables on each function."""
+
+    model_config = SettingsConfigDict(env_prefix="TRAINFORGE_", frozen=True, extra="ignore")
+
+    workspace: Path = Path(".trainforge")
+    #: root of the user's data (jobs/, datasets/); TrainForge never writes here
+    data_uri: str = ""
+    #: root of TrainForge's own objects (reports/, runs/, base-models/)
+    artifacts_uri: str = ""
+    #: DynamoDB table for runs and idempotency records (AWS mode)
+    table_name: str = ""
+    state_machine_arn: str = ""
+    #: MLflow tracking URI; empty means SQLite in the workspace
+    mlflow_uri: str = ""
+    #: bytes of a data object a validator will read at most (Lambda memory/time guard)
+    max_object_bytes: int = 5 * 2**30
+
+    def resolved_data_uri(self) -> str:
+        return self.data_uri or (self.workspace.resolve() / "data").as_uri()
+
+    def resolved_artifacts_uri(self) -> str:
+        return self.artifacts_uri or (self.workspace.resolve() / "artifacts").as_uri()
+
+    def resolved_mlflow_uri(self) -> str:
+        return self.mlflow_uri or f"sqlite:///{(self.workspace.resolve() / 'mlflow.db').as_posix()}"

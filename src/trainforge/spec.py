@@ -1,0 +1,215 @@
+"""JobSpec: what a user writes in ``jobs/NAME.yaml`` (or ``.json``).
+
+Typos in a spec are the most common first-run failure, so unknown keys are errors, and every error names
+the key's path, its line in the file and what is allowed there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from trainforge.errors import SpecInvalid
+
+Method = Literal["lora", "full", "continued_pretraining", "dpo"]
+FormatChoice = Literal["auto", "chat", "prompt_completion", "bedrock_conversation", "text", "preference"]
+PiiPolicy = Literal["report", "redact", "reject"]
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+_SCHEDULE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataLimits(_Section):
+    max_line_bytes: int = Field(1_000_000, gt=0, description="a longer line is an error, read no further")
+    max_records: int = Field(10_000_000, gt=0)
+    max_file_bytes: int = Field(50 * 2**30, gt=0, description="compressed size on the store")
+    max_decompressed_bytes: int = Field(
+        200 * 2**30, gt=0, description="bytes a .gz may inflate to; a gzip bomb stops here"
+    )
+
+
+class DataSpec(_Section):
+    train: str = Field(description="key or URI of a file or a folder of files under datasets/")
+    validation: str | None = Field(None, description="None: hold out validation_fraction of train")
+    format: FormatChoice = "auto"
+    validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    split_seed: int = 0
+    pii: PiiPolicy = "report"
+    near_duplicate_threshold: float = Field(0.85, gt=0.0, le=1.0)
+    limits: DataLimits = DataLimits()
+
+
+class Hyperparameters(_Section):
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, gt=0, description="overrides epochs when set")
+    learning_rate: float = Field(2.0e-4, gt=0, lt=1)
+    batch_size: int = Field(8, gt=0, description="sequences per optimizer micro-batch")
+    grad_accum: int = Field(1, gt=0)
+    max_seq_len: int = Field(1024, ge=16)
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    lora_rank: int = Field(16, gt=0)
+    lora_alpha: int = Field(32, gt=0)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    dpo_beta: float = Field(0.1, gt=0)
+    eval_every: int = Field(50, gt=0)
+    checkpoint_every: int = Field(100, gt=0)
+    early_stopping_patience: int | None = Field(3, gt=0)
+    gradient_checkpointing: bool = False
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    seed: int = 42
+
+
+class TuningSpec(_Section):
+    objective: Literal["eval_loss"] = "eval_loss"
+    max_jobs: int = Field(8, gt=0)
+    parallel: int = Field(2, gt=0)
+    ranges: dict[str, list[float]] = Field(default_factory=dict)
+
+
+class ComputeSpec(_Section):
+    instance_type: str = "ml.g5.2xlarge"
+    instance_count: int = Field(1, gt=0)
+    spot: bool = True
+    max_runtime_hours: float = Field(24, gt=0, le=28 * 24)
+
+    @field_validator("instance_type")
+    @classmethod
+    def _sagemaker_type(cls, value: str) -> str:
+        if value != "local" and not value.startswith("ml."):
+            raise ValueError("must be a SageMaker instance type such as ml.trn1.32xlarge, or 'local'")
+        return value
+
+
+class EvaluationSpec(_Section):
+    min_improvement: float = Field(0.05, description="relative perplexity improvement the tuned model needs")
+    max_forgetting: float = Field(0.05, ge=0, description="relative canary perplexity increase allowed")
+    tasks: list[str] = Field(default_factory=list, description="lm-eval task names")
+    max_examples: int = Field(500, gt=0)
+    generation_samples: int = Field(8, ge=0)
+    max_new_tokens: int = Field(64, gt=0)
+
+
+class DeploySpec(_Section):
+    target: Literal["sagemaker_endpoint", "bedrock_import", "local", "none"] = "sagemaker_endpoint"
+    approval: Literal["auto", "manual"] = "auto"
+    instance_type: str = "ml.g5.xlarge"
+
+
+class TriggerSpec(_Section):
+    on_new_data: bool = False
+
+
+class JobSpec(_Section):
+    name: str
+    base_model: str = Field(description="a catalog tier or id, or an s3:// / file:// HF-format folder")
+    method: Method = "lora"
+    data: DataSpec
+    hyperparameters: Hyperparameters = Hyperparameters()
+    tuning: TuningSpec | None = None
+    compute: ComputeSpec = ComputeSpec()
+    evaluation: EvaluationSpec = EvaluationSpec()
+    deploy: DeploySpec = DeploySpec()
+    schedule: str | None = None
+    trigger: TriggerSpec = TriggerSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must be 1-40 lowercase letters, digits or '-', starting with a letter or digit")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is not None and not _SCHEDULE.match(value):
+            raise ValueError("must be an EventBridge Scheduler expression: rate(7 days) or cron(...)")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> JobSpec:
+        if self.method == "dpo" and self.data.format not in ("auto", "preference"):
+            raise ValueError("method dpo needs data.format preference (or auto)")
+        if self.method == "continued_pretraining" and self.data.format not in ("auto", "text"):
+            raise ValueError("method continued_pretraining needs data.format text (or auto)")
+        if self.schedule is not None and self.trigger.on_new_data:
+            raise ValueError("choose either schedule or trigger.on_new_data, not both")
+        return self
+
+
+def _line_map(node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]) -> None:
+    """Record the 1-based line of every key/value so errors can point into the file."""
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, str(key.value))
+            out[child] = key.start_mark.line + 1
+            _line_map(value, child, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _line_map(item, (*path, index), out)
+
+
+def _allowed(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
+    """The keys allowed at the parent of ``path``, for 'unknown key' messages."""
+    for part in path[:-1]:
+        if isinstance(part, int):
+            return []
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None) if field else None
+        candidates = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type)]
+        nested = [a for a in candidates if issubclass(a, BaseModel)]
+        if not nested:
+            return []
+        model = nested[0]
+    return sorted(model.model_fields)
+
+
+def spec_sha256(text: str | bytes) -> str:
+    data = text.encode() if isinstance(text, str) else text
+    return hashlib.sha256(data).hexdigest()
+
+
+def parse_spec(text: str | bytes, source: str = "<spec>") -> JobSpec:
+    """Parse YAML or JSON (JSON is YAML) into a JobSpec, or raise SpecInvalid naming key and line."""
+    raw = text.decode("utf-8") if isinstance(text, bytes) else text
+    try:
+        node = yaml.compose(raw, Loader=yaml.SafeLoader)
+        data: Any = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        where = f"{source}:{line}" if line else source
+        raise SpecInvalid(f"{where}: not valid YAML/JSON: {exc}", details=[("", line, str(exc))]) from exc
+    if not isinstance(data, dict):
+        raise SpecInvalid(f"{source}: a job spec is a mapping of keys (name, base_model, data, ...)")
+    lines: dict[tuple[str | int, ...], int] = {}
+    if node is not None:
+        _line_map(node, (), lines)
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            dotted = ".".join(str(p) for p in loc) or "(root)"
+            line = lines.get(loc) or lines.get(loc[:-1])
+            if err["type"] == "extra_forbidden":
+                message = f"unknown key '{loc[-1]}'; allowed here: {', '.join(_allowed(JobSpec, loc))}"
+            else:
+                message = err["msg"]
+            problems.append((dotted, line, message))
+        text_lines = [
+            f"{source}:{line} {path}: {msg}" if line else f"{source} {path}: {msg}" for path, line, msg in problems
+        ]
+        raise SpecInvalid("invalid job spec:\n  " + "\n  ".join(text_lines), details=problems) from exc

@@ -1,0 +1,47 @@
+"""TrainConfig: the hyperparameters as the training container receives them.
+
+SageMaker passes every hyperparameter as a string in ``hyperparameters.json``; this is the one place
+that turns them back into typed values, with the job spec's defaults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any, Literal
+
+from pydantic import ConfigDict
+
+from trainforge.spec import Hyperparameters, Method
+
+
+class TrainConfig(Hyperparameters):
+    """Job-spec hyperparameters plus what the pipeline decides (method, format, devices)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: Method = "lora"
+    data_format: Literal["auto", "chat", "prompt_completion", "bedrock_conversation", "text", "preference"] = "auto"
+    validation_fraction: float = 0.1
+    split_seed: int = 0
+    device: Literal["auto", "cpu", "cuda", "neuron"] = "auto"
+    distributed: Literal["ddp", "fsdp"] = "ddp"
+    keep_checkpoints: int = 2
+    #: lineage, recorded in the exported model's trainforge.json
+    base_model_id: str = ""
+    spec_sha256: str = ""
+
+    @classmethod
+    def from_hyperparameters(cls, raw: dict[str, Any]) -> TrainConfig:
+        """Parse SageMaker's all-strings mapping (JSON values inside strings are decoded)."""
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if isinstance(value, str):
+                with contextlib.suppress(json.JSONDecodeError):
+                    value = json.loads(value)
+            values[key] = value
+        return cls.model_validate(values)
+
+    def to_hyperparameters(self) -> dict[str, str]:
+        """The inverse: what CreateTrainingJob's HyperParameters takes (strings only)."""
+        return {key: json.dumps(value) for key, value in self.model_dump(exclude_none=True).items()}

@@ -1,0 +1,93 @@
+"""From channel folders to training objectives: read, split (by example hash, exactly as the validation
+report counted it), tokenize, pack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainforge.contracts import DataFormat
+from trainforge.data.fingerprint import example_digest, normalise
+from trainforge.data.formats import texts
+from trainforge.data.records import load_records
+from trainforge.data.split import assign_split
+from trainforge.training.config import TrainConfig
+from trainforge.training.objectives import DirectPreference, LanguageModeling, Objective, PreferencePair
+from trainforge.training.packing import pack
+from trainforge.training.tokenize import encode_record, preference_prompt
+
+
+@dataclass
+class Objectives:
+    train: Objective
+    validation: Objective | None
+    data_format: DataFormat
+    stats: dict[str, Any]
+
+
+def split_records(
+    records: list[dict[str, Any]], fmt: DataFormat, config: TrainConfig
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    train, validation = [], []
+    for record in records:
+        digest = example_digest(normalise("\x1f".join(texts(record, fmt))))
+        side = assign_split(digest, config.split_seed, config.validation_fraction)
+        (validation if side == "validation" else train).append(record)
+    return train, validation
+
+
+def _language_modeling(
+    tokenizer: Any, records: list[dict[str, Any]], fmt: DataFormat, config: TrainConfig
+) -> tuple[LanguageModeling, dict[str, Any]]:
+    examples = [encode_record(tokenizer, record, fmt) for record in records]
+    sequences, stats = pack(examples, config.max_seq_len)
+    objective = LanguageModeling(
+        sequences,
+        config.max_seq_len,
+        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+    )
+    return objective, {
+        "examples": len(examples),
+        "sequences": stats.sequences,
+        "tokens": stats.tokens,
+        "padding_waste": round(stats.padding_waste, 4),
+        "truncated_examples": stats.truncated,
+    }
+
+
+def _preference(tokenizer: Any, records: list[dict[str, Any]], config: TrainConfig) -> DirectPreference:
+    pairs = []
+    eos = [tokenizer.eos_token_id]
+    for record in records:
+        prompt = tokenizer(preference_prompt(tokenizer, record), add_special_tokens=False)["input_ids"]
+        chosen = tokenizer(record["chosen"], add_special_tokens=False)["input_ids"] + eos
+        rejected = tokenizer(record["rejected"], add_special_tokens=False)["input_ids"] + eos
+        pairs.append(PreferencePair(prompt, chosen, rejected))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return DirectPreference(pairs, config.max_seq_len, pad, config.dpo_beta)
+
+
+def build_objectives(tokenizer: Any, train_dir: Path, validation_dir: Path | None, config: TrainConfig) -> Objectives:
+    fmt, records = load_records(train_dir, config.data_format)
+    if validation_dir is not None:
+        _, held_out = load_records(validation_dir, fmt)
+        train_records = records
+    elif config.validation_fraction > 0:
+        train_records, held_out = split_records(records, fmt, config)
+    else:
+        train_records, held_out = records, []
+    if config.method == "dpo":
+        if fmt != "preference":
+            raise ValueError(f"method dpo needs preference data, the data is {fmt}")
+        train = _preference(tokenizer, train_records, config)
+        validation = _preference(tokenizer, held_out, config) if held_out else None
+        return Objectives(
+            train, validation, fmt, {"examples": len(train_records), "validation_examples": len(held_out)}
+        )
+    if fmt == "preference":
+        raise ValueError("preference data trains with method: dpo")
+    lm_train, stats = _language_modeling(tokenizer, train_records, fmt, config)
+    lm_validation = _language_modeling(tokenizer, held_out, fmt, config)[0] if held_out else None
+    stats["validation_examples"] = len(held_out)
+    return Objectives(lm_train, lm_validation, fmt, stats)

@@ -1,0 +1,64 @@
+"""Devices: cpu, cuda, and AWS Trainium/Inferentia (``neuron``).
+
+Neuron support comes from torch-neuronx/torch-xla, which exist only in AWS's Neuron images (PyPI has a
+placeholder), so they are imported only when a Neuron host is detected. On Neuron the loop runs on the
+XLA device: ``mark_step`` after each optimizer step compiles and executes the traced graph.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def neuron_available() -> bool:
+    return Path("/opt/aws/neuron").exists() or bool(os.environ.get("NEURON_RT_VISIBLE_CORES"))
+
+
+@dataclass(frozen=True)
+class Device:
+    kind: str
+    torch_device: Any
+    bf16: bool
+
+    @contextlib.contextmanager
+    def autocast(self) -> Iterator[None]:
+        if self.bf16 and self.kind in ("cuda", "cpu"):
+            with torch.autocast(self.kind, dtype=torch.bfloat16):
+                yield
+        else:  # Neuron: bf16 is set globally through XLA_USE_BF16 before the model is built
+            yield
+
+    def mark_step(self) -> None:
+        if self.kind == "neuron":
+            import torch_xla.core.xla_model as xm  # type: ignore[import-not-found]
+
+            xm.mark_step()
+
+    def synchronize(self) -> None:
+        if self.kind == "cuda":
+            torch.cuda.synchronize()
+
+
+def select_device(requested: str, precision: str, local_rank: int = 0) -> Device:
+    kind = requested
+    if kind == "auto":
+        kind = "neuron" if neuron_available() else "cuda" if torch.cuda.is_available() else "cpu"
+    bf16 = precision == "bf16" or (precision == "auto" and kind in ("cuda", "neuron"))
+    if kind == "cuda":
+        torch.cuda.set_device(local_rank)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        return Device(kind, torch.device("cuda", local_rank), bf16)
+    if kind == "neuron":
+        if bf16:
+            os.environ.setdefault("XLA_USE_BF16", "1")
+        import torch_xla.core.xla_model as xm  # type: ignore[import-not-found]
+
+        return Device(kind, xm.xla_device(), bf16)
+    return Device("cpu", torch.device("cpu"), bf16)

@@ -1,0 +1,143 @@
+"""``trainforge-train``: the SageMaker training-container contract.
+
+    /opt/ml/input/config/hyperparameters.json   TrainConfig as strings
+    /opt/ml/input/data/train/                   training files (JSONL, .gz, .txt)
+    /opt/ml/input/data/validation/              optional; otherwise validation_fraction is held out
+    /opt/ml/input/data/base_model/              the base model's HF folder (a channel: no network needed)
+    /opt/ml/model/                              the exported HF folder (SageMaker uploads it)
+    /opt/ml/checkpoints/                        checkpoints (SageMaker syncs them to S3 for spot/retries)
+    /opt/ml/output/failure                      why the job failed, when it did
+    /opt/ml/output/data/metrics.jsonl           the metrics history
+
+The root is ``--opt-ml`` or ``$TRAINFORGE_OPT_ML`` (default /opt/ml) so local mode runs unprivileged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from trainforge.errors import TrainForgeError, TrainingFailed
+
+
+def _sha256_tree(folder: Path) -> dict[str, str]:
+    from trainforge.data.records import data_files
+
+    out = {}
+    for path in data_files(folder):
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        out[str(path.relative_to(folder.parent))] = digest.hexdigest()
+    return out
+
+
+def train_from_contract(root: Path) -> dict[str, Any]:
+    """Run one training job against an /opt/ml tree; returns the summary written to trainforge.json."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from trainforge.training.config import TrainConfig
+    from trainforge.training.data_setup import build_objectives
+    from trainforge.training.devices import select_device
+    from trainforge.training.distributed import init_world, shutdown
+    from trainforge.training.export import export_model
+    from trainforge.training.loop import run_training
+    from trainforge.training.lora import apply_lora
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    started = time.time()
+    config = TrainConfig.from_hyperparameters(json.loads((root / "input/config/hyperparameters.json").read_text()))
+    channels = root / "input/data"
+    base_dir = channels / "base_model"
+    if not (base_dir / "config.json").is_file():
+        raise TrainingFailed(f"no base model in channel base_model ({base_dir}/config.json missing)")
+    device = select_device(config.device, config.precision, int(os.environ.get("LOCAL_RANK", "0")))
+    world = init_world(device.kind)
+    torch.manual_seed(config.seed)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, attn_implementation="sdpa")
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    is_lora = config.method in ("lora", "dpo")  # DPO trains an adapter; its reference is the adapter-off base
+    if is_lora:
+        model = apply_lora(model, config)
+    model.to(device.torch_device)
+    validation_dir = channels / "validation"
+    objectives = build_objectives(
+        tokenizer, channels / "train", validation_dir if validation_dir.exists() else None, config
+    )
+    metrics_path = root / "output/data/metrics.jsonl"
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def emit(record: dict[str, Any]) -> None:
+        line = json.dumps(record)
+        print(line, flush=True)
+        with metrics_path.open("a") as handle:
+            handle.write(line + "\n")
+
+    emit({"event": "data", **objectives.stats})
+    outcome = run_training(
+        model, objectives.train, objectives.validation, config, device, world, root / "checkpoints", emit
+    )
+    summary: dict[str, Any] = {
+        "base_model_id": config.base_model_id,
+        "spec_sha256": config.spec_sha256,
+        "method": config.method,
+        "data_format": objectives.data_format,
+        "data_sha256": _sha256_tree(channels / "train"),
+        "steps": outcome.steps,
+        "tokens_seen": outcome.tokens_seen,
+        "final_loss": outcome.final_loss,
+        "best_eval_loss": outcome.best_eval_loss,
+        "stopped_early": outcome.stopped_early,
+        "interrupted": outcome.interrupted,
+        "wall_seconds": round(time.time() - started, 2),
+        "hyperparameters": config.model_dump(),
+        **objectives.stats,
+    }
+    if outcome.interrupted:
+        raise TrainingFailed(
+            f"interrupted by SIGTERM after step {outcome.steps}; a checkpoint was written, rerun to resume"
+        )
+    if world.is_main:
+        export_model(model.cpu(), tokenizer, base_dir, root / "model", is_lora=is_lora, lineage=summary)
+        emit({"event": "exported", "steps": outcome.steps, "final_loss": outcome.final_loss})
+    world.barrier()
+    shutdown()
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="trainforge-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--opt-ml", type=Path, default=Path(os.environ.get("TRAINFORGE_OPT_ML", "/opt/ml")))
+    args, _ = parser.parse_known_args(argv)  # SageMaker appends "train"
+    root: Path = args.opt_ml
+    try:
+        train_from_contract(root)
+    except Exception as exc:  # the contract: every failure leaves its reason in /opt/ml/output/failure
+        failure = root / "output/failure"
+        failure.parent.mkdir(parents=True, exist_ok=True)
+        name = type(exc).__name__ if isinstance(exc, TrainForgeError) else f"{type(exc).__name__} (unexpected)"
+        failure.write_text(f"{name}: {exc}\n")
+        traceback.print_exc()
+        print(json.dumps({"event": "failed", "error": type(exc).__name__, "message": str(exc)}), flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""The training loop: one explicit loop for every method, readable top to bottom.
+
+``run_training`` is setup -> resume -> train (with periodic validation, early stopping, checkpoints) ->
+export. The data position is a pure function of (seed, step), and every RNG state is checkpointed, so a
+run that is killed and resumed ends with the same weights, bit for bit, as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainforge.errors import NonFiniteLoss, OutOfMemory
+from trainforge.training.checkpoint import TrainingState, load_latest, save_checkpoint
+from trainforge.training.config import TrainConfig
+from trainforge.training.devices import Device
+from trainforge.training.distributed import World, wrap
+from trainforge.training.objectives import Objective
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+def print_metrics(record: dict[str, Any]) -> None:
+    """Metrics are JSON lines on stdout: SageMaker MetricDefinitions and the local runner both parse them."""
+    print(json.dumps(record), flush=True)
+
+
+@dataclass
+class Outcome:
+    steps: int
+    tokens_seen: int
+    final_loss: float
+    best_eval_loss: float | None
+    stopped_early: bool
+    interrupted: bool
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def cosine_with_warmup(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def total_steps(config: TrainConfig, examples: int, world: World) -> int:
+    per_step = config.batch_size * config.grad_accum * world.size
+    if config.max_steps:
+        return config.max_steps
+    return max(1, math.ceil(config.epochs * examples / per_step))
+
+
+def sample_indices(config: TrainConfig, size: int, step: int, micro: int, world: World) -> list[int]:
+    """Which examples this rank trains on at (step, micro-batch): a seeded permutation per epoch."""
+    per_micro = config.batch_size * world.size
+    start = (step * config.grad_accum + micro) * per_micro + world.rank * config.batch_size
+    indices = []
+    for position in range(start, start + config.batch_size):
+        epoch, within = divmod(position, size)
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+        indices.append(int(torch.randperm(size, generator=generator)[within]))
+    return indices
+
+
+def _to(batch: dict[str, torch.Tensor], device: Device) -> dict[str, torch.Tensor]:
+    return {key: value.to(device.torch_device) for key, value in batch.items()}
+
+
+class _Interrupt:
+    """SIGTERM (spot reclaim, StopTrainingJob) asks for a checkpoint at the end of the current step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        signal.signal(signal.SIGTERM, self._previous)
+
+
+def evaluate(model: torch.nn.Module, objective: Objective, config: TrainConfig, device: Device, world: World) -> float:
+    model.eval()
+    totals = torch.zeros(2, dtype=torch.float64)
+    with torch.no_grad():
+        for start in range(world.rank * config.batch_size, len(objective), config.batch_size * world.size):
+            batch = _to(objective.batch(list(range(start, min(start + config.batch_size, len(objective))))), device)
+            with device.autocast():
+                totals[0] += float(objective.loss_sum(model, batch))
+            totals[1] += objective.count(batch)
+    model.train()
+    world.all_reduce_sum(totals)
+    return float(totals[0] / max(totals[1], 1))
+
+
+def run_training(
+    model: torch.nn.Module,
+    train: Objective,
+    validation: Objective | None,
+    config: TrainConfig,
+    device: Device,
+    world: World,
+    checkpoint_dir: Path,
+    emit: Emit = print_metrics,
+) -> Outcome:
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+    steps = total_steps(config, len(train), world)
+    scheduler = cosine_with_warmup(optimizer, int(config.warmup_ratio * steps), steps)
+    state = load_latest(checkpoint_dir, model, optimizer, scheduler) or TrainingState(0, math.inf, 0, 0)
+    if state.step and world.is_main:
+        emit({"event": "resumed", "step": state.step})
+    wrapped = wrap(model, world, config.distributed, device.torch_device)
+    interrupt = _Interrupt()
+    outcome = Outcome(state.step, state.tokens_seen, math.nan, None, False, False)
+    clock = time.perf_counter()
+    window_tokens = 0
+    model.train()
+    try:
+        while state.step < steps:
+            micro_batches = [
+                _to(train.batch(sample_indices(config, len(train), state.step, micro, world)), device)
+                for micro in range(config.grad_accum)
+            ]
+            counts = torch.tensor([float(sum(train.count(b) for b in micro_batches))], dtype=torch.float64)
+            global_count = float(world.all_reduce_sum(counts.clone())[0])
+            loss_total = torch.zeros((), dtype=torch.float64)
+            for micro, batch in enumerate(micro_batches):
+                sync = micro == config.grad_accum - 1 or not hasattr(wrapped, "no_sync")
+                with contextlib.nullcontext() if sync else wrapped.no_sync():  # type: ignore[operator]
+                    with device.autocast():
+                        loss_sum = train.loss_sum(wrapped, batch)
+                    # DDP averages gradients over ranks; scaling by world size makes it a global sum.
+                    (loss_sum * world.size / global_count).backward()
+                loss_total += loss_sum.detach().double().cpu()
+                window_tokens += int((batch["input_ids"] != getattr(train, "pad_id", -1)).sum())
+            grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            device.mark_step()
+            state.step += 1
+            loss = float(world.all_reduce_sum(loss_total.unsqueeze(0))[0]) / global_count
+            if not math.isfinite(loss):
+                raise NonFiniteLoss(f"loss became {loss} at step {state.step}: lower learning_rate or check the data")
+            state.tokens_seen += window_tokens * world.size
+            outcome.final_loss = loss
+            if world.is_main:
+                device.synchronize()
+                elapsed = time.perf_counter() - clock
+                record = {
+                    "step": state.step,
+                    "total_steps": steps,
+                    "loss": round(loss, 6),
+                    "lr": scheduler.get_last_lr()[0],
+                    "grad_norm": round(float(grad_norm), 4),
+                    "tokens_per_s": round(window_tokens * world.size / elapsed, 1),
+                    "tokens_seen": state.tokens_seen,
+                }
+                outcome.history.append(record)
+                emit(record)
+            clock, window_tokens = time.perf_counter(), 0
+            stop = _validate(wrapped, validation, config, device, world, state, outcome, emit, steps)
+            if state.step % config.checkpoint_every == 0 or interrupt.requested or stop:
+                if world.is_main:
+                    save_checkpoint(checkpoint_dir, model, optimizer, scheduler, state, config.keep_checkpoints)
+                world.barrier()
+            if interrupt.requested:
+                outcome.interrupted = True
+                break
+            if stop:
+                outcome.stopped_early = True
+                break
+    except torch.OutOfMemoryError as exc:
+        raise OutOfMemory(f"out of device memory at step {state.step + 1}: {exc}") from exc
+    finally:
+        interrupt.restore()
+    outcome.steps = state.step
+    outcome.tokens_seen = state.tokens_seen
+    if validation is not None and math.isfinite(state.best_eval_loss):
+        outcome.best_eval_loss = state.best_eval_loss
+    return outcome
+
+
+def _validate(
+    model: torch.nn.Module,
+    validation: Objective | None,
+    config: TrainConfig,
+    device: Device,
+    world: World,
+    state: TrainingState,
+    outcome: Outcome,
+    emit: Emit,
+    steps: int,
+) -> bool:
+    """Periodic validation loss; returns True when early stopping says to stop."""
+    if validation is None or len(validation) == 0 or (state.step % config.eval_every and state.step != steps):
+        return False
+    eval_loss = evaluate(model, validation, config, device, world)
+    if eval_loss < state.best_eval_loss - 1e-4:
+        state.best_eval_loss, state.evals_without_improvement = eval_loss, 0
+    else:
+        state.evals_without_improvement += 1
+    if world.is_main:
+        record = {"step": state.step, "eval_loss": round(eval_loss, 6)}
+        outcome.history.append(record)
+        emit(record)
+    patience = config.early_stopping_patience
+    return patience is not None and state.evals_without_improvement >= patience

@@ -1,0 +1,119 @@
+"""What a step optimises: next-token loss on packed sequences (SFT, continued pretraining) or the DPO loss
+on preference pairs. Both return a *sum* and a count so that gradient accumulation and data-parallel
+ranks can normalise by the global count: every target token (or pair) weighs the same however it is
+batched, which is what makes a 2-process run match a 1-process run."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from trainforge.training.packing import PackedSequence, collate
+from trainforge.training.tokenize import IGNORE
+
+
+class Objective(Protocol):
+    def __len__(self) -> int: ...
+
+    def batch(self, indices: list[int]) -> dict[str, torch.Tensor]: ...
+
+    def count(self, batch: dict[str, torch.Tensor]) -> int:
+        """How many loss terms the batch holds (target tokens, or pairs)."""
+
+    def loss_sum(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
+
+
+def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Summed next-token cross-entropy over labelled positions (labels are shifted here, not by HF)."""
+    shifted = logits[:, :-1].float()
+    targets = labels[:, 1:]
+    return F.cross_entropy(
+        shifted.reshape(-1, shifted.size(-1)), targets.reshape(-1), ignore_index=IGNORE, reduction="sum"
+    )
+
+
+@dataclass
+class LanguageModeling:
+    sequences: list[PackedSequence]
+    seq_len: int
+    pad_id: int
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    def batch(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        return collate([self.sequences[i] for i in indices], self.seq_len, self.pad_id)
+
+    def count(self, batch: dict[str, torch.Tensor]) -> int:
+        return int((batch["labels"][:, 1:] != IGNORE).sum())
+
+    def loss_sum(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        logits = model(
+            input_ids=batch["input_ids"], position_ids=batch["position_ids"], attention_mask=batch["attention_mask"]
+        ).logits
+        return token_loss_sum(logits, batch["labels"])
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    prompt: list[int]
+    chosen: list[int]
+    rejected: list[int]
+
+
+@dataclass
+class DirectPreference:
+    """DPO (Rafailov et al., 2023). The reference policy is the base model: for LoRA the same module with
+    its adapter disabled (no second copy in memory), for a full fine-tune a frozen copy."""
+
+    pairs: list[PreferencePair]
+    seq_len: int
+    pad_id: int
+    beta: float
+    reference: torch.nn.Module | None = None
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def batch(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        rows: list[tuple[list[int], list[int]]] = []
+        for index in indices:
+            pair = self.pairs[index]
+            for response in (pair.chosen, pair.rejected):
+                ids = (pair.prompt + response)[: self.seq_len]
+                mask = ([0] * len(pair.prompt) + [1] * len(response))[: self.seq_len]
+                rows.append((ids, mask))
+        width = max(len(ids) for ids, _ in rows)
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        response = torch.zeros((len(rows), width), dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        for row, (ids, mask) in enumerate(rows):
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            response[row, : len(ids)] = torch.tensor(mask)
+            attention[row, : len(ids)] = 1
+        return {"input_ids": input_ids, "response_mask": response, "attention_mask": attention}
+
+    def count(self, batch: dict[str, torch.Tensor]) -> int:
+        return batch["input_ids"].size(0) // 2
+
+    def _logps(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
+        targets = batch["input_ids"][:, 1:]
+        token_logps = torch.gather(logits.log_softmax(-1), 2, targets.unsqueeze(-1)).squeeze(-1)
+        return (token_logps * batch["response_mask"][:, 1:]).sum(-1)
+
+    def loss_sum(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        policy = self._logps(model, batch)
+        with torch.no_grad():
+            if self.reference is not None:
+                reference = self._logps(self.reference, batch)
+            else:
+                inner: Any = getattr(model, "module", model)
+                with inner.disable_adapter() if hasattr(inner, "disable_adapter") else nullcontext():
+                    reference = self._logps(model, batch)
+        margin = (policy[0::2] - reference[0::2]) - (policy[1::2] - reference[1::2])
+        return -F.logsigmoid(self.beta * margin).sum()
