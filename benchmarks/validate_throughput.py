@@ -19,7 +19,48 @@ from pathlib import Path
 
 import orjson
 
-WORDS = ["the", "order", "shipped", "late", "customer", "refund", "account", "password", "reset", "invoice", "billing", "plan", "upgrade", "support", "ticket", "engineer", "replied", "thanks", "please", "help", "error", "message", "login", "device", "battery", "screen", "warranty", "store", "return", "policy", "delivery", "address", "tracking", "number", "weekend", "monday", "schedule", "meeting", "report", "quarterly"]
+WORDS = [
+    "the",
+    "order",
+    "shipped",
+    "late",
+    "customer",
+    "refund",
+    "account",
+    "password",
+    "reset",
+    "invoice",
+    "billing",
+    "plan",
+    "upgrade",
+    "support",
+    "ticket",
+    "engineer",
+    "replied",
+    "thanks",
+    "please",
+    "help",
+    "error",
+    "message",
+    "login",
+    "device",
+    "battery",
+    "screen",
+    "warranty",
+    "store",
+    "return",
+    "policy",
+    "delivery",
+    "address",
+    "tracking",
+    "number",
+    "weekend",
+    "monday",
+    "schedule",
+    "meeting",
+    "report",
+    "quarterly",
+]
 
 
 def generate(path: Path, megabytes: int, seed: int = 0) -> int:

@@ -100,6 +100,17 @@ class DatasetReport(Contract):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class SpecReport(Contract):
+    """The check of an uploaded job spec (jobs/NAME.yaml): its problems use the same located DataIssue."""
+
+    ok: bool
+    spec_uri: str
+    job_name: str | None = None
+    errors: list[DataIssue] = Field(default_factory=list)
+    report_uri: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 # --- pipeline --------------------------------------------------------------------------------------
 
 

@@ -51,6 +51,11 @@ def join(root: str, *parts: str) -> str:
     return out
 
 
+def pin_version(uri: str, version_id: str | None) -> str:
+    """The URI of one version of an object (S3 only; a local file has one version)."""
+    return f"{uri}?versionId={version_id}" if version_id and uri.startswith("s3://") else uri
+
+
 def open_store(uri: str) -> ObjectStore:
     """The store for a URI's scheme. Plain paths are treated as file://."""
     scheme = urlparse(uri).scheme

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, cast
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import boto3
 from botocore.exceptions import ClientError
@@ -19,8 +19,14 @@ def split_s3(uri: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.lstrip("/")
 
 
+def _version_args(uri: str) -> dict[str, str]:
+    """``s3://bucket/key?versionId=V`` pins one object version (what an upload event named)."""
+    version = parse_qs(urlparse(uri).query).get("versionId")
+    return {"VersionId": version[0]} if version else {}
+
+
 class S3Store:
-    def __init__(self, client: Any | None = None, kms_key_id: str | None = None) -> None:
+    def __init__(self, client: Any = None, kms_key_id: str | None = None) -> None:
         self.client = client or boto3.client("s3")
         self.kms_key_id = kms_key_id
 
@@ -31,7 +37,7 @@ class S3Store:
     def open(self, uri: str) -> BinaryIO:
         bucket, key = split_s3(uri)
         try:
-            return cast(BinaryIO, self.client.get_object(Bucket=bucket, Key=key)["Body"])
+            return cast(BinaryIO, self.client.get_object(Bucket=bucket, Key=key, **_version_args(uri))["Body"])
         except ClientError as exc:
             raise self._fail(uri, exc) from exc
 
@@ -63,13 +69,21 @@ class S3Store:
     def head(self, uri: str) -> ObjectInfo:
         bucket, key = split_s3(uri)
         try:
-            meta = self.client.head_object(Bucket=bucket, Key=key)
+            meta = self.client.head_object(Bucket=bucket, Key=key, **_version_args(uri))
         except ClientError as exc:
             raise self._fail(uri, exc) from exc
         return ObjectInfo(uri=uri, size=meta["ContentLength"], version_id=meta.get("VersionId"))
 
     def list(self, prefix_uri: str) -> Iterator[ObjectInfo]:
+        if _version_args(prefix_uri):  # one pinned version: the object itself
+            yield self.head(prefix_uri)
+            return
         bucket, prefix = split_s3(prefix_uri)
+        if prefix and not prefix.endswith("/"):
+            if self.exists(prefix_uri):  # a single object, not every key that starts like it
+                yield self.head(prefix_uri)
+                return
+            prefix += "/"
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
                 yield ObjectInfo(uri=f"s3://{bucket}/{obj['Key']}", size=obj["Size"], version_id=None)

@@ -1,0 +1,79 @@
+"""The validate_upload Lambda against moto S3: a real object, a real EventBridge event, the real handler."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.conftest import FakeContext, chat, load_handler, s3_event
+
+DATA, ARTIFACTS = "tf-data", "tf-artifacts"
+
+
+@pytest.fixture
+def s3(aws_env, monkeypatch):
+    with mock_aws():
+        client = boto3.client("s3")
+        for bucket in (DATA, ARTIFACTS):
+            client.create_bucket(Bucket=bucket)
+        client.put_bucket_versioning(Bucket=DATA, VersioningConfiguration={"Status": "Enabled"})
+        monkeypatch.setenv("TRAINFORGE_ARTIFACTS_URI", f"s3://{ARTIFACTS}")
+        yield client
+
+
+def put(s3, key: str, body: bytes) -> str:
+    return s3.put_object(Bucket=DATA, Key=key, Body=body)["VersionId"]
+
+
+def test_dataset_upload_report_lands_and_source_is_untouched(s3):
+    # Given a dataset with one bad line uploaded under a key with a space
+    key = "datasets/support/train 2026.jsonl"
+    body = (json.dumps(chat()) + "\n" + json.dumps({"messages": []}) + "\n").encode()
+    version = put(s3, key, body)
+    handler = load_handler("validate_upload")
+    # When the S3 event reaches the handler
+    result = handler(s3_event(DATA, key, version, len(body)), FakeContext())
+    # Then the report is in the artifacts bucket and points at the line
+    assert result["ok"] is False
+    report_key = f"reports/{key}.json"
+    assert result["report_uri"] == f"s3://{ARTIFACTS}/{report_key}"
+    stored = json.loads(s3.get_object(Bucket=ARTIFACTS, Key=report_key)["Body"].read())
+    assert stored["errors"][0]["line"] == 2 and stored["errors"][0]["field"] == "$.messages"
+    assert (
+        s3.get_object(Bucket=ARTIFACTS, Key=f"reports/{key}".removesuffix(".json") + ".md")["Body"]
+        .read()
+        .startswith(b"# Dataset report")
+    )
+    # And the source object's bytes and version are unchanged, with no new version
+    versions = s3.list_object_versions(Bucket=DATA, Prefix=key)["Versions"]
+    assert [v["VersionId"] for v in versions] == [version]
+    assert s3.get_object(Bucket=DATA, Key=key)["Body"].read() == body
+
+
+def test_reads_the_version_the_event_names(s3):
+    key = "datasets/support/train.jsonl"
+    first = put(s3, key, (json.dumps(chat()) + "\n").encode())
+    put(s3, key, b"{broken\n")
+    result = load_handler("validate_upload")(s3_event(DATA, key, first), FakeContext())
+    assert result["ok"] is True
+
+
+def test_job_spec_upload_is_checked_with_lines(s3):
+    key = "jobs/support.yaml"
+    version = put(s3, key, b"name: support\nbase_model: lite\ndata:\n  train: datasets/support/\n  formt: chat\n")
+    result = load_handler("validate_upload")(s3_event(DATA, key, version), FakeContext())
+    assert result["ok"] is False
+    assert result["errors"][0]["line"] == 5 and result["errors"][0]["field"] == "data.formt"
+
+
+@pytest.mark.parametrize(
+    "key", ["datasets/../jobs/x.yaml", "other/x.jsonl", "datasets/a/b\x01.jsonl", "jobs/Bad Name.yaml"]
+)
+def test_unsafe_keys_are_refused(s3, key):
+    from trainforge.errors import UnsafeKey
+
+    with pytest.raises(UnsafeKey):
+        load_handler("validate_upload")(s3_event(DATA, key, None), FakeContext())

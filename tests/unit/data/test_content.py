@@ -1,0 +1,138 @@
+"""Content checks: duplicates, PII/secrets and their policies, token statistics, the split."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import chat
+from trainforge.data import ValidationOptions, validate_dataset
+from trainforge.data.dedup import Deduplicator, lsh_parameters
+from trainforge.data.fingerprint import example_digest, normalise
+from trainforge.data.pii import find_pii, iban_ok, luhn_ok, may_contain_pii
+from trainforge.data.split import assign_split
+from trainforge.local.file_store import FileStore
+
+
+def validate(path, **options):
+    return validate_dataset([path.as_uri()], FileStore(), ValidationOptions(**options))
+
+
+LONG = (
+    "To reset your password open the account settings page, choose security, then select reset password "
+    "and follow the link we send to the address on file. The link expires after thirty minutes."
+)
+
+
+def test_exact_and_near_duplicates_point_at_the_first_occurrence(write_jsonl):
+    rows = [
+        chat("How do I reset my password?", LONG),
+        chat("Unrelated", "Something else entirely."),
+        chat("how do i reset my password?", LONG),  # exact after case normalisation
+        chat("How do I reset my password?", LONG.replace("thirty", "forty")),
+    ]  # near
+    report = validate(write_jsonl(rows))
+    assert (report.exact_duplicates, report.near_duplicates) == (1, 1)
+    found = {(d.code, d.line, d.message) for d in report.duplicate_examples}
+    assert found == {
+        ("exact_duplicate", 3, "exact duplicate of line 1"),
+        ("near_duplicate", 4, "near duplicate of line 1"),
+    }
+    assert report.ok  # duplicates are warned about, not rejected
+
+
+def test_near_duplicate_threshold_is_configurable():
+    text_a = LONG
+    text_b = LONG.replace("thirty minutes", "one hour, please be quick")
+    strict = Deduplicator(threshold=0.99)
+    loose = Deduplicator(threshold=0.5)
+    for dedup in (strict, loose):
+        for text in (text_a, text_b):
+            dedup.add(example_digest(normalise(text)), normalise(text))
+    assert strict.finish() == []
+    assert [d.index for d in loose.finish()] == [1]
+
+
+def test_lsh_parameters_track_threshold():
+    for threshold in (0.5, 0.7, 0.85, 0.95):
+        bands, rows = lsh_parameters(threshold)
+        assert bands * rows <= 128
+        assert abs((1 / bands) ** (1 / rows) - threshold) < 0.03
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("mail jane.doe@example.com now", "email"),
+        ("call +1 415 555 0132 today", "phone"),
+        ("card 4111 1111 1111 1111 ok", "card_number"),
+        ("IBAN DE89 3704 0044 0532 0130 00 please", "iban"),
+        ("key AKIAIOSFODNN7EXAMPLE here", "aws_access_key"),
+        ("-----BEGIN RSA PRIVATE KEY-----\nMIIE", "private_key"),
+        ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.abcdefghijkl", "bearer_token"),
+    ],
+)
+def test_each_detector(text, kind):
+    assert may_contain_pii(text)
+    assert [k for k, _, _ in find_pii(text)] == [kind]
+
+
+def test_checksums_filter_false_positives():
+    assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
+    assert iban_ok("DE89370400440532013000") and not iban_ok("DE89370400440532013001")
+    assert find_pii("order 4111 1111 1111 1112 shipped") == []
+    assert find_pii("nothing to see here") == [] and not may_contain_pii("nothing to see here")
+
+
+def test_pii_report_policy_locates_field(write_jsonl):
+    report = validate(write_jsonl([chat(), chat(assistant="Write to jane@example.com")]))
+    assert report.ok and report.pii_counts == {"email": 1}
+    finding = report.pii_findings[0]
+    assert (finding.line, finding.field, finding.action) == (2, "$.messages[1].content", "reported")
+
+
+def test_pii_reject_policy_rejects(write_jsonl):
+    report = validate(write_jsonl([chat(assistant="key AKIAIOSFODNN7EXAMPLE")]), pii="reject")
+    assert not report.ok and report.pii_findings[0].action == "rejected"
+
+
+def test_pii_redact_writes_a_copy_and_leaves_the_source_alone(write_jsonl, tmp_path):
+    source = write_jsonl([chat(assistant="Write to jane@example.com or call +1 415 555 0132")])
+    before = source.read_bytes()
+    target = tmp_path / "artifacts" / "redacted" / "data.jsonl"
+    report = validate(source, pii="redact", redacted_uri=target.as_uri())
+    assert report.ok and report.redacted_uri == target.as_uri()
+    assert source.read_bytes() == before
+    redacted = json.loads(target.read_text())
+    assert redacted["messages"][1]["content"] == "Write to [REDACTED_EMAIL] or call [REDACTED_PHONE]"
+
+
+def test_split_is_deterministic_seeded_and_keeps_duplicates_together():
+    digests = [example_digest(normalise(f"example {i}")) for i in range(2000)]
+    first = [assign_split(d, 7, 0.1) for d in digests]
+    assert first == [assign_split(d, 7, 0.1) for d in digests]
+    assert first != [assign_split(d, 8, 0.1) for d in digests]
+    assert 150 < first.count("validation") < 250
+    assert assign_split(example_digest(normalise("Same  ")), 1, 0.5) == assign_split(
+        example_digest(normalise("same")), 1, 0.5
+    )
+
+
+def test_split_counts_in_report(write_jsonl):
+    report = validate(
+        write_jsonl([chat(assistant=f"answer {i}") for i in range(200)]), validation_fraction=0.2, split_seed=3
+    )
+    assert report.split is not None
+    assert report.split.train_examples + report.split.validation_examples == 200
+    assert 20 < report.split.validation_examples < 60
+
+
+def test_token_stats_with_the_model_tokenizer(write_jsonl, tiny_model_dir):
+    rows = [chat(assistant="paris is the capital of france " * n) for n in (1, 2, 40)]
+    report = validate(write_jsonl(rows), tokenizer_file=tiny_model_dir / "tokenizer.json", max_seq_len=64)
+    stats = report.token_stats
+    assert stats is not None and stats.tokenizer == "tiny-llama-test"
+    assert stats.truncated_examples == 1 and stats.max_tokens > 64
+    assert sum(stats.histogram.values()) == 3
+    assert stats.total_tokens > stats.max_tokens
