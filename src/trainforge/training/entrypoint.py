@@ -82,6 +82,8 @@ def train_from_contract(root: Path) -> dict[str, Any]:
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
 
     def emit(record: dict[str, Any]) -> None:
+        if not world.is_main:
+            return
         line = json.dumps(record)
         print(line, flush=True)
         with metrics_path.open("a") as handle:
