@@ -170,7 +170,9 @@ class MetricComparison(Contract):
     name: str
     base: float
     tuned: float
-    delta: float = Field(description="relative improvement, positive is better")
+    delta: float = Field(
+        description="improvement, positive is better: relative for perplexities, absolute for [0, 1] scores"
+    )
     ci_low: float
     ci_high: float
     higher_is_better: bool

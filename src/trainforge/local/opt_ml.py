@@ -36,3 +36,18 @@ def prepare_training_tree(root: Path, channels: dict[str, Path], hyperparameters
     for folder in ("model", "checkpoints", "output/data"):
         (root / folder).mkdir(parents=True, exist_ok=True)
     return root
+
+
+def prepare_processing_tree(root: Path, inputs: dict[str, Path], config: dict[str, object]) -> Path:
+    """``/opt/ml/processing``: each input (model, base_model, data, metrics) under input/NAME, and the
+    evaluation config as input/config/evaluation.json."""
+    (root / "input" / "config").mkdir(parents=True, exist_ok=True)
+    (root / "input" / "config" / "evaluation.json").write_text(json.dumps(config, indent=2, default=str))
+    for name, source in inputs.items():
+        target = root / "input" / name
+        if source.is_file():
+            _link_or_copy(source, target / source.name)
+        else:
+            _link_or_copy(source, target)
+    (root / "output").mkdir(parents=True, exist_ok=True)
+    return root
