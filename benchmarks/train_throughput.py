@@ -35,8 +35,16 @@ def load_model(kind: str, cache: Path, device: str) -> tuple[Any, Any]:
     base = materialize(resolve_base_model("lite" if kind == "smollm2" else "tiny", "", local=True), cache)
     tokenizer = AutoTokenizer.from_pretrained(base)
     if device == "cuda":  # ~1.1B parameters, SmolLM2's tokenizer and architecture family
-        config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
-                             num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=4096, tie_word_embeddings=True)
+        config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=2048,
+            intermediate_size=8192,
+            num_hidden_layers=16,
+            num_attention_heads=32,
+            num_key_value_heads=8,
+            max_position_embeddings=4096,
+            tie_word_embeddings=True,
+        )
         return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa"), tokenizer
     return AutoModelForCausalLM.from_pretrained(base, attn_implementation="sdpa"), tokenizer
 
@@ -67,8 +75,17 @@ def run_trainforge(model: Any, tokenizer: Any, examples: list[Any], args: argpar
 
     sequences, stats = pack(examples, args.seq_len)
     objective = LanguageModeling(sequences, args.seq_len, tokenizer.pad_token_id)
-    config = TrainConfig(method=args.method, max_steps=args.warmup + args.steps, batch_size=args.batch_size, max_seq_len=args.seq_len,
-                         learning_rate=1e-4, eval_every=10_000, checkpoint_every=10_000, precision=args.precision, device=args.device)
+    config = TrainConfig(
+        method=args.method,
+        max_steps=args.warmup + args.steps,
+        batch_size=args.batch_size,
+        max_seq_len=args.seq_len,
+        learning_rate=1e-4,
+        eval_every=10_000,
+        checkpoint_every=10_000,
+        precision=args.precision,
+        device=args.device,
+    )
     device = select_device(args.device, args.precision)
     model.to(device.torch_device)
     records: list[dict[str, Any]] = []
@@ -92,27 +109,39 @@ def run_hf_trainer(model: Any, tokenizer: Any, examples: list[Any], args: argpar
         return batch
 
     class Timer(TrainerCallback):
+        """Step-end to step-end: HF Trainer fetches a step's batches before on_step_begin, so the tokens
+        collated between two step ends are the ones the later step trained on."""
+
         def __init__(self) -> None:
             self.rates: list[float] = []
-            self.start = 0.0
-            self.tokens = 0
+            self.last = (0.0, 0)
 
-        def on_step_begin(self, *a: Any, **k: Any) -> None:
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            self.start, self.tokens = time.perf_counter(), counts["real"]
+        def on_train_begin(self, *a: Any, **k: Any) -> None:
+            self.last = (time.perf_counter(), counts["real"])
 
         def on_step_end(self, *a: Any, **k: Any) -> None:
             if args.device == "cuda":
                 torch.cuda.synchronize()
-            self.rates.append((counts["real"] - self.tokens) / (time.perf_counter() - self.start))
+            now = (time.perf_counter(), counts["real"])
+            self.rates.append((now[1] - self.last[1]) / (now[0] - self.last[0]))
+            self.last = now
 
     timer = Timer()
     with tempfile.TemporaryDirectory() as out:
-        training_args = TrainingArguments(output_dir=out, per_device_train_batch_size=args.batch_size, max_steps=args.warmup + args.steps,
-                                          learning_rate=1e-4, save_strategy="no", report_to=[], logging_steps=10_000,
-                                          use_cpu=args.device == "cpu", bf16=args.precision == "bf16", dataloader_num_workers=0,
-                                          remove_unused_columns=False, disable_tqdm=True)
+        training_args = TrainingArguments(
+            output_dir=out,
+            per_device_train_batch_size=args.batch_size,
+            max_steps=args.warmup + args.steps,
+            learning_rate=1e-4,
+            save_strategy="no",
+            report_to=[],
+            logging_steps=10_000,
+            use_cpu=args.device == "cpu",
+            bf16=args.precision == "bf16",
+            dataloader_num_workers=0,
+            remove_unused_columns=False,
+            disable_tqdm=True,
+        )
         Trainer(model=model, args=training_args, train_dataset=rows, data_collator=collate, callbacks=[timer]).train()
     waste = 1 - counts["real"] / counts["padded"]
     return statistics.median(timer.rates[args.warmup :]), waste
@@ -121,7 +150,9 @@ def run_hf_trainer(model: Any, tokenizer: Any, examples: list[Any], args: argpar
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--model", choices=["smollm2", "tiny"], default="smollm2", help="CPU model (GPU always uses the ~1B config)")
+    parser.add_argument(
+        "--model", choices=["smollm2", "tiny"], default="smollm2", help="CPU model (GPU always uses the ~1B config)"
+    )
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--steps", type=int, default=6, help="timed steps per side, after --warmup")
@@ -143,16 +174,22 @@ def main() -> None:
         model.to("cuda" if args.device == "cuda" else "cpu")
     theirs, their_waste = run_hf_trainer(prepare(model, args.method), tokenizer, examples, args)
     params = sum(p.numel() for p in model.parameters())
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, device {args.device}")
-    print(f"model: {args.model if args.device == 'cpu' else 'llama-1.1b (config)'} ({params / 1e6:.0f}M params), method {args.method}, {args.precision}, "
-          f"batch {args.batch_size} x seq {args.seq_len}, {args.steps} timed steps after {args.warmup} warm-up")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, device {args.device}"
+    )
+    print(
+        f"model: {args.model if args.device == 'cpu' else 'llama-1.1b (config)'} ({params / 1e6:.0f}M params), method {args.method}, {args.precision}, "
+        f"batch {args.batch_size} x seq {args.seq_len}, {args.steps} timed steps after {args.warmup} warm-up"
+    )
     print(f"HF Trainer (padded batches): {theirs:10.1f} tokens/s   padding waste {their_waste:6.1%}")
     print(f"TrainForge (packed):         {ours:10.1f} tokens/s   padding waste {our_waste:6.1%}")
     print(f"ratio TrainForge / HF Trainer: {ours / theirs:.2f}")
     if args.device == "cuda":
         layers, hidden = model.config.num_hidden_layers, model.config.hidden_size
         flops_per_token = 6 * params + 12 * layers * hidden * args.seq_len
-        print(f"MFU (H100 bf16 dense peak {H100_BF16_PEAK_FLOPS / 1e12:.0f} TFLOP/s): {ours * flops_per_token / H100_BF16_PEAK_FLOPS:.1%}")
+        print(
+            f"MFU (H100 bf16 dense peak {H100_BF16_PEAK_FLOPS / 1e12:.0f} TFLOP/s): {ours * flops_per_token / H100_BF16_PEAK_FLOPS:.1%}"
+        )
 
 
 if __name__ == "__main__":
