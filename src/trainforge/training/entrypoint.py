@@ -126,8 +126,13 @@ def main(argv: list[str] | None = None) -> int:
         prog="trainforge-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--opt-ml", type=Path, default=Path(os.environ.get("TRAINFORGE_OPT_ML", "/opt/ml")))
-    args, _ = parser.parse_known_args(argv)  # SageMaker appends "train"
+    args, rest = parser.parse_known_args(argv)  # SageMaker runs `IMAGE train` or `IMAGE serve`
     root: Path = args.opt_ml
+    if "serve" in rest:
+        from trainforge.serving.server import serve_sagemaker
+
+        serve_sagemaker(root)
+        return 0
     try:
         train_from_contract(root)
     except Exception as exc:  # the contract: every failure leaves its reason in /opt/ml/output/failure
