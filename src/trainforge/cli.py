@@ -6,12 +6,14 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from trainforge.contracts import DatasetReport
 from trainforge.errors import SpecInvalid, TrainForgeError, UsageError
+from trainforge.settings import Settings
 
 console = Console(stderr=True)
 out = Console()
@@ -99,6 +101,167 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_REJECTED
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {"workspace": Path(args.workspace)} if getattr(args, "workspace", None) else {}
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def _print_outcome(outcome: Any) -> int:
+    summary = outcome.summary()
+    table = Table(title=f"Run {outcome.run_id}: {outcome.status}", show_header=False)
+    gate = summary["gate"]
+    if gate:
+        table.add_row(
+            "gate", ("[green]passed[/]" if gate["passed"] else "[red]failed[/]") + "\n" + "\n".join(gate["reasons"])
+        )
+    for metric in summary["metrics"] + ([summary["forgetting"]] if summary["forgetting"] else []):
+        table.add_row(
+            metric["name"],
+            f"base {metric['base']:.4f} -> tuned {metric['tuned']:.4f} (delta {metric['delta']:+.4f}, 95% CI [{metric['ci_low']:+.4f}, {metric['ci_high']:+.4f}])",
+        )
+    if outcome.version:
+        table.add_row(
+            "model version", f"{outcome.version.name} v{outcome.version.version} ({outcome.version.approval})"
+        )
+    if outcome.deployment:
+        table.add_row(
+            "endpoint",
+            f"{outcome.deployment.url or outcome.deployment.endpoint_name or ''} {outcome.deployment.status}",
+        )
+    if outcome.failure:
+        table.add_row(
+            "failure", f"[red]{outcome.failure.error}[/] at {outcome.failure.state}: {outcome.failure.cause[:600]}"
+        )
+        table.add_row("hint", outcome.failure.hint)
+    table.add_row("reports", f"{outcome.run_dir}/dataset-report.md\n{outcome.run_dir}/evaluation/report.html")
+    table.add_row("wall time", f"{outcome.wall_seconds:.0f} s")
+    out.print(table)
+    return EXIT_OK if outcome.status == "succeeded" or outcome.reused else EXIT_REJECTED
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from trainforge.pipeline.local_runner import LocalRunner
+
+    settings = _settings(args)
+    spec = Path(args.spec)
+    if not spec.is_file():
+        raise UsageError(f"{spec}: no such job spec")
+    if args.data_root:
+        settings = Settings(workspace=settings.workspace, data_uri=Path(args.data_root).resolve().as_uri())
+    elif spec.resolve().parent.name == "jobs":  # jobs/NAME.yaml sits in the data root beside datasets/
+        settings = Settings(workspace=settings.workspace, data_uri=spec.resolve().parent.parent.as_uri())
+    outcome = LocalRunner(settings, console=console, port=args.port).run(spec, force=args.force)
+    return _print_outcome(outcome)
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from trainforge.pipeline.local_runner import LocalRunner
+    from trainforge.quickstart import client_examples, prepare_quickstart
+
+    settings = _settings(args)
+    spec = prepare_quickstart(settings.workspace.resolve() / "data")
+    console.print(f"quickstart: job spec {spec}, data {spec.parent.parent / 'datasets'}")
+    outcome = LocalRunner(settings, console=console, port=args.port).run(spec, force=True)
+    code = _print_outcome(outcome)
+    if outcome.deployment and outcome.deployment.url:
+        out.print("\nThe tuned model is being served. Try it:\n")
+        out.print(
+            client_examples(outcome.deployment.url, outcome.deployment.endpoint_name or "quickstart"),
+            highlight=False,
+            soft_wrap=True,
+        )
+        out.print(f"\nStop the server with: trainforge stop {outcome.deployment.endpoint_name}")
+    return code
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from trainforge.pipeline.watch import watch
+
+    settings = Settings(workspace=Path(args.workspace))
+    return watch(settings, interval=args.interval, once=args.once, console=console)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    import json
+
+    runs_dir = _settings(args).workspace.resolve() / "artifacts" / "runs"
+    if args.action == "show":
+        if not args.run_id:
+            raise UsageError("runs show needs a RUN_ID (see trainforge runs list)")
+        outcome = runs_dir / args.run_id / "outcome.json"
+        if not outcome.is_file():
+            raise UsageError(f"no finished run {args.run_id} in {runs_dir}")
+        out.print_json(outcome.read_text())
+        out.print(f"files: {runs_dir / args.run_id}")
+        return EXIT_OK
+    table = Table(title=f"Runs in {runs_dir}")
+    for column in ("run id", "status", "gate", "version", "wall s"):
+        table.add_column(column)
+    for path in sorted(runs_dir.glob("*/outcome.json"), key=lambda p: p.stat().st_mtime):
+        summary = json.loads(path.read_text())
+        gate = summary.get("gate") or {}
+        version = summary.get("model_version") or {}
+        table.add_row(
+            summary["run_id"],
+            summary["status"],
+            {True: "passed", False: "failed"}.get(gate.get("passed"), "-"),
+            f"v{version['version']} {version['approval']}" if version else "-",
+            str(summary.get("wall_seconds", "")),
+        )
+    out.print(table)
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from trainforge.registry.mlflow import MLflowRegistry
+
+    settings = _settings(args)
+    registry = MLflowRegistry(settings.resolved_mlflow_uri())
+    table = Table(title="Registered models (MLflow)")
+    for column in ("model", "version", "approval", "champion", "run id", "source"):
+        table.add_column(column)
+    for name in registry.model_names():
+        champion = registry.champion(name)
+        for version in registry.versions(name):
+            table.add_row(
+                name,
+                version.version,
+                version.approval,
+                "*" if champion and champion.version == version.version else "",
+                version.run_id,
+                version.model_uri,
+            )
+    out.print(table)
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from trainforge.serving.server import resolve_model, serve
+
+    model_dir, name = resolve_model(args.model, _settings(args).resolved_mlflow_uri())
+    serve(
+        model_dir,
+        args.name or name,
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key or os.environ.get("TRAINFORGE_API_KEY"),
+    )
+    return EXIT_OK
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from trainforge.serving.deployers.local import LocalDeployer
+
+    deployer = LocalDeployer(_settings(args).workspace.resolve())
+    if deployer.record(args.name) is None:
+        raise UsageError(f"no local deployment named {args.name}")
+    deployer.stop(args.name)
+    out.print(f"stopped {args.name}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trainforge", description="Turn your own data into your own model, in your own account."
@@ -117,6 +280,88 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--json", action="store_true", help="print the DatasetReport as JSON")
     validate.add_argument("--report", help="also write the report (JSON + Markdown twin) to this path or URI")
     validate.set_defaults(handler=cmd_validate)
+
+    workspace = argparse.ArgumentParser(add_help=False)
+    workspace.add_argument(
+        "--workspace", help="local workspace folder (default ./.trainforge or $TRAINFORGE_WORKSPACE)"
+    )
+
+    run = sub.add_parser(
+        "run",
+        parents=[workspace],
+        help="run a job spec end to end on this machine",
+        description="Validate, train, evaluate against the base model, register (MLflow) and serve, like the AWS state machine. "
+        "Data paths in the spec are keys under the data root: the folder holding jobs/ (or --data-root).",
+    )
+    run.add_argument("spec", help="the job spec, e.g. jobs/support.yaml")
+    run.add_argument("--data-root", help="folder that data paths in the spec are relative to")
+    run.add_argument("--port", type=int, default=8000, help="port for the local endpoint (default 8000, or a free one)")
+    run.add_argument("--force", action="store_true", help="run again even if this spec and data already ran")
+    run.set_defaults(handler=cmd_run)
+
+    quick = sub.add_parser(
+        "quickstart",
+        parents=[workspace],
+        help="train, evaluate and serve a real model on real data (~10 min on 2 cores)",
+        description="Fine-tune SmolLM2-135M-Instruct on real chitchat conversations, evaluate it against the base, "
+        "register it in MLflow and serve it with an OpenAI-compatible API.",
+    )
+    quick.add_argument("--port", type=int, default=8000)
+    quick.set_defaults(handler=cmd_quickstart)
+
+    watch = sub.add_parser(
+        "watch",
+        help="run jobs when specs or data are dropped into WORKSPACE/data",
+        description="Poll WORKSPACE/data/jobs and WORKSPACE/data/datasets: a new or changed spec starts a run; new data "
+        "starts runs of the jobs with trigger.on_new_data that read it. Idempotent, like the S3 event path.",
+    )
+    watch.add_argument("workspace", help="the workspace folder")
+    watch.add_argument("--interval", type=float, default=5.0, help="seconds between scans")
+    watch.add_argument("--once", action="store_true", help="scan once and exit")
+    watch.set_defaults(handler=cmd_watch)
+
+    runs = sub.add_parser(
+        "runs",
+        parents=[workspace],
+        help="list runs or show one",
+        description="List local runs, or show one run's outcome.",
+    )
+    runs.add_argument("action", choices=["list", "show"])
+    runs.add_argument("run_id", nargs="?")
+    runs.set_defaults(handler=cmd_runs)
+
+    models = sub.add_parser(
+        "models",
+        parents=[workspace],
+        help="list registered models",
+        description="List model versions in the local MLflow registry.",
+    )
+    models.add_argument("action", choices=["list"])
+    models.set_defaults(handler=cmd_models)
+
+    serve = sub.add_parser(
+        "serve",
+        parents=[workspace],
+        help="serve a model folder or models:/NAME@champion",
+        description="Serve a model with the SageMaker routes and an OpenAI-compatible API.",
+    )
+    serve.add_argument(
+        "model", help="a model folder, or models:/NAME@ALIAS or models:/NAME/VERSION from the MLflow registry"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--name", help="the model name clients use (default: the folder or registered name)")
+    serve.add_argument("--api-key", help="require Authorization: Bearer KEY (or set TRAINFORGE_API_KEY)")
+    serve.set_defaults(handler=cmd_serve)
+
+    stop = sub.add_parser(
+        "stop",
+        parents=[workspace],
+        help="stop a local endpoint",
+        description="Stop the local model server of a deployment.",
+    )
+    stop.add_argument("name")
+    stop.set_defaults(handler=cmd_stop)
     return parser
 
 

@@ -9,7 +9,7 @@ carries ``schema_version`` so a stored report can be read by a later TrainForge.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -147,6 +147,10 @@ class TrainingRequest(Contract):
     spot: bool
     max_runtime_seconds: int
     channels: dict[str, str] = Field(description="channel name -> URI (train, validation, base_model)")
+    sagemaker_channels: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="the same channels in CreateTrainingJob's InputDataConfig shape, for the state machine",
+    )
     hyperparameters: dict[str, str] = Field(description="string values, as SageMaker passes them")
     checkpoint_uri: str
     output_uri: str

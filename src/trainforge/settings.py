@@ -24,6 +24,16 @@ class Settings(BaseSettings):
     mlflow_uri: str = ""
     #: bytes of a data object a validator will read at most (Lambda memory/time guard)
     max_object_bytes: int = 5 * 2**30
+    # --- AWS mode: set by the PipelineStack on each function ---
+    image_uri: str = ""
+    sagemaker_role_arn: str = ""
+    bedrock_role_arn: str = ""
+    kms_key_arn: str = ""
+    #: comma-separated, as the state machine's substitutions are
+    subnet_ids: str = ""
+    security_group_ids: str = ""
+    endpoint_instance_type: str = "ml.g5.xlarge"
+    rollback_alarms: str = ""
 
     def resolved_data_uri(self) -> str:
         return self.data_uri or (self.workspace.resolve() / "data").as_uri()

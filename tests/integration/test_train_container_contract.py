@@ -45,9 +45,9 @@ def test_success_writes_model_checkpoints_and_metrics(tmp_path, tiny_model_dir):
     assert {"config.json", "model.safetensors", "tokenizer.json", "generation_config.json", "trainforge.json"} <= {
         p.name for p in (root / "model").iterdir()
     }
-    assert sorted(p.name for p in (root / "checkpoints").iterdir()) == ["step-00000002", "step-00000004"]
-    assert all((p / "COMPLETE").is_file() for p in (root / "checkpoints").iterdir())
-    assert len((root / "output/data/metrics.jsonl").read_text().splitlines()) == len(lines)
+    assert sorted(p.name for p in (root / "checkpoints").glob("step-*")) == ["step-00000002", "step-00000004"]
+    assert all((p / "COMPLETE").is_file() for p in (root / "checkpoints").glob("step-*"))
+    assert len((root / "checkpoints/metrics.jsonl").read_text().splitlines()) == len(lines)
     assert not (root / "output/failure").exists()
     assert json.loads((root / "model/trainforge.json").read_text())["validation_examples"] == 1
 

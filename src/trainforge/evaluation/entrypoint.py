@@ -27,6 +27,7 @@ def evaluate_from_contract(root: Path) -> dict[str, Any]:
     from transformers.utils import logging as hf_logging
 
     from trainforge.data.records import load_records
+    from trainforge.data.split import split_records
     from trainforge.evaluation.gate import decide
     from trainforge.evaluation.html_report import render
     from trainforge.evaluation.lm_eval_tasks import run_tasks
@@ -41,7 +42,13 @@ def evaluate_from_contract(root: Path) -> dict[str, Any]:
     for channel in ("model", "base_model", "data"):
         if not (inputs / channel).exists():
             raise EvaluationFailed(f"missing input {inputs / channel}")
-    fmt, records = load_records(inputs / "data", config.get("data_format", "auto"))
+    fmt, records = load_records(inputs / "data", config.get("data_format") or "auto")
+    if config.get("split"):  # no validation file: evaluate on exactly the examples training held out
+        records = split_records(records, fmt, int(config["split"]["seed"]), float(config["split"]["fraction"]))[1]
+    if not records:
+        raise EvaluationFailed(
+            "no held-out examples to evaluate on: raise data.validation_fraction or add data.validation"
+        )
     base, tuned, tokenizer = load_pair(inputs / "base_model", inputs / "model")
     report = score(
         base,

@@ -8,10 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from trainforge.contracts import DataFormat
-from trainforge.data.fingerprint import example_digest, normalise
-from trainforge.data.formats import texts
 from trainforge.data.records import load_records
-from trainforge.data.split import assign_split
+from trainforge.data.split import split_records
 from trainforge.training.config import TrainConfig
 from trainforge.training.objectives import DirectPreference, LanguageModeling, Objective, PreferencePair
 from trainforge.training.packing import pack
@@ -24,17 +22,6 @@ class Objectives:
     validation: Objective | None
     data_format: DataFormat
     stats: dict[str, Any]
-
-
-def split_records(
-    records: list[dict[str, Any]], fmt: DataFormat, config: TrainConfig
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    train, validation = [], []
-    for record in records:
-        digest = example_digest(normalise("\x1f".join(texts(record, fmt))))
-        side = assign_split(digest, config.split_seed, config.validation_fraction)
-        (validation if side == "validation" else train).append(record)
-    return train, validation
 
 
 def _language_modeling(
@@ -74,7 +61,7 @@ def build_objectives(tokenizer: Any, train_dir: Path, validation_dir: Path | Non
         _, held_out = load_records(validation_dir, fmt)
         train_records = records
     elif config.validation_fraction > 0:
-        train_records, held_out = split_records(records, fmt, config)
+        train_records, held_out = split_records(records, fmt, config.split_seed, config.validation_fraction)
     else:
         train_records, held_out = records, []
     if config.method == "dpo":

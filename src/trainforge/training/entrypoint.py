@@ -7,7 +7,7 @@
     /opt/ml/model/                              the exported HF folder (SageMaker uploads it)
     /opt/ml/checkpoints/                        checkpoints (SageMaker syncs them to S3 for spot/retries)
     /opt/ml/output/failure                      why the job failed, when it did
-    /opt/ml/output/data/metrics.jsonl           the metrics history
+    /opt/ml/checkpoints/metrics.jsonl           the metrics history (synced to S3 as the job runs)
 
 The root is ``--opt-ml`` or ``$TRAINFORGE_OPT_ML`` (default /opt/ml) so local mode runs unprivileged.
 """
@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from trainforge.errors import TrainForgeError, TrainingFailed
+
+METRICS_FILE = "metrics.jsonl"
 
 
 def _sha256_tree(folder: Path) -> dict[str, str]:
@@ -46,6 +48,7 @@ def train_from_contract(root: Path) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    from trainforge.training.base_model import base_sha256
     from trainforge.training.config import TrainConfig
     from trainforge.training.data_setup import build_objectives
     from trainforge.training.devices import select_device
@@ -78,7 +81,8 @@ def train_from_contract(root: Path) -> dict[str, Any]:
     objectives = build_objectives(
         tokenizer, channels / "train", validation_dir if validation_dir.exists() else None, config
     )
-    metrics_path = root / "output/data/metrics.jsonl"
+    # In the checkpoint folder: SageMaker syncs it to S3 while the job runs, and it survives a resume.
+    metrics_path = root / "checkpoints" / METRICS_FILE
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
 
     def emit(record: dict[str, Any]) -> None:
@@ -95,6 +99,7 @@ def train_from_contract(root: Path) -> dict[str, Any]:
     )
     summary: dict[str, Any] = {
         "base_model_id": config.base_model_id,
+        "base_sha256": base_sha256(base_dir),
         "spec_sha256": config.spec_sha256,
         "method": config.method,
         "data_format": objectives.data_format,

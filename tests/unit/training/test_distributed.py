@@ -13,7 +13,7 @@ import torch
 def losses(root):
     return [
         json.loads(line)["loss"]
-        for line in (root / "output/data/metrics.jsonl").read_text().splitlines()
+        for line in (root / "checkpoints/metrics.jsonl").read_text().splitlines()
         if '"loss"' in line
     ]
 

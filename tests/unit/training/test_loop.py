@@ -23,7 +23,7 @@ PINNED_FINAL_LOSS = 3.750220589015795
 
 
 def metrics(root: Path) -> list[dict]:
-    return [json.loads(line) for line in (root / "output/data/metrics.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (root / "checkpoints/metrics.jsonl").read_text().splitlines()]
 
 
 def test_loss_decreases_and_is_pinned(opt_ml):

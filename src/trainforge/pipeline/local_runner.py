@@ -1,0 +1,228 @@
+"""The local runner: the state machine's steps, in the state machine's order, with local adapters.
+
+Workspace folder instead of buckets, ``trainforge-train``/``trainforge-evaluate`` as subprocesses on the
+/opt/ml contract instead of SageMaker jobs, MLflow on SQLite as the registry, a local HTTP server as the
+endpoint. ``steps`` records the ASL state names it passed, so a test can hold the two paths equal.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from trainforge.contracts import (
+    DatasetReport,
+    Deployment,
+    EvaluationReport,
+    ModelVersion,
+    RunFailure,
+    TrainingRequest,
+    TrainingResult,
+    Trigger,
+)
+from trainforge.errors import TrainForgeError
+from trainforge.local.file_store import uri_to_path
+from trainforge.pipeline import steps
+from trainforge.pipeline.admission import admit, record_admission
+from trainforge.pipeline.layout import RunLayout
+from trainforge.pipeline.platform import Platform
+from trainforge.settings import Settings
+
+#: the Task states of the ASL's success path, in order; the local runner passes the same ones
+SUCCESS_PATH = (
+    "Validate",
+    "Prepare",
+    "StartTraining",
+    "DescribeTraining",
+    "StartEvaluation",
+    "DescribeEvaluation",
+    "ReadEvaluation",
+    "Register",
+    "Deploy",
+    "Notify",
+)
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    status: str
+    run_dir: Path
+    steps: list[str] = field(default_factory=list)
+    dataset: DatasetReport | None = None
+    training: TrainingResult | None = None
+    evaluation: EvaluationReport | None = None
+    version: ModelVersion | None = None
+    deployment: Deployment | None = None
+    failure: RunFailure | None = None
+    wall_seconds: float = 0.0
+    reused: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "steps": self.steps,
+            "wall_seconds": round(self.wall_seconds, 1),
+            "gate": self.evaluation.verdict.model_dump() if self.evaluation and self.evaluation.verdict else None,
+            "metrics": [m.model_dump() for m in self.evaluation.metrics] if self.evaluation else [],
+            "forgetting": self.evaluation.forgetting.model_dump()
+            if self.evaluation and self.evaluation.forgetting
+            else None,
+            "model_version": self.version.model_dump() if self.version else None,
+            "deployment": self.deployment.model_dump() if self.deployment else None,
+            "failure": self.failure.model_dump(mode="json") if self.failure else None,
+        }
+
+
+class LocalRunner:
+    def __init__(
+        self, settings: Settings, console: Console | None = None, port: int = 8000, api_key: str | None = None
+    ) -> None:
+        self.settings = settings
+        self.platform = Platform.from_settings(settings, local=True)
+        self.console = console or Console(stderr=True)
+        self.port = port
+        self.api_key = api_key
+
+    def _registry(self) -> Any:
+        from trainforge.registry.mlflow import MLflowRegistry
+
+        return MLflowRegistry(
+            self.settings.resolved_mlflow_uri(), artifact_root=self.settings.workspace.resolve() / "mlflow-artifacts"
+        )
+
+    def _deployer(self) -> Any:
+        from trainforge.serving.deployers.local import LocalDeployer
+
+        return LocalDeployer(self.settings.workspace.resolve(), port=self.port, api_key=self.api_key)
+
+    def run(self, spec_path: Path, trigger: Trigger = "cli", force: bool = False) -> RunOutcome:
+        started = time.time()
+        spec_uri = spec_path.resolve().as_uri()
+        request, spec = admit(
+            spec_uri, spec_path.read_bytes(), None, self.platform.data_root, self.platform.artifacts_uri, trigger
+        )
+        layout = RunLayout(self.platform.artifacts_uri, request.run_id)
+        run_dir = uri_to_path(layout.root)
+        if (run_dir / "outcome.json").is_file() and not force:
+            previous = json.loads((run_dir / "outcome.json").read_text())
+            self.console.print(
+                f"run [bold]{request.run_id}[/] already ran for this spec and data ({previous['status']}); nothing to do"
+            )
+            return RunOutcome(request.run_id, previous["status"], run_dir, previous.get("steps", []), reused=True)
+        if force and run_dir.exists():
+            shutil.rmtree(run_dir)
+        record_admission(request, spec, self.platform.artifacts_uri)
+        outcome = RunOutcome(request.run_id, "running", run_dir)
+        self.console.print(f"run [bold]{request.run_id}[/] ({spec.name}, base {spec.base_model}, {spec.method})")
+        try:
+            outcome.dataset = self._step(outcome, "Validate", lambda: steps.validate_run(request, spec, self.platform))
+            dataset = outcome.dataset
+            training_request = self._step(
+                outcome, "Prepare", lambda: steps.prepare_training(request, spec, dataset, self.platform)
+            )
+            outcome.steps.append("StartTraining")
+            model_dir = self._train(training_request, run_dir)
+            outcome.steps.append("DescribeTraining")
+            training = outcome.training = steps.training_result(request, model_dir.as_uri(), self.platform)
+            outcome.steps.append("StartEvaluation")
+            self._evaluate(run_dir, model_dir)
+            outcome.steps.append("DescribeEvaluation")
+            evaluation = outcome.evaluation = self._step(
+                outcome, "ReadEvaluation", lambda: steps.read_evaluation(request, spec, self.platform)
+            )
+            version = outcome.version = self._step(
+                outcome,
+                "Register",
+                lambda: steps.register_model(
+                    request, spec, dataset, training, evaluation, self.platform, self._registry()
+                ),
+            )
+            if evaluation.verdict is not None and evaluation.verdict.passed:
+                if version.approval == "Approved" and spec.deploy.target != "none":  # the ASL's DeployTarget choice
+                    outcome.deployment = self._step(
+                        outcome, "Deploy", lambda: steps.deploy_model(version, spec, self._deployer())
+                    )
+                outcome.status = "succeeded"
+            else:
+                outcome.status = "rejected"
+                reasons = "; ".join(evaluation.verdict.reasons) if evaluation.verdict else "no verdict"
+                outcome.failure = steps.record_failure(request.run_id, "Gate", "GateFailed", reasons, self.platform)
+            outcome.steps.append("Notify")
+        except TrainForgeError as exc:
+            outcome.status = "failed"
+            logs = [str(p) for p in sorted(run_dir.rglob("*.log"))]
+            failed_state = outcome.steps[-1] if outcome.steps else "Admit"
+            outcome.failure = steps.record_failure(
+                request.run_id, failed_state, type(exc).__name__, str(exc), self.platform, logs
+            )
+        outcome.wall_seconds = time.time() - started
+        (run_dir / "outcome.json").write_text(json.dumps(outcome.summary(), indent=2, default=str))
+        return outcome
+
+    def _step(self, outcome: RunOutcome, name: str, action: Any) -> Any:
+        outcome.steps.append(name)
+        with self.console.status(f"{name} ..."):
+            result = action()
+        self.console.print(f"[green]✓[/] {name}")
+        return result
+
+    def _train(self, request: TrainingRequest, run_dir: Path) -> Path:
+        from trainforge.local.launcher import run_training_job
+
+        columns = [
+            TextColumn("training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[rate]} tok/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        ]
+        with Progress(*columns, console=self.console, transient=False) as progress:
+            task = progress.add_task("train", total=None, loss="-", rate="-")
+
+            def on_record(record: dict[str, Any]) -> None:
+                if "loss" in record and "step" in record:
+                    progress.update(
+                        task,
+                        completed=record["step"],
+                        total=record.get("total_steps"),
+                        loss=f"{record['loss']:.4f}",
+                        rate=f"{record.get('tokens_per_s', 0):.0f}",
+                    )
+                elif "eval_loss" in record:
+                    progress.console.print(f"  step {record['step']}: eval_loss {record['eval_loss']:.4f}")
+                elif record.get("event") == "data":
+                    progress.console.print(
+                        f"  data: {record.get('examples')} examples -> {record.get('sequences')} packed sequences, padding waste {record.get('padding_waste', 0):.1%}"
+                    )
+
+            return run_training_job(request, run_dir / "train", run_dir / "model", on_record)
+
+    def _evaluate(self, run_dir: Path, model_dir: Path) -> None:
+        from trainforge.local.launcher import run_evaluation_job
+
+        config = json.loads((run_dir / "evaluation" / "config" / "evaluation.json").read_text())
+        config["tuned_model_uri"] = model_dir.as_uri()
+        inputs = {
+            "model": model_dir,
+            "base_model": uri_to_path(
+                json.loads((run_dir / "train" / "request.json").read_text())["channels"]["base_model"]
+            ),
+            "data": uri_to_path(config["data_uri"]),
+            "metrics": run_dir / "train" / "checkpoints" / "metrics.jsonl",
+        }
+        with self.console.status("evaluating tuned vs base ..."):
+            output = run_evaluation_job(run_dir / "evaluation" / "processing", inputs, config)
+        for name in ("report.json", "report.html"):
+            shutil.copyfile(output / name, run_dir / "evaluation" / name)
+        self.console.print("[green]✓[/] Evaluate")
