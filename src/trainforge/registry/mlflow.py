@@ -4,6 +4,7 @@ the version is Approved, so ``models:/NAME@champion`` always means the best appr
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ class MLflowRegistry:
     def __init__(self, tracking_uri: str, artifact_root: Path | None = None) -> None:
         from mlflow.tracking import MlflowClient
 
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # schema migrations log at INFO on first use
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)

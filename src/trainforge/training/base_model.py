@@ -35,7 +35,9 @@ def convert_smollm2(target: Path) -> Path:
     """GGUF (Q4_1) -> fp32 HF folder. ``from_pretrained(gguf_file=...)`` dequantises, but a model loaded
     that way cannot ``save_pretrained``: rebuild it from its config without the quantization config."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     gguf = smollm2_gguf_path()
     loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)

@@ -25,7 +25,6 @@ class TrainConfig(Hyperparameters):
     validation_fraction: float = 0.1
     split_seed: int = 0
     device: Literal["auto", "cpu", "cuda", "neuron"] = "auto"
-    distributed: Literal["ddp", "fsdp"] = "ddp"
     keep_checkpoints: int = 2
     #: lineage, recorded in the exported model's trainforge.json
     base_model_id: str = ""

@@ -1,0 +1,1 @@
+"""Constructs with secure defaults inside: what a stack composes."""

@@ -1,0 +1,43 @@
+"""The shared Lambda layer: TrainForge's core package (no torch) and its dependencies, installed by a local
+``pip install --target`` for the Lambda platform. No Docker: CDK calls ``try_bundle`` at synth time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import jsii
+from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@jsii.implements(ILocalBundling)
+class PipInstall:
+    """pip, not Docker: manylinux wheels for the Lambda runtime, into the layer's python/ folder."""
+
+    def __init__(self, python_version: str = "3.12") -> None:
+        self.python_version = python_version
+
+    def try_bundle(self, output_dir: str, *, image: DockerImage, **_: object) -> bool:
+        command = [
+            sys.executable, "-m", "pip", "install", "--quiet", "--no-cache-dir", "--target", str(Path(output_dir) / "python"),
+            "--platform", "manylinux2014_x86_64", "--implementation", "cp", "--python-version", self.python_version,
+            "--only-binary=:all:", "--upgrade", str(REPO_ROOT),
+        ]
+        subprocess.run(command, check=True)
+        return True
+
+
+class CoreLayer(Construct):
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        code = lambda_.Code.from_asset(
+            str(REPO_ROOT / "src"),  # the asset hash follows the library's source
+            bundling=BundlingOptions(image=lambda_.Runtime.PYTHON_3_12.bundling_image, local=PipInstall(), command=["false"]),
+        )
+        self.layer = lambda_.LayerVersion(self, "Layer", code=code, compatible_runtimes=[lambda_.Runtime.PYTHON_3_12],
+                                          compatible_architectures=[lambda_.Architecture.X86_64], description="TrainForge core library")

@@ -1,0 +1,1 @@
+"""Stacks compose constructs; they hold no resource logic of their own."""
