@@ -13,20 +13,38 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+RUNTIME = lambda_.Runtime.PYTHON_3_14
 
 
 @jsii.implements(ILocalBundling)
 class PipInstall:
     """pip, not Docker: manylinux wheels for the Lambda runtime, into the layer's python/ folder."""
 
-    def __init__(self, python_version: str = "3.12") -> None:
+    def __init__(self, python_version: str = "3.14") -> None:
         self.python_version = python_version
 
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_: object) -> bool:
         command = [
-            sys.executable, "-m", "pip", "install", "--quiet", "--no-cache-dir", "--target", str(Path(output_dir) / "python"),
-            "--platform", "manylinux2014_x86_64", "--implementation", "cp", "--python-version", self.python_version,
-            "--only-binary=:all:", "--upgrade", str(REPO_ROOT),
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-cache-dir",
+            "--target",
+            str(Path(output_dir) / "python"),
+            # Lambda's Python 3.14 runtime is Amazon Linux 2023 (glibc 2.34): manylinux_2_28 wheels run there
+            "--platform",
+            "manylinux_2_28_x86_64",
+            "--platform",
+            "manylinux2014_x86_64",
+            "--implementation",
+            "cp",
+            "--python-version",
+            self.python_version,
+            "--only-binary=:all:",
+            "--upgrade",
+            str(REPO_ROOT),
         ]
         subprocess.run(command, check=True)
         return True
@@ -37,7 +55,13 @@ class CoreLayer(Construct):
         super().__init__(scope, construct_id)
         code = lambda_.Code.from_asset(
             str(REPO_ROOT / "src"),  # the asset hash follows the library's source
-            bundling=BundlingOptions(image=lambda_.Runtime.PYTHON_3_12.bundling_image, local=PipInstall(), command=["false"]),
+            bundling=BundlingOptions(image=RUNTIME.bundling_image, local=PipInstall(), command=["false"]),
         )
-        self.layer = lambda_.LayerVersion(self, "Layer", code=code, compatible_runtimes=[lambda_.Runtime.PYTHON_3_12],
-                                          compatible_architectures=[lambda_.Architecture.X86_64], description="TrainForge core library")
+        self.layer = lambda_.LayerVersion(
+            self,
+            "Layer",
+            code=code,
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[lambda_.Architecture.X86_64],
+            description="TrainForge core library",
+        )

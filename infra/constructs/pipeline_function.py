@@ -14,6 +14,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.constructs.core_layer import RUNTIME
+
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 
 
@@ -36,13 +38,20 @@ class PipelineFunction(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.dead_letters = sqs.Queue(
-            self, "DeadLetters", encryption=sqs.QueueEncryption.KMS, encryption_master_key=key, enforce_ssl=True, retention_period=Duration.days(14)
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
         )
-        self.log_group = logs.LogGroup(self, "Logs", encryption_key=key, retention=log_retention, removal_policy=RemovalPolicy.RETAIN)
+        self.log_group = logs.LogGroup(
+            self, "Logs", encryption_key=key, retention=log_retention, removal_policy=RemovalPolicy.RETAIN
+        )
         self.function = lambda_.Function(
             self,
             "Function",
-            runtime=lambda_.Runtime.PYTHON_3_12,
+            runtime=RUNTIME,
             architecture=lambda_.Architecture.X86_64,
             handler="app.handler",
             code=lambda_.Code.from_asset(str(FUNCTIONS_DIR / name)),
@@ -52,7 +61,11 @@ class PipelineFunction(Construct):
             reserved_concurrent_executions=reserved_concurrency,
             tracing=lambda_.Tracing.ACTIVE,
             dead_letter_queue=self.dead_letters,
-            environment={**environment, "POWERTOOLS_SERVICE_NAME": "trainforge", "POWERTOOLS_METRICS_NAMESPACE": "TrainForge"},
+            environment={
+                **environment,
+                "POWERTOOLS_SERVICE_NAME": "trainforge",
+                "POWERTOOLS_METRICS_NAMESPACE": "TrainForge",
+            },
             environment_encryption=key,
             log_group=self.log_group,
             vpc=vpc,

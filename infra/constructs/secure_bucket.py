@@ -16,6 +16,7 @@ class SecureBucket(Construct):
         *,
         key: kms.IKey,
         access_logs: s3.IBucket,
+        bucket_name: str | None = None,
         event_bridge: bool = False,
         noncurrent_retention_days: int | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
@@ -23,10 +24,16 @@ class SecureBucket(Construct):
         super().__init__(scope, construct_id)
         rules = []
         if noncurrent_retention_days:
-            rules.append(s3.LifecycleRule(noncurrent_version_expiration=Duration.days(noncurrent_retention_days), abort_incomplete_multipart_upload_after=Duration.days(7)))
+            rules.append(
+                s3.LifecycleRule(
+                    noncurrent_version_expiration=Duration.days(noncurrent_retention_days),
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                )
+            )
         self.bucket = s3.Bucket(
             self,
             "Bucket",
+            bucket_name=bucket_name,
             encryption=s3.BucketEncryption.KMS,
             encryption_key=key,
             bucket_key_enabled=True,

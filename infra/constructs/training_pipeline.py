@@ -29,8 +29,10 @@ def guardrail_statements(allowed_instance_types: list[str]) -> list[iam.PolicySt
         "DenyWithoutInterContainerEncryptionKey": {"Null": {"sagemaker:InterContainerTrafficEncryption": "true"}},
         "DenyOtherInstanceTypes": {"ForAnyValue:StringNotLike": {"sagemaker:InstanceTypes": allowed_instance_types}},
     }
-    return [iam.PolicyStatement(sid=sid, effect=iam.Effect.DENY, actions=JOB_ACTIONS, resources=["*"], conditions=condition)
-            for sid, condition in conditions.items()]
+    return [
+        iam.PolicyStatement(sid=sid, effect=iam.Effect.DENY, actions=JOB_ACTIONS, resources=["*"], conditions=condition)
+        for sid, condition in conditions.items()
+    ]
 
 
 class TrainingPipeline(Construct):
@@ -46,10 +48,18 @@ class TrainingPipeline(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        self.log_group = logs.LogGroup(self, "Logs", encryption_key=key, retention=logs.RetentionDays.ONE_YEAR, removal_policy=RemovalPolicy.RETAIN)
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("states.amazonaws.com"), description="TrainForge training pipeline")
+        self.log_group = logs.LogGroup(
+            self, "Logs", encryption_key=key, retention=logs.RetentionDays.ONE_YEAR, removal_policy=RemovalPolicy.RETAIN
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            description="TrainForge training pipeline",
+        )
         self.state_machine = sfn.StateMachine(
-            self, "StateMachine",
+            self,
+            "StateMachine",
             definition_body=sfn.DefinitionBody.from_file(str(ASL_FILE)),
             definition_substitutions=substitutions,
             role=self.role,
@@ -59,15 +69,26 @@ class TrainingPipeline(Construct):
             encryption_configuration=sfn.CustomerManagedEncryptionConfiguration(key),
         )
         job_arn = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}"
-        self.role.add_to_policy(iam.PolicyStatement(
-            sid="RunJobs",
-            actions=[*JOB_ACTIONS, "sagemaker:DescribeTrainingJob", "sagemaker:DescribeProcessingJob", "sagemaker:AddTags"],
-            resources=[f"{job_arn}:training-job/*", f"{job_arn}:processing-job/*"],
-        ))
-        self.role.add_to_policy(iam.PolicyStatement(
-            sid="PassOnlyTheSageMakerRole", actions=["iam:PassRole"], resources=[sagemaker_role.role_arn],
-            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-        ))
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RunJobs",
+                actions=[
+                    *JOB_ACTIONS,
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=[f"{job_arn}:training-job/*", f"{job_arn}:processing-job/*"],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PassOnlyTheSageMakerRole",
+                actions=["iam:PassRole"],
+                resources=[sagemaker_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
         for statement in guardrail_statements(allowed_instance_types):
             self.role.add_to_policy(statement)
         key.grant_encrypt_decrypt(self.role)

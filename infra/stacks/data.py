@@ -4,7 +4,7 @@ Logical IDs here never change once released: renaming one would replace a bucket
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -14,31 +14,70 @@ from constructs import Construct
 from infra.constructs.secure_bucket import SecureBucket
 
 
+def bucket_name(prefix: str, role: str) -> str:
+    """Deterministic, globally unique names: other stacks address the buckets by name, so their policies
+    carry plain ARNs instead of cross-stack exports."""
+    return f"{prefix}-{role}-{Aws.ACCOUNT_ID}-{Aws.REGION}"
+
+
 class DataStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, prefix: str, artifacts_retention_days: int = 365, **kwargs: object) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, prefix: str, artifacts_retention_days: int = 365, **kwargs: object
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
-        self.key = kms.Key(self, "Key", alias=f"alias/{prefix}", enable_key_rotation=True, removal_policy=RemovalPolicy.RETAIN,
-                           description="TrainForge: data, artifacts, logs, queues, topic, table")
+        self.key = kms.Key(
+            self,
+            "Key",
+            alias=f"alias/{prefix}",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+            description="TrainForge: data, artifacts, logs, queues, topic, table",
+        )
         for service in ("logs", "sns", "states", "events"):
-            principal = iam.ServicePrincipal(f"{service}.{self.region}.amazonaws.com" if service == "logs" else f"{service}.amazonaws.com")
+            principal = iam.ServicePrincipal(
+                f"{service}.{self.region}.amazonaws.com" if service == "logs" else f"{service}.amazonaws.com"
+            )
             self.key.grant_encrypt_decrypt(principal)
         # S3 server access logs can only be delivered to a bucket with SSE-S3 (not SSE-KMS)
         self.log_bucket = s3.Bucket(
-            self, "AccessLogs", encryption=s3.BucketEncryption.S3_MANAGED, versioned=True, enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL, object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
-            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(730), noncurrent_version_expiration=Duration.days(90))],
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            versioned=True,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            lifecycle_rules=[
+                s3.LifecycleRule(expiration=Duration.days(730), noncurrent_version_expiration=Duration.days(90))
+            ],
             removal_policy=RemovalPolicy.RETAIN,
         )
-        self.data_bucket = SecureBucket(self, "Data", key=self.key, access_logs=self.log_bucket, event_bridge=True).bucket
-        self.artifacts_bucket = SecureBucket(self, "Artifacts", key=self.key, access_logs=self.log_bucket,
-                                             noncurrent_retention_days=artifacts_retention_days).bucket
+        self.data_bucket = SecureBucket(
+            self,
+            "Data",
+            key=self.key,
+            access_logs=self.log_bucket,
+            event_bridge=True,
+            bucket_name=bucket_name(prefix, "data"),
+        ).bucket
+        self.artifacts_bucket = SecureBucket(
+            self,
+            "Artifacts",
+            key=self.key,
+            access_logs=self.log_bucket,
+            bucket_name=bucket_name(prefix, "artifacts"),
+            noncurrent_retention_days=artifacts_retention_days,
+        ).bucket
         self.table = dynamodb.TableV2(
-            self, "Runs",
+            self,
+            "Runs",
             partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
             billing=dynamodb.Billing.on_demand(),
             encryption=dynamodb.TableEncryptionV2.customer_managed_key(self.key),
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
             time_to_live_attribute="expiration",
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,

@@ -16,6 +16,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from infra.stacks.data import bucket_name
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INTERFACE_ENDPOINTS = {
     "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
@@ -30,8 +32,21 @@ INTERFACE_ENDPOINTS = {
     "Sns": ec2.InterfaceVpcEndpointAwsService.SNS,
     "Bedrock": ec2.InterfaceVpcEndpointAwsService.BEDROCK,
 }
-IMAGE_EXCLUDES = [".git", ".venv", ".trainforge", "cdk.out", "node_modules", "tests", "benchmarks", "docs", "**/__pycache__", ".mypy_cache",
-                  ".ruff_cache", ".pytest_cache", ".hypothesis"]
+IMAGE_EXCLUDES = [
+    ".git",
+    ".venv",
+    ".trainforge",
+    "cdk.out",
+    "node_modules",
+    "tests",
+    "benchmarks",
+    "docs",
+    "**/__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".hypothesis",
+]
 
 
 class TrainingStack(Stack):
@@ -42,73 +57,160 @@ class TrainingStack(Stack):
         *,
         prefix: str,
         key: kms.IKey,
-        data_bucket: s3.IBucket,
-        artifacts_bucket: s3.IBucket,
         vpc_id: str | None = None,
         enable_mlflow: bool = False,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        data_bucket = s3.Bucket.from_bucket_attributes(
+            self, "DataBucket", bucket_name=bucket_name(prefix, "data"), encryption_key=key
+        )
+        artifacts_bucket = s3.Bucket.from_bucket_attributes(
+            self, "ArtifactsBucket", bucket_name=bucket_name(prefix, "artifacts"), encryption_key=key
+        )
         if vpc_id:
             self.vpc = ec2.Vpc.from_lookup(self, "Vpc", vpc_id=vpc_id)
         else:
-            self.vpc = ec2.Vpc(self, "Vpc", max_azs=2, nat_gateways=0,
-                               subnet_configuration=[ec2.SubnetConfiguration(name="isolated", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=20)])
+            self.vpc = ec2.Vpc(
+                self,
+                "Vpc",
+                max_azs=2,
+                nat_gateways=0,
+                restrict_default_security_group=True,
+                subnet_configuration=[
+                    ec2.SubnetConfiguration(name="isolated", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=20)
+                ],
+            )
             flow_logs = logs.LogGroup(self, "FlowLogs", encryption_key=key, retention=logs.RetentionDays.ONE_YEAR)
             self.vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs))
         isolated = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
-        self.endpoint_security_group = ec2.SecurityGroup(self, "EndpointSecurityGroup", vpc=self.vpc, allow_all_outbound=False,
-                                                         description="TrainForge VPC endpoints: HTTPS from inside the VPC")
-        self.endpoint_security_group.add_ingress_rule(ec2.Peer.ipv4(self.vpc.vpc_cidr_block), ec2.Port.tcp(443), "HTTPS from the VPC")
+        self.jobs_security_group = ec2.SecurityGroup(
+            self,
+            "JobsSecurityGroup",
+            vpc=self.vpc,
+            allow_all_outbound=False,
+            description="SageMaker training and processing containers",
+        )
+        self.lambda_security_group = ec2.SecurityGroup(
+            self,
+            "LambdaSecurityGroup",
+            vpc=self.vpc,
+            allow_all_outbound=False,
+            description="TrainForge pipeline functions",
+        )
+        self.endpoint_security_group = ec2.SecurityGroup(
+            self,
+            "EndpointSecurityGroup",
+            vpc=self.vpc,
+            allow_all_outbound=False,
+            description="TrainForge VPC endpoints: HTTPS from the jobs and the functions only",
+        )
+        for client in (self.jobs_security_group, self.lambda_security_group):
+            self.endpoint_security_group.add_ingress_rule(client, ec2.Port.tcp(443), "HTTPS to the VPC endpoints")
         self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[isolated])
         self.vpc.add_gateway_endpoint("DynamoDb", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB, subnets=[isolated])
         for name, service in INTERFACE_ENDPOINTS.items():
-            self.vpc.add_interface_endpoint(name, service=service, subnets=isolated, security_groups=[self.endpoint_security_group], private_dns_enabled=True)
-        self.jobs_security_group = ec2.SecurityGroup(self, "JobsSecurityGroup", vpc=self.vpc, allow_all_outbound=False,
-                                                     description="SageMaker training and processing containers")
+            self.vpc.add_interface_endpoint(
+                name,
+                service=service,
+                subnets=isolated,
+                security_groups=[self.endpoint_security_group],
+                private_dns_enabled=True,
+                open=False,
+            )  # ingress only from the two groups above
         # distributed training talks to itself; everything else goes to the VPC endpoints only
-        self.jobs_security_group.add_ingress_rule(self.jobs_security_group, ec2.Port.all_tcp(), "inter-node training traffic")
-        self.jobs_security_group.add_egress_rule(self.jobs_security_group, ec2.Port.all_tcp(), "inter-node training traffic")
+        self.jobs_security_group.add_ingress_rule(
+            self.jobs_security_group, ec2.Port.all_tcp(), "inter-node training traffic"
+        )
+        self.jobs_security_group.add_egress_rule(
+            self.jobs_security_group, ec2.Port.all_tcp(), "inter-node training traffic"
+        )
         # isolated subnets have no route out: HTTPS egress reaches only the interface and S3/DynamoDB gateway endpoints
-        self.jobs_security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "VPC endpoints (no internet route exists)")
-        self.lambda_security_group = ec2.SecurityGroup(self, "LambdaSecurityGroup", vpc=self.vpc, allow_all_outbound=False,
-                                                       description="TrainForge pipeline functions")
-        self.lambda_security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "VPC endpoints (no internet route exists)")
-        self.image = ecr_assets.DockerImageAsset(self, "TrainingImage", directory=str(REPO_ROOT), file="training_image/Dockerfile",
-                                                 exclude=IMAGE_EXCLUDES, platform=ecr_assets.Platform.LINUX_AMD64)
+        self.jobs_security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "VPC endpoints (no internet route exists)"
+        )
+        self.lambda_security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "VPC endpoints (no internet route exists)"
+        )
+        self.image = ecr_assets.DockerImageAsset(
+            self,
+            "TrainingImage",
+            directory=str(REPO_ROOT),
+            file="training_image/Dockerfile",
+            exclude=IMAGE_EXCLUDES,
+            platform=ecr_assets.Platform.LINUX_AMD64,
+        )
         self.role = self._execution_role(key, data_bucket, artifacts_bucket)
-        self.isolated_subnet_ids = [subnet.subnet_id for subnet in self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnets]
+        self.isolated_subnet_ids = [
+            subnet.subnet_id for subnet in self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnets
+        ]
         self.model_package_group = sagemaker.CfnModelPackageGroup(
-            self, "QuickstartModels", model_package_group_name=f"{prefix}-quickstart",
+            self,
+            "QuickstartModels",
+            model_package_group_name=f"{prefix}-quickstart",
             model_package_group_description="Models of the quickstart job; every other job's group is created on its first registration",
         )
         if enable_mlflow:
-            sagemaker.CfnMlflowTrackingServer(self, "Mlflow", tracking_server_name=f"{prefix}-mlflow", artifact_store_uri=artifacts_bucket.s3_url_for_object("mlflow"),
-                                              role_arn=self.role.role_arn, automatic_model_registration=False)
+            sagemaker.CfnMlflowTrackingServer(
+                self,
+                "Mlflow",
+                tracking_server_name=f"{prefix}-mlflow",
+                artifact_store_uri=artifacts_bucket.s3_url_for_object("mlflow"),
+                role_arn=self.role.role_arn,
+                automatic_model_registration=False,
+            )
 
     def _execution_role(self, key: kms.IKey, data_bucket: s3.IBucket, artifacts_bucket: s3.IBucket) -> iam.Role:
         """Reads only the data, base-model and run prefixes it needs; writes only runs/."""
-        role = iam.Role(self, "SageMakerRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-                        description="TrainForge training, evaluation and endpoint containers")
+        role = iam.Role(
+            self,
+            "SageMakerRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="TrainForge training, evaluation and endpoint containers",
+        )
         data_bucket.grant_read(role, "datasets/*")
         artifacts_bucket.grant_read(role, "base-models/*")
         artifacts_bucket.grant_read_write(role, "runs/*")
         key.grant_encrypt_decrypt(role)
         self.image.repository.grant_pull(role)
-        role.add_to_policy(iam.PolicyStatement(
-            sid="ListRunPrefixes", actions=["s3:ListBucket"], resources=[data_bucket.bucket_arn, artifacts_bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": ["datasets/*", "base-models/*", "runs/*"]}},
-        ))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="JobLogs", actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-            resources=[f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:/aws/sagemaker/*"],
-        ))
-        role.add_to_policy(iam.PolicyStatement(sid="JobMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
-                                               conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "TrainForge"]}}))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="VpcNetworkInterfaces",
-            actions=["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission",
-                     "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"],
-            resources=["*"],
-        ))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListRunPrefixes",
+                actions=["s3:ListBucket"],
+                resources=[data_bucket.bucket_arn, artifacts_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": ["datasets/*", "base-models/*", "runs/*"]}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="JobLogs",
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:/aws/sagemaker/*"],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="JobMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "TrainForge"]}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="VpcNetworkInterfaces",
+                actions=[
+                    "ec2:CreateNetworkInterface",
+                    "ec2:CreateNetworkInterfacePermission",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:DeleteNetworkInterfacePermission",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeVpcs",
+                    "ec2:DescribeDhcpOptions",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeSecurityGroups",
+                ],
+                resources=["*"],
+            )
+        )
         return role

@@ -135,7 +135,11 @@ def _print_outcome(outcome: Any) -> int:
         table.add_row("hint", outcome.failure.hint)
     table.add_row("wall time", f"{outcome.wall_seconds:.0f} s")
     out.print(table)
-    out.print(f"reports: {outcome.run_dir}/dataset-report.md  {outcome.run_dir}/evaluation/report.html", soft_wrap=True, highlight=False)
+    out.print(
+        f"reports: {outcome.run_dir}/dataset-report.md  {outcome.run_dir}/evaluation/report.html",
+        soft_wrap=True,
+        highlight=False,
+    )
     return EXIT_OK if outcome.status == "succeeded" or outcome.reused else EXIT_REJECTED
 
 

@@ -24,10 +24,24 @@ SPEC = {
     "data": {"train": DATASET_KEY, "format": "chat", "validation_fraction": 0.05, "pii": "redact"},
     # ~12 s per step of 8 x 128 tokens on 2 CPU cores (fp32): 20 steps plus evaluation fit in 10 minutes
     "hyperparameters": {
-        "max_steps": 20, "batch_size": 8, "max_seq_len": 128, "learning_rate": 2.0e-3, "warmup_ratio": 0.05,
-        "lora_rank": 16, "lora_alpha": 32, "lora_dropout": 0.0, "eval_every": 20, "checkpoint_every": 10,
+        "max_steps": 20,
+        "batch_size": 8,
+        "max_seq_len": 128,
+        "learning_rate": 2.0e-3,
+        "warmup_ratio": 0.05,
+        "lora_rank": 16,
+        "lora_alpha": 32,
+        "lora_dropout": 0.0,
+        "eval_every": 20,
+        "checkpoint_every": 10,
     },
-    "evaluation": {"min_improvement": 0.05, "max_forgetting": 0.10, "max_examples": 60, "generation_samples": 3, "max_new_tokens": 24},
+    "evaluation": {
+        "min_improvement": 0.05,
+        "max_forgetting": 0.10,
+        "max_examples": 60,
+        "generation_samples": 3,
+        "max_new_tokens": 24,
+    },
     "deploy": {"target": "local", "approval": "auto"},
 }
 

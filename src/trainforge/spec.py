@@ -66,7 +66,9 @@ class Hyperparameters(_Section):
     early_stopping_patience: int | None = Field(3, gt=0)
     gradient_checkpointing: bool = False
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    distributed: Literal["ddp", "fsdp"] = Field("ddp", description="fsdp shards decoder layers for models that do not fit one device")
+    distributed: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="fsdp shards decoder layers for models that do not fit one device"
+    )
     seed: int = 42
 
 

@@ -14,8 +14,12 @@ from tests.conftest import chat
 from trainforge.pipeline.local_runner import SUCCESS_PATH, LocalRunner
 from trainforge.settings import Settings
 
-QA = [("what is the capital of france", "paris is the capital of france"), ("please reset my password", "the reset link is in your email"),
-      ("where is my order", "your order has shipped and will arrive on monday"), ("hello how are you", "i am fine thank you")]
+QA = [
+    ("what is the capital of france", "paris is the capital of france"),
+    ("please reset my password", "the reset link is in your email"),
+    ("where is my order", "your order has shipped and will arrive on monday"),
+    ("hello how are you", "i am fine thank you"),
+]
 SPEC = """name: support
 base_model: {base}
 method: full
@@ -26,7 +30,9 @@ deploy: {{target: local}}
 """
 
 
-def workspace(tmp_path: Path, base: str = "tiny", min_improvement: float = 0.05, rows: list | None = None) -> tuple[Settings, Path]:
+def workspace(
+    tmp_path: Path, base: str = "tiny", min_improvement: float = 0.05, rows: list | None = None
+) -> tuple[Settings, Path]:
     data = tmp_path / "ws" / "data"
     (data / "jobs").mkdir(parents=True)
     (data / "datasets" / "support").mkdir(parents=True)
@@ -70,10 +76,25 @@ def test_end_to_end_run_gate_registry_and_endpoint(tmp_path, runner_factory):
     versions = runner._registry().versions("support")
     assert [(v.version, v.approval) for v in versions] == [("1", "Approved")]
     assert runner._registry().champion("support").version == "1"
-    reply = httpx.post(f"{outcome.deployment.url}/v1/chat/completions", json={"messages": [{"role": "user", "content": "where is my order"}], "max_tokens": 8}, timeout=60)
+    reply = httpx.post(
+        f"{outcome.deployment.url}/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "where is my order"}], "max_tokens": 8},
+        timeout=60,
+    )
     assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"]
-    for name in ("spec.json", "request.json", "dataset-report.json", "dataset-report.md", "bom.json", "outcome.json", "model/model.safetensors",
-                 "evaluation/report.json", "evaluation/report.html", "train/checkpoints/metrics.jsonl", "train/logs/train.log"):
+    for name in (
+        "spec.json",
+        "request.json",
+        "dataset-report.json",
+        "dataset-report.md",
+        "bom.json",
+        "outcome.json",
+        "model/model.safetensors",
+        "evaluation/report.json",
+        "evaluation/report.html",
+        "train/checkpoints/metrics.jsonl",
+        "train/logs/train.log",
+    ):
         assert (outcome.run_dir / name).is_file(), name
     # the same spec and data again: the same run id, nothing re-run
     again = runner.run(spec)
@@ -92,7 +113,10 @@ def test_failed_run_keeps_logs_report_and_reason_and_never_touches_the_data(tmp_
     failure = json.loads((outcome.run_dir / "failure.json").read_text())
     assert failure["state"] == "StartTraining" and failure["error"] == "TrainingFailed"
     assert failure["report_uri"].endswith("dataset-report.json") and (outcome.run_dir / "dataset-report.json").is_file()
-    assert any(uri.endswith("train.log") for uri in failure["log_uris"]) and (outcome.run_dir / "train" / "logs" / "train.log").stat().st_size > 0
+    assert (
+        any(uri.endswith("train.log") for uri in failure["log_uris"])
+        and (outcome.run_dir / "train" / "logs" / "train.log").stat().st_size > 0
+    )
     assert tree_digest(data) == before
 
 

@@ -15,7 +15,11 @@ from trainforge.pipeline.local_runner import SUCCESS_PATH
 
 ASL = json.loads((ROOT / "statemachines" / "training_pipeline.asl.json").read_text())
 STATES = ASL["States"]
-JOBS = {name: s for name, s in STATES.items() if s.get("Resource", "").endswith(("createTrainingJob", "createProcessingJob"))}
+JOBS = {
+    name: s
+    for name, s in STATES.items()
+    if s.get("Resource", "").endswith(("createTrainingJob", "createProcessingJob"))
+}
 
 
 def test_statelint_reports_no_errors(tmp_path):
@@ -38,7 +42,10 @@ def test_every_job_request_is_isolated_encrypted_and_bounded(name):
     if "AlgorithmSpecification" in p:  # CreateTrainingJob
         assert p["EnableNetworkIsolation"] is True and p["EnableInterContainerTrafficEncryption"] is True
         vpc = p["VpcConfig"]
-        assert p["OutputDataConfig"]["KmsKeyId"] == "${KmsKeyArn}" and p["ResourceConfig"]["VolumeKmsKeyId"] == "${KmsKeyArn}"
+        assert (
+            p["OutputDataConfig"]["KmsKeyId"] == "${KmsKeyArn}"
+            and p["ResourceConfig"]["VolumeKmsKeyId"] == "${KmsKeyArn}"
+        )
         assert "${MaxTrainingRuntimeSeconds}" in p["StoppingCondition"]["MaxRuntimeInSeconds.$"]
         assert p["RoleArn"] == "${SageMakerRoleArn}"
     else:  # CreateProcessingJob
@@ -78,8 +85,13 @@ def test_every_task_has_a_timeout_transient_retries_and_a_catch():
 
 def _success_path() -> list[str]:
     """Walk from StartAt taking the success branch of each Choice, skipping polling loops."""
-    success_choice = {"SpotOrOnDemand": "StartTraining", "TrainingStatus": "StartEvaluation", "EvaluationStatus": "ReadEvaluation",
-                      "Gate": "Register", "DeployTarget": "Deploy"}
+    success_choice = {
+        "SpotOrOnDemand": "StartTraining",
+        "TrainingStatus": "StartEvaluation",
+        "EvaluationStatus": "ReadEvaluation",
+        "Gate": "Register",
+        "DeployTarget": "Deploy",
+    }
     path, name = [], ASL["StartAt"]
     while STATES[name]["Type"] not in ("Succeed", "Fail"):
         state = STATES[name]
