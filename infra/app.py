@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import aws_cdk as cdk
 
-from infra.nag import Acknowledgement, apply_nag
+from infra.nag import ReviewedPack, apply_nag
 from infra.stacks.data import DataStack
 from infra.stacks.pipeline import PipelineStack
 from infra.stacks.training import TrainingStack
@@ -24,7 +24,7 @@ class Stacks(NamedTuple):
     data: DataStack
     training: TrainingStack
     pipeline: PipelineStack
-    acknowledgements: list[Acknowledgement]
+    nag_packs: list[ReviewedPack]
 
 
 def build(app: cdk.App) -> Stacks:

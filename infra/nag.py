@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import jsii
+
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks, ServerlessChecks
 from constructs import IConstruct
@@ -38,11 +40,11 @@ FINDING_PATTERNS: tuple[tuple[str, str], ...] = (
         "Invoking a function's versions and aliases (ARN:*), as Step Functions and EventBridge Scheduler do.",
     ),
     (
-        r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:(sagemaker|bedrock):[\w-]+:\d+:(training-job|processing-job|model|model-package|model-package-group|endpoint|endpoint-config|model-import-job|imported-model)/\*\]",
+        r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:(sagemaker|bedrock):[^:]+:[^:]+:(training-job|processing-job|model|model-package|model-package-group|endpoint|endpoint-config|model-import-job|imported-model)/\*\]",
         "SageMaker and Bedrock resources are named by run ids chosen at run time; each role gets only the resource types it creates or reads.",
     ),
     (
-        r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:logs:[\w-]+:\d+:log-group:/aws/sagemaker/\*\]",
+        r"AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:logs:[^:]+:[^:]+:log-group:/aws/sagemaker/\*\]",
         "SageMaker jobs write their own log groups under /aws/sagemaker/.",
     ),
     (
@@ -107,23 +109,58 @@ def _target(stacks: dict[str, cdk.Stack], ack: Acknowledgement) -> IConstruct:
     return stack.node.find_child(ack.path) if ack.path else stack
 
 
-def acknowledge(app: cdk.App, stacks: dict[str, cdk.Stack]) -> list[Acknowledgement]:
-    """Apply every acknowledgement; returns them (the fixed ones, then each pattern-matched finding)."""
-    applied = list(ACKNOWLEDGEMENTS)
-    for name, stack in stacks.items():
-        found = {v.rule_name for pack in PACKS for v in pack(app).validate_scope(stack).violations}
-        for rule in sorted(found):
-            reason = next((why for pattern, why in FINDING_PATTERNS if re.fullmatch(pattern, rule)), None)
-            if reason is not None:
-                applied.append(Acknowledgement(name, None, rule, reason))
-    for ack in applied:
+def reason_for(rule_name: str) -> str | None:
+    return next((why for pattern, why in FINDING_PATTERNS if re.fullmatch(pattern, rule_name)), None)
+
+
+@jsii.implements(cdk.IPolicyValidationPluginBeta1)
+class ReviewedPack:
+    """A cdk-nag pack whose findings are accepted only when they match a reviewed pattern.
+
+    It has to run as the validation plugin itself: the findings with per-finding suffixes are named after
+    the resolved template (account, region, imported names), which only exists at synthesis."""
+
+    def __init__(self, pack: cdk.IPolicyValidationPluginBeta1) -> None:
+        self.pack = pack
+        self.accepted: dict[str, str] = {}
+        self.rejected: list[str] = []
+
+    @property
+    def name(self) -> str:
+        return str(self.pack.name)
+
+    @property
+    def version(self) -> str | None:
+        return self.pack.version
+
+    @property
+    def rule_ids(self) -> list[str] | None:
+        return self.pack.rule_ids
+
+    def validate(self, context: cdk.IPolicyValidationContextBeta1) -> cdk.PolicyValidationPluginReportBeta1:
+        report = self.pack.validate(context)
+        kept = []
+        for violation in report.violations:
+            reason = reason_for(violation.rule_name)
+            if reason is None:
+                kept.append(violation)
+                self.rejected.append(violation.rule_name)
+            else:
+                self.accepted[violation.rule_name] = reason
+        return cdk.PolicyValidationPluginReportBeta1(
+            success=not kept, violations=kept, metadata=report.metadata, plugin_version=report.plugin_version
+        )
+
+
+def acknowledge(stacks: dict[str, cdk.Stack]) -> None:
+    for ack in ACKNOWLEDGEMENTS:
         cdk.Validations.of(_target(stacks, ack)).acknowledge(cdk.Acknowledgment(id=ack.rule, reason=ack.reason))
-    return applied
 
 
-def apply_nag(app: cdk.App, data: cdk.Stack, training: cdk.Stack, pipeline: cdk.Stack) -> list[Acknowledgement]:
-    """Acknowledge the accepted findings and run every pack on synth: an unacknowledged error fails it."""
-    applied = acknowledge(app, {"data": data, "training": training, "pipeline": pipeline})
-    for pack in PACKS:
-        cdk.Validations.of(app).add_plugins(pack(app))
-    return applied
+def apply_nag(app: cdk.App, data: cdk.Stack, training: cdk.Stack, pipeline: cdk.Stack) -> list[ReviewedPack]:
+    """Acknowledge the accepted rules and run every pack on synth: an unaccepted finding fails it."""
+    acknowledge({"data": data, "training": training, "pipeline": pipeline})
+    packs = [ReviewedPack(pack(app)) for pack in PACKS]
+    for pack in packs:
+        cdk.Validations.of(app).add_plugins(pack)
+    return packs
