@@ -208,7 +208,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         table.add_row(
             summary["run_id"],
             summary["status"],
-            {True: "passed", False: "failed"}.get(gate.get("passed"), "-"),
+            "-" if gate.get("passed") is None else ("passed" if gate["passed"] else "failed"),
             f"v{version['version']} {version['approval']}" if version else "-",
             str(summary.get("wall_seconds", "")),
         )

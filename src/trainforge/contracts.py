@@ -13,8 +13,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
-
 DataFormat = Literal["chat", "prompt_completion", "bedrock_conversation", "text", "preference"]
 Trigger = Literal["upload", "schedule", "cli", "watch"]
 
@@ -27,7 +25,7 @@ class Contract(BaseModel):
     """Base of every boundary payload."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
 
 
 # --- data validation -------------------------------------------------------------------------------

@@ -106,7 +106,7 @@ def test_failed_training_job_is_recorded(aws, monkeypatch):
 
 
 def test_gate_failure_registers_nothing_as_approved(aws):
-    run_id, execution = upload_and_start(aws, improvement=0.01)
+    _run_id, execution = upload_and_start(aws, improvement=0.01)
     assert execution["status"] == "FAILED" and execution["error"] == "GateFailed"
     packages = aws.sagemaker.list_model_packages(ModelPackageGroupName="support")["ModelPackageSummaryList"]
     assert [p["ModelApprovalStatus"] for p in packages] == ["Rejected"]

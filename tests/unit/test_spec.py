@@ -73,7 +73,7 @@ def test_field_and_cross_field_checks(change, needle):
 
 
 def test_not_yaml_and_not_a_mapping():
-    with pytest.raises(SpecInvalid, match="x.yaml:2"):
+    with pytest.raises(SpecInvalid, match=r"x\.yaml:2"):
         parse_spec("name: a\n  bad: [unclosed", "x.yaml")
     with pytest.raises(SpecInvalid, match="mapping"):
         parse_spec("- a\n- b", "x.yaml")

@@ -27,7 +27,7 @@ def _version_args(uri: str) -> dict[str, str]:
 
 class S3Store:
     def __init__(self, client: Any = None, kms_key_id: str | None = None) -> None:
-        self.client = client or boto3.client("s3")
+        self.client: Any = client or boto3.client("s3")
         self.kms_key_id = kms_key_id
 
     def _fail(self, uri: str, exc: ClientError) -> StoreError:

@@ -59,7 +59,7 @@ def minhash_bands(texts: list[str], bands: int, rows: int) -> np.ndarray:
     buffer = b"".join(encoded)
     size = len(buffer)
     owner_of_byte = np.repeat(np.arange(count, dtype=np.int32), lengths)  # count * 128 < 2**31
-    signature = np.full(count * _BINS, _EMPTY, dtype=np.uint64)
+    signature: np.ndarray = np.full(count * _BINS, _EMPTY, dtype=np.uint64)
     slots = []
     values = []
     for offset in range(min(_WINDOW, max(size - _WINDOW + 1, 0))):

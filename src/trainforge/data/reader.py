@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, cast
 
 GZIP_MAGIC = b"\x1f\x8b"
 #: files read as plain text (continued pretraining) rather than JSON lines
@@ -92,8 +92,8 @@ def open_text_stream(source: BinaryIO, name: str, budget: int) -> tuple[io.Buffe
     buffered = io.BufferedReader(_Raw(source), buffer_size=_CHUNK)
     compressed = name.endswith(".gz") or buffered.peek(2)[:2] == GZIP_MAGIC
     if compressed:
-        return io.BufferedReader(_Gunzip(buffered, budget), buffer_size=_CHUNK), True  # type: ignore[arg-type]
-    return buffered, False
+        return cast(io.BufferedReader, io.BufferedReader(_Gunzip(buffered, budget), buffer_size=_CHUNK)), True
+    return cast(io.BufferedReader, buffered), False
 
 
 def iter_lines(stream: io.BufferedReader, max_line_bytes: int) -> Iterator[Line]:

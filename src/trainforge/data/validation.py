@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 import orjson
 
@@ -44,7 +44,7 @@ _DETECT_SAMPLE = 64
 @dataclass(frozen=True)
 class ValidationOptions:
     format: FormatChoice = "auto"
-    limits: DataLimits = field(default_factory=DataLimits)
+    limits: DataLimits = field(default_factory=lambda: DataLimits())
     pii: PiiPolicy = "report"
     near_duplicates: bool = True
     near_duplicate_threshold: float = 0.85
@@ -114,6 +114,13 @@ class _Run:
         self.error_counts[code] += 1
         if self.error_counts[code] <= self.options.max_errors_per_code:
             self.errors.append(DataIssue(file=file, line=line, field=path, code=code, message=message))
+
+
+_ACTIONS: dict[str, Literal["reported", "redacted", "rejected"]] = {
+    "report": "reported",
+    "redact": "redacted",
+    "reject": "rejected",
+}
 
 
 def _parse(line: Line, name: str, run: _Run) -> Any:
@@ -241,7 +248,7 @@ def _check_record(
             findings = find_pii(text)
             if not findings:
                 continue
-            action = {"report": "reported", "redact": "redacted", "reject": "rejected"}[run.options.pii]
+            action = _ACTIONS[run.options.pii]
             for kind, _, _ in findings:
                 run.pii_counts[kind] += 1
                 if len(run.pii_findings) < 100:

@@ -7,6 +7,7 @@ contract files, so what passes here runs in SageMaker.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -36,10 +37,8 @@ def _stream(command: list[str], log: Path, on_record: OnRecord | None) -> int:
         for line in process.stdout:
             handle.write(line)
             if on_record is not None and line.startswith("{"):
-                try:
+                with contextlib.suppress(json.JSONDecodeError):
                     on_record(json.loads(line))
-                except json.JSONDecodeError:
-                    pass
         return process.wait()
 
 

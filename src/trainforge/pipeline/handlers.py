@@ -9,7 +9,15 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from trainforge.contracts import DatasetReport, EvaluationReport, ModelVersion, RunRequest, TrainingResult, VpcConfig
+from trainforge.contracts import (
+    DatasetReport,
+    Deployment,
+    EvaluationReport,
+    ModelVersion,
+    RunRequest,
+    TrainingResult,
+    VpcConfig,
+)
 from trainforge.errors import TrainForgeError
 from trainforge.pipeline import steps
 from trainforge.pipeline.admission import admit, dataset_refs, load_run, record_admission, resolve_data_uri
@@ -167,6 +175,10 @@ def handle_deploy(event: dict[str, Any], settings: Settings, client: Any = None)
     _, spec = load_run(settings.resolved_artifacts_uri(), request.run_id)
     vpc = _vpc(settings)
     deployer: Any
+    if spec.deploy.target == "local":  # a local-mode spec uploaded to AWS: register, but start nothing
+        return Deployment(
+            run_id=request.run_id, target="local", status="Skipped: deploy.target local applies to local mode"
+        ).model_dump(mode="json")
     if spec.deploy.target == "bedrock_import":
         deployer = BedrockDeployer(
             ImportSettings(role_arn=settings.bedrock_role_arn, kms_key_id=settings.kms_key_arn or None, vpc=vpc), client

@@ -50,7 +50,9 @@ class Engine:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(self.device).eval()
+        loader: Any = AutoModelForCausalLM
+        self.model: Any = loader.from_pretrained(model_dir, dtype=dtype)
+        self.model.to(self.device).eval()
         self.created = int(time.time())
         self._lock = threading.Lock()
         config = self.model.generation_config
@@ -85,7 +87,7 @@ class Engine:
             output = self.model.generate(ids, attention_mask=torch.ones_like(ids), **self._kwargs(params))
         new = output[0, ids.shape[1] :].tolist()
         finished = bool(new) and new[-1] in self.eos_ids
-        text, stopped = _cut_at_stop(self.tokenizer.decode(new, skip_special_tokens=True), params.stop)
+        text, stopped = _cut_at_stop(str(self.tokenizer.decode(new, skip_special_tokens=True)), params.stop)
         reason = "stop" if finished or stopped else "length"
         return Generation(text, ids.shape[1], len(new), reason, time.perf_counter() - started)
 

@@ -103,7 +103,7 @@ def evaluate(model: torch.nn.Module, objective: Objective, config: TrainConfig, 
             totals[1] += objective.count(batch)
     model.train()
     world.all_reduce_sum(totals)
-    return float(totals[0] / max(totals[1], 1))
+    return float(totals[0]) / max(float(totals[1]), 1.0)
 
 
 def run_training(

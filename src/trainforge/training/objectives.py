@@ -85,17 +85,17 @@ class DirectPreference:
             pair = self.pairs[index]
             for response in (pair.chosen, pair.rejected):
                 ids = (pair.prompt + response)[: self.seq_len]
-                mask = ([0] * len(pair.prompt) + [1] * len(response))[: self.seq_len]
-                rows.append((ids, mask))
+                flags = ([0] * len(pair.prompt) + [1] * len(response))[: self.seq_len]
+                rows.append((ids, flags))
         width = max(len(ids) for ids, _ in rows)
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        response = torch.zeros((len(rows), width), dtype=torch.long)
+        response_mask = torch.zeros((len(rows), width), dtype=torch.long)
         attention = torch.zeros((len(rows), width), dtype=torch.long)
-        for row, (ids, mask) in enumerate(rows):
+        for row, (ids, response_flags) in enumerate(rows):
             input_ids[row, : len(ids)] = torch.tensor(ids)
-            response[row, : len(ids)] = torch.tensor(mask)
+            response_mask[row, : len(ids)] = torch.tensor(response_flags)
             attention[row, : len(ids)] = 1
-        return {"input_ids": input_ids, "response_mask": response, "attention_mask": attention}
+        return {"input_ids": input_ids, "response_mask": response_mask, "attention_mask": attention}
 
     def count(self, batch: dict[str, torch.Tensor]) -> int:
         return batch["input_ids"].size(0) // 2

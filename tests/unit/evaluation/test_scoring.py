@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 
 from tests.conftest import chat
 from trainforge.evaluation.bootstrap import paired_interval, relative_ppl_improvement

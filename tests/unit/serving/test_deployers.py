@@ -142,5 +142,5 @@ def test_bedrock_refuses_unimportable_architecture_before_any_call(aws_env):
     s3.create_bucket(Bucket="art")
     s3.put_object(Bucket="art", Key="runs/abc123/model/config.json", Body=json.dumps({"model_type": "gpt2"}))
     bedrock = boto3.client("bedrock")
-    with Stubber(bedrock), pytest.raises(DeploymentRefused, match="model_type 'gpt2'.*Llama.*sagemaker_endpoint"):
+    with Stubber(bedrock), pytest.raises(DeploymentRefused, match=r"model_type 'gpt2'.*Llama.*sagemaker_endpoint"):
         BedrockDeployer(ImportSettings(role_arn=ROLE), bedrock).deploy(version())
