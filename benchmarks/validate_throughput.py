@@ -104,9 +104,11 @@ def measure_validator(path: Path, tokens: bool) -> tuple[float, float, int]:
     )
     args = [sys.executable, "-c", code, str(path)]
     if tokens:
-        from trainforge.catalog import local_tokenizer_file
+        from trainforge.catalog import resolve_base_model
+        from trainforge.training.base_model import materialize
 
-        args.append(str(local_tokenizer_file()))
+        base = materialize(resolve_base_model("lite", "", local=True), Path(".trainforge/cache/base-models"))
+        args.append(str(base / "tokenizer.json"))
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout.split()
     return float(out[0]), int(out[1]) / 1024, int(out[2])
 

@@ -20,6 +20,17 @@ def bucket_name(prefix: str, role: str) -> str:
     return f"{prefix}-{role}-{Aws.ACCOUNT_ID}-{Aws.REGION}"
 
 
+def import_buckets(scope: Construct, prefix: str, key: kms.IKey) -> tuple[s3.IBucket, s3.IBucket]:
+    """The data and artifacts buckets, addressed by name from another stack (with the key they use)."""
+    data = s3.Bucket.from_bucket_attributes(
+        scope, "DataBucket", bucket_name=bucket_name(prefix, "data"), encryption_key=key
+    )
+    artifacts = s3.Bucket.from_bucket_attributes(
+        scope, "ArtifactsBucket", bucket_name=bucket_name(prefix, "artifacts"), encryption_key=key
+    )
+    return data, artifacts
+
+
 class DataStack(Stack):
     def __init__(
         self, scope: Construct, construct_id: str, *, prefix: str, artifacts_retention_days: int = 365, **kwargs: object

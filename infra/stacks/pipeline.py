@@ -21,7 +21,7 @@ from constructs import Construct
 from infra.constructs.core_layer import CoreLayer
 from infra.constructs.pipeline_function import PipelineFunction
 from infra.constructs.training_pipeline import TrainingPipeline
-from infra.stacks.data import bucket_name
+from infra.stacks.data import import_buckets
 
 #: function name -> the ASL substitution that names it (None: not called by the state machine)
 FUNCTIONS: dict[str, str | None] = {
@@ -58,12 +58,7 @@ class PipelineStack(Stack):
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
-        data_bucket = s3.Bucket.from_bucket_attributes(
-            self, "DataBucket", bucket_name=bucket_name(prefix, "data"), encryption_key=key
-        )
-        artifacts_bucket = s3.Bucket.from_bucket_attributes(
-            self, "ArtifactsBucket", bucket_name=bucket_name(prefix, "artifacts"), encryption_key=key
-        )
+        data_bucket, artifacts_bucket = import_buckets(self, prefix, key)
         self.topic = sns.Topic(
             self, "RunOutcomes", master_key=key, enforce_ssl=True, display_name="TrainForge run outcomes"
         )

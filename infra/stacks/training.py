@@ -16,7 +16,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from infra.stacks.data import bucket_name
+from infra.stacks.data import import_buckets
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INTERFACE_ENDPOINTS = {
@@ -62,12 +62,7 @@ class TrainingStack(Stack):
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
-        data_bucket = s3.Bucket.from_bucket_attributes(
-            self, "DataBucket", bucket_name=bucket_name(prefix, "data"), encryption_key=key
-        )
-        artifacts_bucket = s3.Bucket.from_bucket_attributes(
-            self, "ArtifactsBucket", bucket_name=bucket_name(prefix, "artifacts"), encryption_key=key
-        )
+        data_bucket, artifacts_bucket = import_buckets(self, prefix, key)
         if vpc_id:
             self.vpc = ec2.Vpc.from_lookup(self, "Vpc", vpc_id=vpc_id)
         else:

@@ -132,3 +132,20 @@ def test_rejected_dataset_and_gate_failure(tmp_path, runner_factory):
     assert outcome.status == "rejected" and outcome.deployment is None
     assert [v.approval for v in runner._registry().versions("support")] == ["Rejected"]
     assert runner._registry().champion("support") is None
+
+
+def test_watch_runs_a_dropped_spec_once(tmp_path, runner_factory):
+    from rich.console import Console
+
+    from trainforge.pipeline.watch import scan
+
+    settings, spec = workspace(tmp_path)
+    data_root = spec.parent.parent
+    runner = runner_factory(settings)
+    seen: dict = {}
+    first = scan(runner, data_root, seen, Console(quiet=True))
+    assert len(first) == 1 and (runner.platform.artifacts_uri.endswith("artifacts"))
+    assert scan(runner, data_root, seen, Console(quiet=True)) == []  # nothing changed: nothing runs
+    spec.write_text(spec.read_text())  # touched, same content and data: the same run id, reused
+    again = scan(runner, data_root, seen, Console(quiet=True))
+    assert again == first

@@ -133,3 +133,17 @@ def test_dataset_upload_starts_jobs_with_on_new_data(aws):
     version = aws.put("datasets/support/train.jsonl", GOOD_DATA)
     result = load_handler("admit_run")(s3_event(DATA, "datasets/support/train.jsonl", version), FakeContext())
     assert len(result["started"]) == 1 and result["started"][0].startswith("support-")
+
+
+def test_retrain_starts_a_run_only_when_the_data_content_changed(aws):
+    run_id, execution = upload_and_start(aws, spec=SPEC + "schedule: rate(7 days)\n")
+    assert execution["status"] == "SUCCEEDED"
+    retrain = load_handler("retrain")
+    unchanged = retrain({"job": "support"}, FakeContext())
+    assert unchanged == {"started": False, "reason": "data unchanged since the last successful run"}
+    aws.put("datasets/support/train.jsonl", GOOD_DATA)  # a new version with the same bytes is still unchanged
+    assert retrain({"job": "support"}, FakeContext())["started"] is False
+    aws.put("datasets/support/train.jsonl", GOOD_DATA + json.dumps(chat("one more", "row")) + "\n")
+    changed = retrain({"job": "support"}, FakeContext())
+    assert changed["started"] is True and changed["run_id"] != run_id
+    assert len(aws.executions()) == 2

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import boto3
@@ -18,6 +19,7 @@ from trainforge.contracts import (
     TrainingResult,
     VpcConfig,
 )
+from trainforge.data.fingerprint import content_fingerprint
 from trainforge.errors import TrainForgeError
 from trainforge.pipeline import steps
 from trainforge.pipeline.admission import admit, dataset_refs, load_run, record_admission, resolve_data_uri
@@ -225,19 +227,12 @@ def handle_record_failure(event: dict[str, Any], settings: Settings, client: Any
     return failure.model_dump(mode="json")
 
 
-def content_fingerprint(refs: list[Any]) -> str:
-    """sha256 over the sha256 of every object (the same fingerprint steps.dataset_fingerprint stores)."""
-    digests = []
-    for ref in refs:
-        uri = pin_version(ref.uri, ref.version_id)
-        digest = hashlib.sha256()
-        with open_store(uri).open(uri) as body:
-            for block in iter(lambda: body.read(1 << 20), b""):
-                digest.update(block)
-        digests.append(digest.hexdigest())
-    import json
-
-    return hashlib.sha256(json.dumps(sorted(digests)).encode()).hexdigest()
+def _sha256(uri: str) -> str:
+    digest = hashlib.sha256()
+    with open_store(uri).open(uri) as body:
+        for block in iter(lambda: body.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def handle_retrain(job_name: str, settings: Settings, client: Any = None) -> dict[str, Any]:
@@ -250,13 +245,13 @@ def handle_retrain(job_name: str, settings: Settings, client: Any = None) -> dic
         return {"started": False, "reason": f"no job spec jobs/{job_name}.yaml"}
     info = store.head(spec_uri)
     spec = parse_spec(store.read_bytes(pin_version(spec_uri, info.version_id)), spec_uri)
-    fingerprint = content_fingerprint(dataset_refs(spec, data_root))
+    fingerprint = content_fingerprint(
+        _sha256(pin_version(ref.uri, ref.version_id)) for ref in dataset_refs(spec, data_root)
+    )
     latest = latest_success_uri(settings.resolved_artifacts_uri(), job_name)
-    if store.exists(latest):
-        import json
-
-        if json.loads(open_store(latest).read_bytes(latest)).get("fingerprint") == fingerprint:
-            return {"started": False, "reason": "data unchanged since the last successful run"}
+    artifacts = open_store(latest)
+    if artifacts.exists(latest) and json.loads(artifacts.read_bytes(latest)).get("fingerprint") == fingerprint:
+        return {"started": False, "reason": "data unchanged since the last successful run"}
     request, spec = admit(
         spec_uri,
         store.read_bytes(pin_version(spec_uri, info.version_id)),

@@ -20,6 +20,7 @@ from trainforge.contracts import (
     TrainingResult,
 )
 from trainforge.data import ValidationOptions, validate_dataset
+from trainforge.data.fingerprint import content_fingerprint
 from trainforge.data.report import write_report
 from trainforge.errors import DatasetRejected
 from trainforge.evaluation.gate import decide
@@ -262,17 +263,10 @@ def register_model(
             {
                 "run_id": request.run_id,
                 "datasets": [d.model_dump() for d in request.datasets],
-                "fingerprint": dataset_fingerprint(dataset),
+                "fingerprint": content_fingerprint(dataset.sha256.values()),
             },
         )
     return version
-
-
-def dataset_fingerprint(report: DatasetReport) -> str:
-    """The content of a dataset: the sha256 of its files, independent of their versions and order."""
-    import hashlib
-
-    return hashlib.sha256(json.dumps(sorted(report.sha256.values())).encode()).hexdigest()
 
 
 def deploy_model(version: ModelVersion, spec: JobSpec, deployer: Deployer | None) -> Deployment:
