@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         spec = parse_spec(Path(args.spec).read_bytes(), args.spec)
         options = ValidationOptions.from_spec(spec)
     if args.format:
-        options = ValidationOptions(**{**options.__dict__, "format": args.format})
+        options = replace(options, format=args.format)
     objects = list(store.list(uri))
     if not objects:
         raise UsageError(f"{args.path}: no such file or folder")
