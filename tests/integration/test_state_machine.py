@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 
@@ -66,6 +67,7 @@ def test_success_path_registers_an_approved_model_package_and_deploys(aws):
     assert training_job["EnableNetworkIsolation"] is True
     bom = json.loads(aws.s3.get_object(Bucket=ARTIFACTS, Key=f"runs/{run_id}/bom.json")["Body"].read())
     assert bom["run_id"] == run_id and bom["replay"].startswith("trainforge run")
+    assert [d["sha256"] for d in bom["datasets"]] == [hashlib.sha256(GOOD_DATA.encode()).hexdigest()]
     assert aws.sagemaker.describe_endpoint(EndpointName="support")["EndpointConfigName"] == f"support-v1-{run_id}"
     # the local runner passes the same Task states, in the same order (tests/integration/test_local_runner.py)
     tasks = [state for state in execution["path"] if state in SUCCESS_PATH]

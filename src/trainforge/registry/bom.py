@@ -8,6 +8,7 @@ from importlib import metadata
 from typing import Any
 
 from trainforge.contracts import DatasetReport, EvaluationReport, RunRequest, TrainingResult
+from trainforge.store import pin_version
 
 
 def local_environment() -> dict[str, str]:
@@ -43,7 +44,12 @@ def build_bom(
             "content": spec,
         },
         "datasets": [
-            {"uri": d.uri, "version_id": d.version_id, "sha256": dataset.sha256.get(d.uri, d.sha256)}
+            # the report keys each file by the version it read (s3://...?versionId=...)
+            {
+                "uri": d.uri,
+                "version_id": d.version_id,
+                "sha256": dataset.sha256.get(pin_version(d.uri, d.version_id), d.sha256),
+            }
             for d in request.datasets
         ],
         "dataset_sha256": dataset.sha256,
