@@ -152,9 +152,6 @@ class TrainingRequest(Contract):
     hyperparameters: dict[str, str] = Field(description="string values, as SageMaker passes them")
     checkpoint_uri: str
     output_uri: str
-    kms_key_id: str | None = None
-    vpc: VpcConfig | None = None
-    network_isolation: bool = True
 
 
 class TrainingResult(Contract):

@@ -77,3 +77,12 @@ def test_unsafe_keys_are_refused(s3, key):
 
     with pytest.raises(UnsafeKey):
         load_handler("validate_upload")(s3_event(DATA, key, None), FakeContext())
+
+
+def test_objects_over_the_function_budget_are_refused_not_read(s3, monkeypatch):
+    monkeypatch.setenv("TRAINFORGE_MAX_OBJECT_BYTES", "100")
+    key = "datasets/support/big.jsonl"
+    version = put(s3, key, (json.dumps(chat()) + "\n").encode() * 10)
+    result = load_handler("validate_upload")(s3_event(DATA, key, version), FakeContext())
+    assert result["ok"] is False and result["errors"][0]["code"] == "file_too_large"
+    assert result["bytes_read"] == 0

@@ -26,9 +26,9 @@ def _version_args(uri: str) -> dict[str, str]:
 
 
 class S3Store:
-    def __init__(self, client: Any = None, kms_key_id: str | None = None) -> None:
+    def __init__(self, client: Any = None) -> None:
+        # no SSE arguments: every TrainForge bucket encrypts with its customer-managed key by default
         self.client: Any = client or boto3.client("s3")
-        self.kms_key_id = kms_key_id
 
     def _fail(self, uri: str, exc: ClientError) -> StoreError:
         code = exc.response.get("Error", {}).get("Code", "Error")
@@ -45,21 +45,16 @@ class S3Store:
         with self.open(uri) as body:
             return body.read()
 
-    def _encryption(self) -> dict[str, str]:
-        if self.kms_key_id:
-            return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
-        return {}
-
     def write_bytes(self, uri: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         bucket, key = split_s3(uri)
         try:
-            self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type, **self._encryption())
+            self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
         except ClientError as exc:
             raise self._fail(uri, exc) from exc
 
     def upload_file(self, path: Path, uri: str) -> None:
         bucket, key = split_s3(uri)
-        self.client.upload_file(str(path), bucket, key, ExtraArgs=self._encryption() or None)
+        self.client.upload_file(str(path), bucket, key)
 
     def download_file(self, uri: str, path: Path) -> None:
         bucket, key = split_s3(uri)

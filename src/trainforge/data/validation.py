@@ -36,7 +36,7 @@ from trainforge.data.reader import (
 from trainforge.data.split import assign_split
 from trainforge.data.tokens import TokenCounter
 from trainforge.spec import DataLimits, FormatChoice, JobSpec, PiiPolicy
-from trainforge.store import ObjectStore, join
+from trainforge.store import ObjectStore
 
 _DETECT_SAMPLE = 64
 
@@ -412,8 +412,3 @@ def _report(run: _Run, names: list[str], state: dict[str, Any], writer: _Redacte
         sha256=run.sha256,
         redacted_uri=redacted_uri,
     )
-
-
-def join_report_uri(artifacts_uri: str, data_key: str) -> str:
-    """Where the report of one uploaded data object lives: reports/datasets/<key>.json."""
-    return join(artifacts_uri, "reports", data_key + ".json")

@@ -61,10 +61,6 @@ class RunLayout:
         return self.path("outcome.json")
 
 
-def base_models_uri(artifacts_uri: str) -> str:
-    return join(artifacts_uri, "base-models")
-
-
 def latest_success_uri(artifacts_uri: str, job_name: str) -> str:
     """What the retrain schedule compares against: the last successful run of a job and its data."""
     return join(artifacts_uri, "runs", "latest", f"{job_name}.json")

@@ -12,7 +12,7 @@ from trainforge.data.report import write_report
 from trainforge.errors import SpecInvalid
 from trainforge.pipeline.keys import classify_key
 from trainforge.settings import Settings
-from trainforge.spec import parse_spec
+from trainforge.spec import DataLimits, parse_spec
 from trainforge.store import join, open_store, pin_version
 
 
@@ -48,5 +48,7 @@ def validate_upload(
         )
         artifacts.write_bytes(report_uri, report.model_dump_json(indent=2).encode(), "application/json")
         return report
-    dataset = validate_dataset([source_uri], open_store(source_uri), ValidationOptions())
+    # the function's own guard (memory, 15 minutes): larger objects are refused with file_too_large
+    options = ValidationOptions(limits=DataLimits(max_file_bytes=settings.max_object_bytes))
+    dataset = validate_dataset([source_uri], open_store(source_uri), options)
     return write_report(dataset, artifacts, report_uri)
