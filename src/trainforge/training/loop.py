@@ -146,7 +146,7 @@ def run_training(
                     # DDP averages gradients over ranks; scaling by world size makes it a global sum.
                     (loss_sum * world.size / global_count).backward()
                 loss_total += loss_sum.detach().double().cpu()
-                window_tokens += int((batch["input_ids"] != getattr(train, "pad_id", -1)).sum())
+                window_tokens += train.tokens(batch)
             grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
             optimizer.step()
             scheduler.step()

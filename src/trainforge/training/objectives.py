@@ -24,6 +24,10 @@ class Objective(Protocol):
     def count(self, batch: dict[str, torch.Tensor]) -> int:
         """How many loss terms the batch holds (target tokens, or pairs)."""
 
+    def tokens(self, batch: dict[str, torch.Tensor]) -> int:
+        """How many real (non-padding) tokens the batch holds, for throughput. Not derived from the pad id:
+        many tokenizers pad with their end-of-turn token, which real examples also contain."""
+
     def loss_sum(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
 
 
@@ -46,10 +50,17 @@ class LanguageModeling:
         return len(self.sequences)
 
     def batch(self, indices: list[int]) -> dict[str, torch.Tensor]:
-        return collate([self.sequences[i] for i in indices], self.seq_len, self.pad_id)
+        chosen = [self.sequences[i] for i in indices]
+        return {
+            **collate(chosen, self.seq_len, self.pad_id),
+            "real_tokens": torch.tensor(sum(len(s.input_ids) for s in chosen)),
+        }
 
     def count(self, batch: dict[str, torch.Tensor]) -> int:
         return int((batch["labels"][:, 1:] != IGNORE).sum())
+
+    def tokens(self, batch: dict[str, torch.Tensor]) -> int:
+        return int(batch["real_tokens"])
 
     def loss_sum(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         logits = model(
@@ -99,6 +110,9 @@ class DirectPreference:
 
     def count(self, batch: dict[str, torch.Tensor]) -> int:
         return batch["input_ids"].size(0) // 2
+
+    def tokens(self, batch: dict[str, torch.Tensor]) -> int:
+        return int(batch["attention_mask"].sum())
 
     def _logps(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()

@@ -109,3 +109,12 @@ def test_packed_logits_equal_unpacked(tiny_model_dir):
         second_start = sequences[0].position_ids.index(0, 1)
         alone = model(input_ids=batch["input_ids"][:, second_start:11]).logits
     torch.testing.assert_close(packed[:, second_start:11], alone, rtol=1e-5, atol=1e-5)
+
+
+def test_throughput_counts_end_of_turn_tokens_even_when_they_are_the_pad_id():
+    from trainforge.training.objectives import LanguageModeling
+
+    pad = 2  # an end-of-turn token that is also the pad token, as in SmolLM2
+    sequences, _ = pack([Example([5, 6, pad], [5, 6, pad]), Example([7, pad], [7, pad])], seq_len=8)
+    objective = LanguageModeling(sequences, 8, pad)
+    assert objective.tokens(objective.batch([0])) == 5
