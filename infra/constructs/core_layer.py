@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +47,9 @@ class PipInstall:
             "--upgrade",
             str(REPO_ROOT),
         ]
-        subprocess.run(command, check=True)
+        # the C loops (setup.py) would be built for this machine's Python, not the runtime's: the layer runs
+        # their pure-Python twins
+        subprocess.run(command, check=True, env={**os.environ, "TRAINFORGE_PURE_PYTHON": "1"})
         return True
 
 

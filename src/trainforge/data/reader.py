@@ -96,31 +96,67 @@ def open_text_stream(source: BinaryIO, name: str, budget: int) -> tuple[io.Buffe
     return cast(io.BufferedReader, buffered), False
 
 
+class Block(NamedTuple):
+    """Whole lines of a stream: ``data`` starts at line ``number``, byte ``offset`` of the stream."""
+
+    number: int
+    offset: int
+    data: bytes
+    #: a line over the limit that followed ``data``, truncated (the rest of it was skipped)
+    overlong: Line | None = None
+
+    def lines(self) -> Iterator[Line]:
+        data = self.data
+        start = 0
+        number = self.number
+        while start < len(data):
+            end = data.find(b"\n", start)
+            if end < 0:
+                end = len(data)
+            yield Line(number, self.offset + start, data[start:end].rstrip(b"\r"))
+            number += 1
+            start = end + 1
+        if self.overlong is not None:
+            yield self.overlong
+
+
+def iter_blocks(stream: io.BufferedReader, max_line_bytes: int) -> Iterator[Block]:
+    """~1 MB of whole lines at a time. No line in ``data`` is longer than ``max_line_bytes``: at most
+    ``max_line_bytes`` are read before the last line is completed, and that line alone is measured; a longer
+    one is cut off as ``overlong`` and the rest of it skipped without being held in memory."""
+    size = min(_CHUNK, max_line_bytes)
+    number = 1
+    offset = 0
+    while True:
+        data = stream.read(size)
+        if not data:
+            return
+        if not data.endswith(b"\n"):
+            data += stream.readline(max_line_bytes + 1)
+        last = data.rfind(b"\n", 0, len(data) - 1) + 1
+        consumed = len(data)
+        overlong = None
+        if len(data) - last - data.endswith(b"\n") > max_line_bytes:
+            if not data.endswith(b"\n"):
+                while True:  # skip the rest of the over-long line
+                    more = stream.readline(_CHUNK)
+                    consumed += len(more)
+                    if not more or more.endswith(b"\n"):
+                        break
+            lines_before = data.count(b"\n", 0, last)
+            overlong = Line(number + lines_before, offset + last, data[last : last + 200], too_long=True)
+            data = data[:last]
+        block = Block(number, offset, data, overlong)
+        yield block
+        number += data.count(b"\n") + (bool(data) and not data.endswith(b"\n")) + (overlong is not None)
+        offset += consumed
+
+
 def iter_lines(stream: io.BufferedReader, max_line_bytes: int) -> Iterator[Line]:
     """Yield lines without their newline. A line over the limit is yielded once, truncated, with
     ``too_long`` set, and the rest of it is skipped without being held in memory."""
-    number = 0
-    offset = 0
-    readline = stream.readline
-    while True:
-        raw = readline(max_line_bytes + 1)
-        if not raw:
-            return
-        number += 1
-        start = offset
-        offset += len(raw)
-        if raw.endswith(b"\n"):
-            yield Line(number, start, raw[:-1].rstrip(b"\r"))
-            continue
-        if len(raw) <= max_line_bytes:  # last line without a newline
-            yield Line(number, start, raw.rstrip(b"\r"))
-            continue
-        while True:  # skip the rest of an over-long line
-            more = readline(_CHUNK)
-            offset += len(more)
-            if not more or more.endswith(b"\n"):
-                break
-        yield Line(number, start, raw[:200], too_long=True)
+    for block in iter_blocks(stream, max_line_bytes):
+        yield from block.lines()
 
 
 def utf8_error(data: bytes) -> tuple[int, str] | None:

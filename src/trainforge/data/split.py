@@ -7,27 +7,32 @@ validation loss never measures memorised copies of training rows.
 
 from __future__ import annotations
 
-import hashlib
-from typing import Any, Literal
+from typing import Any
+
+import numpy as np
 
 from trainforge.contracts import DataFormat
+from trainforge.data.dedup import mix64
 from trainforge.data.fingerprint import example_digest, normalise
 from trainforge.data.formats import texts
 
 
-def assign_split(digest: bytes, seed: int, validation_fraction: float) -> Literal["train", "validation"]:
-    keyed = hashlib.blake2b(digest, digest_size=8, key=seed.to_bytes(8, "little", signed=True)).digest()
-    position = int.from_bytes(keyed, "little") / 2**64
-    return "validation" if position < validation_fraction else "train"
+def validation_mask(digests: np.ndarray, seed: int, validation_fraction: float) -> np.ndarray:
+    """True where the example with that :func:`example_digest` (as little-endian uint64) is held out.
+
+    The digest keyed by the seed and mixed is uniform on [0, 2**64); an example is held out when it falls
+    below ``fraction * 2**64``. Vectorised, so a million examples cost milliseconds.
+    """
+    keyed = mix64(digests.astype(np.uint64) ^ mix64(np.array([seed], dtype=np.int64).view(np.uint64)))
+    return keyed < np.uint64(min(int(validation_fraction * 2**64), 2**64 - 1))
 
 
 def split_records(
     records: list[dict[str, Any]], fmt: DataFormat, seed: int, fraction: float
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(train, validation) exactly as the validation report counted them and the trainer held them out."""
-    train: list[dict[str, Any]] = []
-    validation: list[dict[str, Any]] = []
-    for record in records:
-        digest = example_digest(normalise("\x1f".join(texts(record, fmt))))
-        (validation if assign_split(digest, seed, fraction) == "validation" else train).append(record)
+    digests = b"".join(example_digest(normalise("\x1f".join(texts(record, fmt)))) for record in records)
+    held_out = validation_mask(np.frombuffer(digests, dtype="<u8"), seed, fraction).tolist()
+    train = [record for record, out in zip(records, held_out, strict=True) if not out]
+    validation = [record for record, out in zip(records, held_out, strict=True) if out]
     return train, validation

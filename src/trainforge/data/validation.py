@@ -10,9 +10,12 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from array import array
+from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -20,6 +23,7 @@ import orjson
 
 from trainforge.contracts import DataFormat, DataIssue, DatasetReport, PiiFinding, SplitStats
 from trainforge.data.dedup import Deduplicator
+from trainforge.data.fast import FAST_FORMATS, decode_block
 from trainforge.data.fingerprint import example_digest, normalise
 from trainforge.data.formats import CHECKERS, detect_format, set_field, text_fields, texts
 from trainforge.data.pii import find_pii, may_contain_pii, redact
@@ -28,12 +32,13 @@ from trainforge.data.reader import (
     BudgetExceeded,
     CorruptInput,
     Line,
+    iter_blocks,
     iter_lines,
     open_text_stream,
     paragraphs,
     utf8_error,
 )
-from trainforge.data.split import assign_split
+from trainforge.data.split import validation_mask
 from trainforge.data.tokens import TokenCounter
 from trainforge.spec import DataLimits, FormatChoice, JobSpec, PiiPolicy
 from trainforge.store import ObjectStore
@@ -106,14 +111,19 @@ class _Run:
     warnings: list[str] = field(default_factory=list)
     pii_counts: Counter[str] = field(default_factory=Counter)
     pii_findings: list[PiiFinding] = field(default_factory=list)
-    split_counts: Counter[str] = field(default_factory=Counter)
-    locations: list[tuple[int, int]] = field(default_factory=list)
+    #: line number of every valid record, and the index of each file's first one (8 bytes per record)
+    lines: array[int] = field(default_factory=lambda: array("q"))
+    file_starts: list[int] = field(default_factory=list)
     sha256: dict[str, str] = field(default_factory=dict)
 
     def issue(self, file: str, line: int | None, path: str, code: str, message: str) -> None:
         self.error_counts[code] += 1
         if self.error_counts[code] <= self.options.max_errors_per_code:
             self.errors.append(DataIssue(file=file, line=line, field=path, code=code, message=message))
+
+    def location(self, index: int) -> tuple[int, int]:
+        """(file index, line) of the valid record ``index``."""
+        return bisect_right(self.file_starts, index) - 1, self.lines[index]
 
 
 _ACTIONS: dict[str, Literal["reported", "redacted", "rejected"]] = {
@@ -143,16 +153,15 @@ def _parse(line: Line, name: str, run: _Run) -> Any:
         return None
 
 
-def _json_records(stream: Any, name: str, run: _Run) -> Iterator[tuple[int, Any]]:
-    for line in iter_lines(stream, run.options.limits.max_line_bytes):
+def _too_long(line: Line, name: str, run: _Run) -> None:
+    limit = run.options.limits.max_line_bytes
+    run.issue(name, line.number, "", "line_too_long", f"line is longer than max_line_bytes={limit}")
+
+
+def _json_records(lines: Iterable[Line], name: str, run: _Run) -> Iterator[tuple[int, Any]]:
+    for line in lines:
         if line.too_long:
-            run.issue(
-                name,
-                line.number,
-                "",
-                "line_too_long",
-                f"line is longer than max_line_bytes={run.options.limits.max_line_bytes}",
-            )
+            _too_long(line, name, run)
             continue
         if not line.data.strip():
             continue
@@ -174,7 +183,7 @@ def _text_records(stream: Any, name: str, run: _Run) -> Iterator[tuple[int, Any]
     def good_lines() -> Iterator[tuple[int, str]]:
         for line in iter_lines(stream, limit):
             if line.too_long:
-                run.issue(name, line.number, "", "line_too_long", f"line is longer than max_line_bytes={limit}")
+                _too_long(line, name, run)
                 continue
             bad = utf8_error(line.data)
             if bad is not None:
@@ -232,19 +241,36 @@ def _check_record(
         for path, code, message in problems:
             run.issue(name, number, path, code, message)
         return
-    run.valid += 1
-    values = texts(record, fmt)
-    joined = "\x1f".join(values)
-    normal = normalise(joined)
-    digest = example_digest(normal)
-    state["dedup"].add(digest, normal)
-    run.locations.append((file_index, number))
-    if run.options.validation_fraction is not None:
-        run.split_counts[assign_split(digest, run.options.split_seed, run.options.validation_fraction)] += 1
+    _accept(file_index, name, [number], [texts(record, fmt)], lambda _: text_fields(record, fmt), run, state, record)
+
+
+def _accept(
+    file_index: int,
+    name: str,
+    numbers: Iterable[int],
+    batch: list[list[str]],
+    fields: Callable[[int], Iterable[tuple[str, str]]],
+    run: _Run,
+    state: dict[str, Any],
+    record: dict[str, Any] | None = None,
+) -> None:
+    """Everything that follows from valid records (their line ``numbers`` and texts): fingerprints, token
+    counts and PII findings. A batch at a time, so the per-record cost is a few list comprehensions;
+    ``fields(i)`` gives record i's (json_path, text) pairs, ``record`` the parsed object redaction edits
+    (the per-line path, one record at a time)."""
+    while len(run.file_starts) <= file_index:
+        run.file_starts.append(run.valid)
+    run.valid += len(batch)
+    run.lines.extend(numbers)
+    joined = ["\x1f".join(values) for values in batch]
+    normal = list(map(normalise, joined))
+    state["dedup"].extend(list(map(example_digest, normal)), normal)
     if state["tokens"] is not None:
-        state["tokens"].add(values)
-    if may_contain_pii(joined):
-        for path, text in text_fields(record, fmt):
+        for values in batch:
+            state["tokens"].add(values)
+    for index in [index for index, text in enumerate(joined) if may_contain_pii(text)]:
+        number = run.lines[len(run.lines) - len(batch) + index]
+        for path, text in fields(index):
             findings = find_pii(text)
             if not findings:
                 continue
@@ -253,9 +279,9 @@ def _check_record(
                 run.pii_counts[kind] += 1
                 if len(run.pii_findings) < 100:
                     run.pii_findings.append(PiiFinding(file=name, line=number, field=path, kind=kind, action=action))
-            if run.options.pii == "redact":
+            if run.options.pii == "redact" and record is not None:
                 set_field(record, path, redact(text, findings))
-    if state["redacted"] is not None:
+    if state["redacted"] is not None and record is not None:
         state["redacted"].write(record)
 
 
@@ -310,32 +336,10 @@ def _validate_file(
     source = _HashingReader(store.open(uri), limits.max_file_bytes)
     try:
         stream, _ = open_text_stream(source, lower, limits.max_decompressed_bytes)  # type: ignore[arg-type]
-        reader = _text_records if is_text else _json_records
-        seen = 0
-        for number, record in _with_detected_format(reader(stream, uri, run), run):
-            run.records += 1
-            seen += 1
-            if run.records > limits.max_records:
-                run.issue(
-                    uri,
-                    number,
-                    "",
-                    "too_many_records",
-                    f"more than max_records={limits.max_records}; the rest was not read",
-                )
-                break
-            if run.format is None:
-                run.issue(
-                    uri,
-                    number,
-                    "$",
-                    "unknown_format",
-                    "cannot tell the format: expected keys such as messages, prompt/completion, text or chosen/rejected",
-                )
-                continue
-            _check_record(file_index, uri, number, record, run, state)
-            if progress is not None and seen % 4096 == 0:
-                progress(source.count)
+        if is_text:
+            _check_records(file_index, uri, _text_records(stream, uri, run), run, state)
+        else:
+            _check_blocks(file_index, uri, stream, run, state, lambda: progress(source.count) if progress else None)
     except BudgetExceeded:
         run.issue(
             uri,
@@ -353,13 +357,68 @@ def _validate_file(
             progress(source.count)
 
 
+def _check_blocks(
+    file_index: int, uri: str, stream: Any, run: _Run, state: dict[str, Any], progress: Callable[[], None]
+) -> None:
+    """JSON lines a block at a time: the fast path (``fast.py``) where it vouches for the whole block, the
+    per-line path where it does not (and before the format is known, and when redacting)."""
+    for block in iter_blocks(stream, run.options.limits.max_line_bytes):
+        fmt = run.format
+        fast = FAST_FORMATS.get(fmt) if fmt is not None and state["redacted"] is None else None
+        decoded = decode_block(block.data, fmt) if fast is not None and fmt is not None else None
+        if fast is None or decoded is None:
+            _check_records(file_index, uri, _json_records(block.lines(), uri, run), run, state)
+        else:
+            accepted = decoded[: max(run.options.limits.max_records - run.records, 0)]
+            run.records += len(accepted)
+            numbers = range(block.number, block.number + len(accepted))
+            _accept(file_index, uri, numbers, accepted, partial(fast.fields, accepted), run, state)
+            if len(accepted) < len(decoded):
+                _count(uri, block.number + len(accepted), run)  # says "too many records"
+                return
+            if block.overlong is not None:
+                _too_long(block.overlong, uri, run)
+        progress()
+        if run.records > run.options.limits.max_records:
+            return
+
+
+def _count(uri: str, number: int, run: _Run) -> bool:
+    """Count one more record; False (after saying so) once past max_records."""
+    run.records += 1
+    if run.records <= run.options.limits.max_records:
+        return True
+    limit = run.options.limits.max_records
+    run.issue(uri, number, "", "too_many_records", f"more than max_records={limit}; the rest was not read")
+    return False
+
+
+def _check_records(
+    file_index: int, uri: str, records: Iterator[tuple[int, Any]], run: _Run, state: dict[str, Any]
+) -> None:
+    """The per-line path: each parsed record through its format's checker."""
+    for number, record in _with_detected_format(records, run):
+        if not _count(uri, number, run):
+            return
+        if run.format is None:
+            run.issue(
+                uri,
+                number,
+                "$",
+                "unknown_format",
+                "cannot tell the format: expected keys such as messages, prompt/completion, text or chosen/rejected",
+            )
+            continue
+        _check_record(file_index, uri, number, record, run, state)
+
+
 def _report(run: _Run, names: list[str], state: dict[str, Any], writer: _RedactedWriter | None) -> DatasetReport:
     duplicates = state["dedup"].finish()
     exact = sum(1 for dup in duplicates if dup.exact)
     examples = []
     for dup in duplicates[: run.options.max_errors_per_code]:
-        file_index, line = run.locations[dup.index]
-        first_file, first_line = run.locations[dup.first]
+        file_index, line = run.location(dup.index)
+        first_file, first_line = run.location(dup.first)
         kind = "exact_duplicate" if dup.exact else "near_duplicate"
         where = f"line {first_line}" + ("" if first_file == file_index else f" of {names[first_file]}")
         examples.append(
@@ -373,11 +432,14 @@ def _report(run: _Run, names: list[str], state: dict[str, Any], writer: _Redacte
         )
     split = None
     if run.options.validation_fraction is not None:
+        held_out = int(
+            validation_mask(state["dedup"].digests(), run.options.split_seed, run.options.validation_fraction).sum()
+        )
         split = SplitStats(
             seed=run.options.split_seed,
             validation_fraction=run.options.validation_fraction,
-            train_examples=run.split_counts["train"],
-            validation_examples=run.split_counts["validation"],
+            train_examples=run.valid - held_out,
+            validation_examples=held_out,
         )
     rejected_pii = run.options.pii == "reject" and bool(run.pii_counts)
     redacted_uri = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from tests.conftest import chat
@@ -11,7 +12,7 @@ from trainforge.data import ValidationOptions, validate_dataset
 from trainforge.data.dedup import Deduplicator, lsh_parameters
 from trainforge.data.fingerprint import example_digest, normalise
 from trainforge.data.pii import find_pii, iban_ok, luhn_ok, may_contain_pii
-from trainforge.data.split import assign_split
+from trainforge.data.split import validation_mask
 from trainforge.local.file_store import FileStore
 
 
@@ -49,7 +50,7 @@ def test_near_duplicate_threshold_is_configurable():
     loose = Deduplicator(threshold=0.5)
     for dedup in (strict, loose):
         for text in (text_a, text_b):
-            dedup.add(example_digest(normalise(text)), normalise(text))
+            dedup.extend([example_digest(normalise(text))], [normalise(text)])
     assert strict.finish() == []
     assert [d.index for d in loose.finish()] == [1]
 
@@ -109,14 +110,15 @@ def test_pii_redact_writes_a_copy_and_leaves_the_source_alone(write_jsonl, tmp_p
 
 
 def test_split_is_deterministic_seeded_and_keeps_duplicates_together():
-    digests = [example_digest(normalise(f"example {i}")) for i in range(2000)]
-    first = [assign_split(d, 7, 0.1) for d in digests]
-    assert first == [assign_split(d, 7, 0.1) for d in digests]
-    assert first != [assign_split(d, 8, 0.1) for d in digests]
-    assert 150 < first.count("validation") < 250
-    assert assign_split(example_digest(normalise("Same  ")), 1, 0.5) == assign_split(
-        example_digest(normalise("same")), 1, 0.5
-    )
+    digests = np.frombuffer(b"".join(example_digest(normalise(f"example {i}")) for i in range(2000)), dtype="<u8")
+    first = validation_mask(digests, 7, 0.1)
+    assert np.array_equal(first, validation_mask(digests, 7, 0.1))
+    assert not np.array_equal(first, validation_mask(digests, 8, 0.1))
+    assert 150 < first.sum() < 250
+    same = np.frombuffer(example_digest(normalise("Same  ")) + example_digest(normalise("same")), dtype="<u8")
+    assert validation_mask(same, 1, 0.5).tolist() in ([True, True], [False, False])
+    assert validation_mask(same, 1, 0.0).tolist() == [False, False]
+    assert validation_mask(same, 1, 1.0).tolist() == [True, True]
 
 
 def test_split_counts_in_report(write_jsonl):

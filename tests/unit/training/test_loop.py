@@ -18,8 +18,8 @@ from transformers import AutoModelForCausalLM
 from trainforge.training.entrypoint import train_from_contract
 
 # Loss after 12 full fine-tune steps of the fixture's run on CPU (fp32). A change to tokenization, packing, the
-# loss, the optimizer or the schedule moves it; update it only for a change that should.
-PINNED_FINAL_LOSS = 3.750220589015795
+# loss, the optimizer, the schedule or the train/validation split moves it; update it only for a change that should.
+PINNED_FINAL_LOSS = 3.6236754626762577
 
 
 def metrics(root: Path) -> list[dict]:

@@ -1,0 +1,20 @@
+"""The one compiled module, ``trainforge.data._scan``: optional, so an install without a C compiler still
+works (on the slower pure-Python twins). TRAINFORGE_PURE_PYTHON=1 skips it, as the Lambda layer build does:
+that wheel targets another Python than the one building it."""
+
+import os
+
+from setuptools import Extension, setup
+
+extensions = []
+if os.environ.get("TRAINFORGE_PURE_PYTHON") != "1":
+    extensions.append(
+        Extension(
+            "trainforge.data._scan",
+            ["src/trainforge/data/_scan.c"],
+            extra_compile_args=["-O3"],
+            optional=True,
+        )
+    )
+
+setup(ext_modules=extensions)

@@ -1,0 +1,67 @@
+"""The compiled loops (``_scan.c``) and their pure-Python twins give the same answers, bit for bit."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trainforge.data import dedup, pii
+from trainforge.data.compiled import scan
+
+needs_scan = pytest.mark.skipif(scan is None, reason="the C extension was not built here")
+
+# what the loops branch on: digits, pattern starts, case, multi-byte characters, and plain text (no lone
+# surrogates: every text comes from a strict UTF-8 decoder)
+trigger_rich = st.text(
+    st.sampled_from(list("aA@0123456789KIASBCPRIVATE Kearerb-\n\té€😀")) | st.characters(exclude_categories=["Cs"]),
+    max_size=120,
+)
+
+
+def test_the_extension_is_built_where_a_compiler_is():
+    # CI has a C compiler: a silent fallback to the twins there would be a build regression
+    if os.environ.get("CI") == "true":
+        assert scan is not None
+
+
+@needs_scan
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.lists(trigger_rich, max_size=12))
+def test_minhash_signatures_match_the_numpy_twin(texts):
+    assert np.array_equal(dedup._numpy_signatures(texts), dedup.minhash_signatures(texts))
+
+
+@needs_scan
+@settings(max_examples=2000, deadline=None, derandomize=True)
+@given(trigger_rich)
+def test_pii_triggers_match_the_python_twin(text):
+    assert pii.pii_triggers(text) == pii._pii_triggers(text)
+
+
+@needs_scan
+@pytest.mark.parametrize(
+    ("text", "triggers"),
+    [
+        ("plain words only, nothing else here at all", 0),
+        ("x" * 40 + "a@b", pii.EMAIL),
+        ("x" * 15 + "12" + "3", pii.DIGITS),  # a run across the 16-byte skip boundary
+        ("12 34 56", 0),
+        ("AKIA" + "x" * 30 + "Bearer PRIVATE KEY", pii.AWS | pii.BEARER | pii.PRIVATE_KEY),
+        ("ACC", 0),  # the pattern runs past the end of the text
+    ],
+)
+def test_pii_triggers_examples(text, triggers):
+    assert pii.pii_triggers(text) == pii._pii_triggers(text) == triggers
+
+
+def test_case_and_record_boundaries_in_signatures():
+    upper, lower = dedup.minhash_signatures(["Reset The Password", "reset the password"])
+    assert np.array_equal(upper, lower)
+    # a window spanning two records belongs to neither: a text's bins do not depend on its neighbours
+    alone = dedup.minhash_signatures(["abcdefghij"])[0]
+    assert np.array_equal(dedup.minhash_signatures(["zzzzzzzz", "abcdefghij"])[1], alone)
+    assert np.array_equal(dedup._numpy_signatures(["zzzzzzzz", "abcdefghij"])[1], alone)
