@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import chat
 from trainforge.data import dedup, pii
 from trainforge.data.compiled import scan
 
@@ -65,3 +66,20 @@ def test_case_and_record_boundaries_in_signatures():
     alone = dedup.minhash_signatures(["abcdefghij"])[0]
     assert np.array_equal(dedup.minhash_signatures(["zzzzzzzz", "abcdefghij"])[1], alone)
     assert np.array_equal(dedup._numpy_signatures(["zzzzzzzz", "abcdefghij"])[1], alone)
+
+
+@needs_scan
+def test_validation_reports_are_the_same_on_the_twins(write_jsonl, monkeypatch):
+    from trainforge.data import ValidationOptions, validate_dataset
+    from trainforge.local.file_store import FileStore
+
+    rows = [chat(f"How do I reset password {i % 7}?", f"Open settings and choose reset, step {i}.") for i in range(300)]
+    rows += [chat("Where is my order?", "Write to jane.doe@example.com or call +1 415 555 0132")] * 3
+    path = write_jsonl(rows)
+    options = ValidationOptions(format="chat", validation_fraction=0.2)
+    compiled = validate_dataset([path.as_uri()], FileStore(), options)
+    monkeypatch.setattr(dedup, "scan", None)
+    monkeypatch.setattr(pii, "pii_triggers", pii._pii_triggers)
+    twins = validate_dataset([path.as_uri()], FileStore(), options)
+    assert compiled.near_duplicates > 0 and compiled.pii_counts
+    assert compiled.model_dump(exclude={"created_at"}) == twins.model_dump(exclude={"created_at"})

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import random
+from collections import Counter
+
 import torch
 from transformers import AutoTokenizer
 
+from tests.conftest import chat
 from trainforge.training.packing import collate, pack
 from trainforge.training.tokenize import IGNORE, Example, encode_prompt_completion, encode_record
 
@@ -80,7 +85,31 @@ def test_packing_keeps_documents_whole_and_restarts_positions():
     )  # every document exactly once, whole
     assert stats.tokens == sum(lengths) and stats.truncated == 0
     assert stats.padding_waste == 1 - sum(lengths) / (16 * stats.sequences)
-    assert stats.sequences == 4  # 57 tokens fit in 4 rows of 16 by best fit
+    assert stats.sequences == 4  # 57 tokens fit in 4 rows of 16
+
+
+def _document_lengths(sequences):
+    return Counter(document for sequence in sequences for document in sequence.document_ids)
+
+
+def test_packing_closes_gaps_best_fit_leaves():
+    # Best-fit decreasing: 10+6, 9+6 (a gap of 1), 5+5+5 (a gap of 1), 2: four rows. The search fills each
+    # row exactly: 10+6, 9+5+2, 6+5+5.
+    lengths = [10, 9, 6, 6, 5, 5, 5, 2]
+    sequences, stats = pack(_examples(lengths), seq_len=16)
+    assert stats.sequences == 3 and stats.padding == 0
+    assert _document_lengths(sequences) == dict(enumerate(lengths))
+
+
+def test_packing_waste_on_a_realistic_length_mix_is_near_the_lower_bound():
+    rng = random.Random(0)
+    # like chat data: nothing shorter than the template and system prompt (34), a long tail; best-fit
+    # decreasing pads 2.3% here
+    lengths = [min(34 + int(rng.expovariate(1 / 40)), 256) for _ in range(3000)]
+    sequences, stats = pack(_examples(lengths), seq_len=256)
+    lower_bound = math.ceil(sum(lengths) / 256)
+    assert stats.padding_waste < 0.01 and stats.sequences <= lower_bound * 1.01
+    assert _document_lengths(sequences) == dict(enumerate(lengths))
 
 
 def test_first_token_of_each_document_is_not_a_target_and_mask_is_block_diagonal():
@@ -118,3 +147,30 @@ def test_throughput_counts_end_of_turn_tokens_even_when_they_are_the_pad_id():
     sequences, _ = pack([Example([5, 6, pad], [5, 6, pad]), Example([7, pad], [7, pad])], seq_len=8)
     objective = LanguageModeling(sequences, 8, pad)
     assert objective.tokens(objective.batch([0])) == 5
+
+
+def test_loss_on_labelled_positions_only_equals_the_full_logits_loss(tiny_model_dir, monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    from trainforge.training import objectives
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation="sdpa")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    records = [chat(f"question number {i}", f"the answer is {i}") for i in range(6)]
+    sequences, _ = pack([encode_record(tokenizer, record, "chat") for record in records], seq_len=48)
+    objective = objectives.LanguageModeling(sequences, 48, tokenizer.pad_token_id)
+    batch = objective.batch(list(range(len(sequences))))
+    assert objectives._plain_head(model) is model.get_output_embeddings()
+
+    def loss_and_grad() -> tuple[torch.Tensor, torch.Tensor]:
+        model.zero_grad()
+        loss = objective.loss_sum(model, batch)
+        loss.backward()
+        return loss.detach(), model.get_output_embeddings().weight.grad.clone()
+
+    selective = loss_and_grad()
+    monkeypatch.setattr(objectives, "PLAIN_HEAD_MODEL_TYPES", frozenset())  # an unknown head: full logits
+    assert objectives._plain_head(model) is None
+    full = loss_and_grad()
+    torch.testing.assert_close(selective[0], full[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(selective[1], full[1], rtol=1e-4, atol=1e-5)
