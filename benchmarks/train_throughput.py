@@ -155,7 +155,7 @@ def main() -> None:
     )
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=6, help="timed steps per side, after --warmup")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per side, after --warmup")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--cache", type=Path, default=Path(".trainforge/cache/base-models"))
     args = parser.parse_args()

@@ -1,66 +1,46 @@
 /* Compiled inner loops of dataset validation: the per-byte work that numpy and str methods cannot do in
- * one pass. Each function has a pure-Python twin with the same result (dedup.py, pii.py); the twin runs
- * where this module was not built (the Lambda layer, a machine without a C compiler) and a test holds the
- * two equal.
+ * one pass. Each function has a pure-Python twin with the same result (fingerprint.py, pii.py); the twin
+ * runs where this module was not built (the Lambda layer, a machine without a C compiler) and a test holds
+ * the two equal, bit for bit.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the shingles and digests are little-endian words, as numpy reads them in the twins"
+#endif
+
 #define BINS 128
+#define SEPARATOR 0x1F
 #define MIX1 0xBF58476D1CE4E5B9ULL
+#define MIX2 0x94D049BB133111EBULL
+#define WORD_KEY 0x9E3779B97F4A7C15ULL
+#define LENGTH_KEY 0xD6E8FEB86659FD93ULL
+
+enum { EMAIL = 1, DIGITS = 2, AWS = 4, BEARER = 8, PRIVATE_KEY = 16, ALL = 31 };
 
 /* ASCII letters folded to lower case, every other byte unchanged (as bytes.lower()). */
 static uint8_t fold[256];
-
-/* MinHash signatures of byte 8-gram shingles, one-permutation hashing: see dedup.minhash_signatures. */
-static PyObject *
-minhash_signatures(PyObject *self, PyObject *texts)
-{
-    if (!PyList_Check(texts)) {
-        PyErr_SetString(PyExc_TypeError, "texts must be a list of str");
-        return NULL;
-    }
-    Py_ssize_t count = PyList_GET_SIZE(texts);
-    PyObject *out = PyByteArray_FromStringAndSize(NULL, count * BINS * (Py_ssize_t)sizeof(uint64_t));
-    if (out == NULL)
-        return NULL;
-    uint64_t *signature = (uint64_t *)PyByteArray_AS_STRING(out);
-    memset(signature, 0xFF, (size_t)count * BINS * sizeof(uint64_t));
-    for (Py_ssize_t index = 0; index < count; index++) {
-        PyObject *text = PyList_GET_ITEM(texts, index);
-        if (!PyUnicode_Check(text)) {
-            Py_DECREF(out);
-            PyErr_SetString(PyExc_TypeError, "texts must be a list of str");
-            return NULL;
-        }
-        Py_ssize_t size;
-        const uint8_t *data = (const uint8_t *)PyUnicode_AsUTF8AndSize(text, &size);
-        if (data == NULL) {
-            Py_DECREF(out);
-            return NULL;
-        }
-        uint64_t *bins = signature + index * BINS;
-        uint64_t window = 0;
-        for (Py_ssize_t position = 0; position < size; position++) {
-            /* the little-endian uint64 of the 8 bytes ending here, as numpy reads it */
-            window = (window >> 8) | ((uint64_t)fold[data[position]] << 56);
-            if (position < 7)
-                continue;
-            uint64_t hashed = window * MIX1;
-            uint64_t *bin = bins + (hashed >> 57);
-            *bin = hashed < *bin ? hashed : *bin;
-        }
-    }
-    return out;
-}
-
+/* ASCII whitespace as bytes.strip() sees it: space, \t \n \v \f \r */
+static uint8_t space[256];
 /* Bytes that may start a pattern the PII detectors look for (digits are counted separately). */
 static uint8_t starts_pattern[256];
+
+static uint64_t
+mix64(uint64_t value)
+{
+    value ^= value >> 30;
+    value *= MIX1;
+    value ^= value >> 27;
+    value *= MIX2;
+    return value ^ (value >> 31);
+}
 
 static int
 followed_by(const uint8_t *data, Py_ssize_t size, Py_ssize_t position, const char *literal)
@@ -69,20 +49,10 @@ followed_by(const uint8_t *data, Py_ssize_t size, Py_ssize_t position, const cha
     return (size_t)(size - position - 1) >= length && memcmp(data + position + 1, literal, length) == 0;
 }
 
-enum { EMAIL = 1, DIGITS = 2, AWS = 4, BEARER = 8, PRIVATE_KEY = 16, ALL = 31 };
-
-/* Which PII detectors the text can interest (a bit set): see pii._pii_triggers. */
-static PyObject *
-pii_triggers(PyObject *self, PyObject *text)
+/* Which PII detectors the bytes can interest (a bit set): see pii._pii_triggers. */
+static long
+triggers_of(const uint8_t *data, Py_ssize_t size)
 {
-    if (!PyUnicode_Check(text)) {
-        PyErr_SetString(PyExc_TypeError, "text must be a str");
-        return NULL;
-    }
-    Py_ssize_t size;
-    const uint8_t *data = (const uint8_t *)PyUnicode_AsUTF8AndSize(text, &size);
-    if (data == NULL)
-        return NULL;
     int digits = 0;
     long found = 0;
     Py_ssize_t position = 0;
@@ -125,12 +95,133 @@ pii_triggers(PyObject *self, PyObject *text)
                 found |= PRIVATE_KEY;
         }
     }
-    return PyLong_FromLong(found);
+    return found;
+}
+
+/* The example digest of normalised bytes: see fingerprint._numpy_digests. */
+static uint64_t
+digest_of(const uint8_t *data, Py_ssize_t size)
+{
+    uint64_t total = 0;
+    uint64_t word_index = 1;
+    for (Py_ssize_t position = 0; position < size; position += 8, word_index++) {
+        uint64_t word = 0;
+        memcpy(&word, data + position, size - position < 8 ? (size_t)(size - position) : 8);
+        total += mix64(word + word_index * WORD_KEY);
+    }
+    return mix64(total + (uint64_t)size * LENGTH_KEY);
+}
+
+/* One-permutation MinHash bins of the 8-byte windows: see fingerprint._numpy_signatures. */
+static void
+signature_of(const uint8_t *data, Py_ssize_t size, uint64_t *bins)
+{
+    for (Py_ssize_t position = 0; position + 8 <= size; position++) {
+        uint64_t window;
+        memcpy(&window, data + position, 8);
+        uint64_t hashed = window * MIX1;
+        uint64_t *bin = bins + (hashed >> 57);
+        *bin = hashed < *bin ? hashed : *bin; /* branch-free: new minima are unpredictable */
+    }
+}
+
+static PyObject *
+pii_triggers(PyObject *self, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "text must be a str");
+        return NULL;
+    }
+    Py_ssize_t size;
+    const uint8_t *data = (const uint8_t *)PyUnicode_AsUTF8AndSize(text, &size);
+    if (data == NULL)
+        return NULL;
+    return PyLong_FromLong(triggers_of(data, size));
+}
+
+/* fingerprint(batch, signatures) for records given as lists of texts: see fingerprint.fingerprints. */
+static PyObject *
+fingerprint(PyObject *self, PyObject *args)
+{
+    PyObject *batch;
+    int with_signatures;
+    if (!PyArg_ParseTuple(args, "O!p", &PyList_Type, &batch, &with_signatures))
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(batch);
+    PyObject *digests = PyBytes_FromStringAndSize(NULL, count * 8);
+    PyObject *triggers = PyBytes_FromStringAndSize(NULL, count);
+    PyObject *signatures = Py_None;
+    uint8_t *joined = NULL;
+    size_t capacity = 0;
+    if (with_signatures)
+        signatures = PyByteArray_FromStringAndSize(NULL, count * BINS * 8);
+    else
+        Py_INCREF(Py_None);
+    if (digests == NULL || triggers == NULL || signatures == NULL)
+        goto fail;
+    if (with_signatures)
+        memset(PyByteArray_AS_STRING(signatures), 0xFF, (size_t)count * BINS * 8);
+    for (Py_ssize_t index = 0; index < count; index++) {
+        PyObject *texts = PyList_GET_ITEM(batch, index);
+        if (!PyList_Check(texts)) {
+            PyErr_SetString(PyExc_TypeError, "each record must be a list of str");
+            goto fail;
+        }
+        /* the record's texts joined by the separator, as "\x1f".join(texts).encode() */
+        size_t size = 0;
+        for (Py_ssize_t part = 0; part < PyList_GET_SIZE(texts); part++) {
+            PyObject *text = PyList_GET_ITEM(texts, part);
+            if (!PyUnicode_Check(text)) {
+                PyErr_SetString(PyExc_TypeError, "each record must be a list of str");
+                goto fail;
+            }
+            Py_ssize_t length;
+            const char *data = PyUnicode_AsUTF8AndSize(text, &length);
+            if (data == NULL)
+                goto fail;
+            if (size + (size_t)length + 1 > capacity) {
+                capacity = 2 * (size + (size_t)length + 1);
+                uint8_t *grown = realloc(joined, capacity);
+                if (grown == NULL) {
+                    PyErr_NoMemory();
+                    goto fail;
+                }
+                joined = grown;
+            }
+            if (part)
+                joined[size++] = SEPARATOR;
+            memcpy(joined + size, data, (size_t)length);
+            size += (size_t)length;
+        }
+        PyBytes_AS_STRING(triggers)[index] = (char)triggers_of(joined, (Py_ssize_t)size);
+        /* normalised: outer ASCII whitespace stripped, ASCII letters folded */
+        size_t start = 0, end = size;
+        while (start < end && space[joined[start]])
+            start++;
+        while (end > start && space[joined[end - 1]])
+            end--;
+        for (size_t position = start; position < end; position++)
+            joined[position] = fold[joined[position]];
+        uint64_t digest = digest_of(joined + start, (Py_ssize_t)(end - start));
+        memcpy(PyBytes_AS_STRING(digests) + index * 8, &digest, 8);
+        if (with_signatures)
+            signature_of(joined + start, (Py_ssize_t)(end - start),
+                         (uint64_t *)PyByteArray_AS_STRING(signatures) + index * BINS);
+    }
+    free(joined);
+    return Py_BuildValue("(NNN)", digests, signatures, triggers);
+fail:
+    free(joined);
+    Py_XDECREF(digests);
+    Py_XDECREF(triggers);
+    Py_XDECREF(signatures);
+    return NULL;
 }
 
 static PyMethodDef methods[] = {
-    {"minhash_signatures", minhash_signatures, METH_O,
-     "minhash_signatures(texts: list[str]) -> bytearray: len(texts) x 128 little-endian uint64 bins"},
+    {"fingerprint", fingerprint, METH_VARARGS,
+     "fingerprint(batch: list[list[str]], signatures: bool) -> (digests: bytes, signatures: bytearray | None, "
+     "triggers: bytes)"},
     {"pii_triggers", pii_triggers, METH_O, "pii_triggers(text: str) -> int: the bits of pii.py's triggers"},
     {NULL, NULL, 0, NULL},
 };
@@ -142,6 +233,8 @@ PyInit__scan(void)
 {
     for (int byte = 0; byte < 256; byte++)
         fold[byte] = (byte >= 'A' && byte <= 'Z') ? (uint8_t)(byte | 0x20) : (uint8_t)byte;
+    for (const char *first = " \t\n\v\f\r"; *first; first++)
+        space[(uint8_t)*first] = 1;
     for (const char *first = "@ABbP"; *first; first++)
         starts_pattern[(uint8_t)*first] = 1;
     return PyModule_Create(&module);

@@ -18,6 +18,7 @@ import numpy as np
 
 from trainforge.contracts import DataFormat
 from trainforge.data.formats import Problem, _turns
+from trainforge.data.reader import Block
 
 _Text = Annotated[str, msgspec.Meta(min_length=1)]
 _Weight = Annotated[float, msgspec.Meta(ge=0, le=1)]
@@ -112,32 +113,22 @@ _WHITESPACE = np.zeros(256, dtype=bool)
 _WHITESPACE[list(b" \t\r\n")] = True
 
 
-def _line_count(block: bytes) -> int | None:
-    """How many lines ``block`` holds, or None when a line starts with whitespace (it may be blank)."""
-    data = np.frombuffer(block, dtype=np.uint8)
-    newlines = np.flatnonzero(data == 10)
-    starts = newlines[:-1] + 1 if block.endswith(b"\n") else newlines + 1
-    if _WHITESPACE[data[0]] or _WHITESPACE[data[starts]].any():
-        return None
-    return len(starts) + 1
-
-
-def decode_block(block: bytes, fmt: DataFormat) -> list[list[str]] | None:
-    """The texts of every record of ``block`` (complete lines), one per line in order; None when a line
-    may be blank, is invalid, or needs the per-line checker.
+def decode_block(block: Block, fmt: DataFormat) -> list[list[str]] | None:
+    """The texts of every record of ``block``, one per line in order; None when a line may be blank (it
+    starts with whitespace), is invalid, or needs the per-line checker.
 
     msgspec reads a stream of values, not strictly one per line; with no blank line, as many values as
     lines means exactly one value on each line, so record ``i`` is line ``i``.
     """
     fast = FAST_FORMATS[fmt]
-    lines = _line_count(block) if block else None
-    if lines is None:
+    data = block.data
+    if not data or _WHITESPACE[np.frombuffer(data, dtype=np.uint8)[block.starts]].any():
         return None
     try:
-        records = fast.decoder.decode_lines(block)
+        records = fast.decoder.decode_lines(data)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    if len(records) != lines:
+    if len(records) != len(block.starts):
         return None
     texts = list(map(fast.texts, records))
     if None in texts:

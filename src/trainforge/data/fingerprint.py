@@ -1,24 +1,116 @@
-"""The identity of an example: one normalisation shared by de-duplication and the train/validation split."""
+"""What identifies an example, computed in one pass per batch of records: its digest (exact duplicates and
+the train/validation split, the same in the validator and the trainer), its MinHash bins (near duplicates)
+and its PII pre-filter triggers.
+
+A record is the list of its free texts (``formats.texts``). Its normal form is those texts joined by
+``\\x1f``, UTF-8, with outer ASCII whitespace stripped and ASCII letters folded to lower case: copies that
+differ only in case or surrounding spaces are exact duplicates. (Folding ASCII only keeps the normal form
+a per-byte operation; collapsing inner whitespace as well cost more than the rest of validation, and
+near-duplicate detection catches re-spaced copies.)
+
+``_scan.c`` computes all three in one compiled pass; the numpy twins below give the same bits where it is
+not built, and a test holds them equal.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from trainforge.data.compiled import scan
+from trainforge.data.pii import _pii_triggers
+
+SEPARATOR = "\x1f"
+BINS = 128
+_SPACE = b" \t\n\x0b\x0c\r"
+_WINDOW = 8
+_U64 = np.uint64
+_MIX1 = _U64(0xBF58476D1CE4E5B9)
+_MIX2 = _U64(0x94D049BB133111EB)
+_WORD_KEY = _U64(0x9E3779B97F4A7C15)
+_LENGTH_KEY = _U64(0xD6E8FEB86659FD93)
+EMPTY = np.iinfo(np.uint64).max
 
 
-def normalise(text: str) -> str:
-    """Case-insensitive form with outer whitespace stripped. (Collapsing inner whitespace as well cost more
-    than the rest of validation put together; near-duplicate detection catches re-spaced copies.)"""
-    return text.lower().strip()
+@dataclass(frozen=True)
+class Fingerprints:
+    #: (n,) uint64: equal for examples with the same normal form
+    digests: np.ndarray
+    #: (n, 128) uint64 one-permutation MinHash bins (empty bins hold 2**64 - 1), writable; None if not asked
+    signatures: np.ndarray | None
+    #: (n,) uint8: which PII detectors each example can interest (``pii`` trigger bits)
+    triggers: np.ndarray
+
+
+def fingerprints(batch: list[list[str]], signatures: bool = True) -> Fingerprints:
+    if scan is not None:
+        digests, bins, triggers = scan.fingerprint(batch, signatures)
+        signature = None if bins is None else np.frombuffer(bins, dtype="<u8").reshape(len(batch), BINS)
+        return Fingerprints(np.frombuffer(digests, dtype="<u8"), signature, np.frombuffer(triggers, dtype=np.uint8))
+    joined = [SEPARATOR.join(texts) for texts in batch]
+    normal = [normalise(text) for text in joined]
+    return Fingerprints(
+        _numpy_digests(normal),
+        _numpy_signatures(normal) if signatures else None,
+        np.fromiter(map(_pii_triggers, joined), dtype=np.uint8, count=len(joined)),
+    )
+
+
+def normalise(text: str) -> bytes:
+    return text.encode("utf-8").strip(_SPACE).lower()  # bytes.lower() folds ASCII letters only
+
+
+def mix64(values: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: spreads values over all 64 bits."""
+    values = values ^ (values >> _U64(30))
+    values = values * _MIX1
+    values = values ^ (values >> _U64(27))
+    values = values * _MIX2
+    return values ^ (values >> _U64(31))
+
+
+def _numpy_digests(normal: list[bytes]) -> np.ndarray:
+    """Twin of ``_scan.c``'s ``digest_of``: the text's little-endian 8-byte words (zero-padded), each mixed
+    with its position, summed, and mixed with the length."""
+    lengths = np.fromiter(map(len, normal), dtype=np.int64, count=len(normal))
+    words_per = (lengths + 7) // 8
+    words = np.frombuffer(b"".join(text + bytes(-len(text) % 8) for text in normal), dtype="<u8")
+    starts = np.cumsum(words_per) - words_per
+    position = np.arange(len(words)) - np.repeat(starts, words_per) + 1
+    mixed = mix64(words + position.astype(np.uint64) * _WORD_KEY)
+    totals = np.zeros(len(normal), dtype=np.uint64)
+    filled = words_per > 0
+    if filled.any():
+        totals[filled] = np.add.reduceat(mixed, starts[filled])
+    return mix64(totals + lengths.astype(np.uint64) * _LENGTH_KEY)
+
+
+def _numpy_signatures(normal: list[bytes]) -> np.ndarray:
+    """Twin of ``_scan.c``'s ``signature_of``. Shingles are the 8-byte windows of the normal form, read
+    with zero arithmetic as eight unaligned uint64 views of the batch buffer. One odd-constant multiply
+    permutes them (a bijection on uint64); its top seven bits pick the bin, and each bin keeps its minimum.
+    """
+    count = len(normal)
+    lengths = np.fromiter(map(len, normal), dtype=np.int64, count=count)
+    ends = np.cumsum(lengths)
+    buffer = b"".join(normal)
+    size = len(buffer)
+    owner_of_byte = np.repeat(np.arange(count, dtype=np.int64), lengths)
+    signature: np.ndarray = np.full(count * BINS, EMPTY, dtype=np.uint64)
+    for offset in range(min(_WINDOW, max(size - _WINDOW + 1, 0))):
+        hashed = np.frombuffer(buffer, dtype="<u8", count=(size - offset) // _WINDOW, offset=offset) * _MIX1
+        owner = owner_of_byte[offset::_WINDOW][: len(hashed)]
+        inside = offset + np.arange(len(hashed)) * _WINDOW + _WINDOW <= ends[owner]  # none across two records
+        slots = owner[inside] * BINS + (hashed[inside] >> _U64(57)).astype(np.int64)
+        np.minimum.at(signature, slots, hashed[inside])
+    return signature.reshape(count, BINS)
 
 
 def content_fingerprint(file_digests: Iterable[str]) -> str:
     """The content of a dataset: one hash over its files' sha256, independent of their names, versions and
     order. The retrain schedule compares it with the last successful run's."""
     return hashlib.sha256(json.dumps(sorted(file_digests)).encode()).hexdigest()
-
-
-def example_digest(normal: str) -> bytes:
-    # sha256 rather than blake2b: OpenSSL's runs on the CPU's SHA extensions, ~2.5x faster here
-    return hashlib.sha256(normal.encode("utf-8")).digest()[:8]

@@ -97,16 +97,24 @@ def _pii_triggers(text: str) -> int:
         triggers |= BEARER
     if "PRIVATE KEY" in text:
         triggers |= PRIVATE_KEY
-    if _THREE_DIGITS.search(text) is not None:
+    has_digit = (  # memchr-speed tests first: the regex costs ~10x more on text without digits
+        "0" in text
+        or "1" in text
+        or "2" in text
+        or "3" in text
+        or "4" in text
+        or "5" in text
+        or "6" in text
+        or "7" in text
+        or "8" in text
+        or "9" in text
+    )
+    if has_digit and _THREE_DIGITS.search(text) is not None:
         triggers |= DIGITS
     return triggers
 
 
 pii_triggers = _pii_triggers if scan is None else scan.pii_triggers
-
-
-def may_contain_pii(text: str) -> bool:
-    return pii_triggers(text) != 0
 
 
 def find_pii(text: str) -> list[tuple[str, int, int]]:

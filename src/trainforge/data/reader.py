@@ -11,6 +11,8 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO, NamedTuple, cast
 
+import numpy as np
+
 GZIP_MAGIC = b"\x1f\x8b"
 #: files read as plain text (continued pretraining) rather than JSON lines
 TEXT_SUFFIXES = (".txt", ".txt.gz", ".md", ".md.gz")
@@ -102,6 +104,8 @@ class Block(NamedTuple):
     number: int
     offset: int
     data: bytes
+    #: where each line of ``data`` starts (one pass of numpy over the block, shared by its readers)
+    starts: np.ndarray
     #: a line over the limit that followed ``data``, truncated (the rest of it was skipped)
     overlong: Line | None = None
 
@@ -146,10 +150,17 @@ def iter_blocks(stream: io.BufferedReader, max_line_bytes: int) -> Iterator[Bloc
             lines_before = data.count(b"\n", 0, last)
             overlong = Line(number + lines_before, offset + last, data[last : last + 200], too_long=True)
             data = data[:last]
-        block = Block(number, offset, data, overlong)
+        block = Block(number, offset, data, _line_starts(data), overlong)
         yield block
-        number += data.count(b"\n") + (bool(data) and not data.endswith(b"\n")) + (overlong is not None)
+        number += len(block.starts) + (overlong is not None)
         offset += consumed
+
+
+def _line_starts(data: bytes) -> np.ndarray:
+    newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    if data.endswith(b"\n"):
+        newlines = newlines[:-1]
+    return np.concatenate(([0], newlines + 1)) if data else newlines
 
 
 def iter_lines(stream: io.BufferedReader, max_line_bytes: int) -> Iterator[Line]:

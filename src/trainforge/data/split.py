@@ -12,13 +12,12 @@ from typing import Any
 import numpy as np
 
 from trainforge.contracts import DataFormat
-from trainforge.data.dedup import mix64
-from trainforge.data.fingerprint import example_digest, normalise
+from trainforge.data.fingerprint import fingerprints, mix64
 from trainforge.data.formats import texts
 
 
 def validation_mask(digests: np.ndarray, seed: int, validation_fraction: float) -> np.ndarray:
-    """True where the example with that :func:`example_digest` (as little-endian uint64) is held out.
+    """True where the example with that digest (``fingerprint.py``) is held out.
 
     The digest keyed by the seed and mixed is uniform on [0, 2**64); an example is held out when it falls
     below ``fraction * 2**64``. Vectorised, so a million examples cost milliseconds.
@@ -31,8 +30,8 @@ def split_records(
     records: list[dict[str, Any]], fmt: DataFormat, seed: int, fraction: float
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(train, validation) exactly as the validation report counted them and the trainer held them out."""
-    digests = b"".join(example_digest(normalise("\x1f".join(texts(record, fmt)))) for record in records)
-    held_out = validation_mask(np.frombuffer(digests, dtype="<u8"), seed, fraction).tolist()
+    digests = fingerprints([texts(record, fmt) for record in records], signatures=False).digests
+    held_out = validation_mask(digests, seed, fraction).tolist()
     train = [record for record, out in zip(records, held_out, strict=True) if not out]
     validation = [record for record, out in zip(records, held_out, strict=True) if out]
     return train, validation

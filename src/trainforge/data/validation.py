@@ -19,14 +19,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+import numpy as np
 import orjson
 
 from trainforge.contracts import DataFormat, DataIssue, DatasetReport, PiiFinding, SplitStats
 from trainforge.data.dedup import Deduplicator
 from trainforge.data.fast import FAST_FORMATS, decode_block
-from trainforge.data.fingerprint import example_digest, normalise
+from trainforge.data.fingerprint import fingerprints
 from trainforge.data.formats import CHECKERS, detect_format, set_field, text_fields, texts
-from trainforge.data.pii import find_pii, may_contain_pii, redact
+from trainforge.data.pii import find_pii, redact
 from trainforge.data.reader import (
     TEXT_SUFFIXES,
     BudgetExceeded,
@@ -44,6 +45,8 @@ from trainforge.spec import DataLimits, FormatChoice, JobSpec, PiiPolicy
 from trainforge.store import ObjectStore
 
 _DETECT_SAMPLE = 64
+#: valid records the per-line path hands on together (fingerprints are computed a batch at a time)
+_ACCEPT_BATCH = 512
 
 
 @dataclass(frozen=True)
@@ -231,19 +234,6 @@ class _RedactedWriter:
         self.handle.write(orjson.dumps(record) + b"\n")
 
 
-def _check_record(
-    file_index: int, name: str, number: int, record: dict[str, Any], run: _Run, state: dict[str, Any]
-) -> None:
-    fmt = run.format
-    assert fmt is not None
-    problems = CHECKERS[fmt](record)
-    if problems:
-        for path, code, message in problems:
-            run.issue(name, number, path, code, message)
-        return
-    _accept(file_index, name, [number], [texts(record, fmt)], lambda _: text_fields(record, fmt), run, state, record)
-
-
 def _accept(
     file_index: int,
     name: str,
@@ -252,23 +242,22 @@ def _accept(
     fields: Callable[[int], Iterable[tuple[str, str]]],
     run: _Run,
     state: dict[str, Any],
-    record: dict[str, Any] | None = None,
+    records: list[dict[str, Any]] | None = None,
 ) -> None:
     """Everything that follows from valid records (their line ``numbers`` and texts): fingerprints, token
     counts and PII findings. A batch at a time, so the per-record cost is a few list comprehensions;
-    ``fields(i)`` gives record i's (json_path, text) pairs, ``record`` the parsed object redaction edits
-    (the per-line path, one record at a time)."""
+    ``fields(i)`` gives record i's (json_path, text) pairs, ``records`` the parsed objects redaction edits
+    and the redacted copy holds (the per-line path)."""
     while len(run.file_starts) <= file_index:
         run.file_starts.append(run.valid)
     run.valid += len(batch)
     run.lines.extend(numbers)
-    joined = ["\x1f".join(values) for values in batch]
-    normal = list(map(normalise, joined))
-    state["dedup"].extend(list(map(example_digest, normal)), normal)
+    prints = fingerprints(batch, signatures=state["dedup"].near)
+    state["dedup"].extend(prints.digests, prints.signatures)
     if state["tokens"] is not None:
         for values in batch:
             state["tokens"].add(values)
-    for index in [index for index, text in enumerate(joined) if may_contain_pii(text)]:
+    for index in np.flatnonzero(prints.triggers).tolist():
         number = run.lines[len(run.lines) - len(batch) + index]
         for path, text in fields(index):
             findings = find_pii(text)
@@ -279,10 +268,11 @@ def _accept(
                 run.pii_counts[kind] += 1
                 if len(run.pii_findings) < 100:
                     run.pii_findings.append(PiiFinding(file=name, line=number, field=path, kind=kind, action=action))
-            if run.options.pii == "redact" and record is not None:
-                set_field(record, path, redact(text, findings))
-    if state["redacted"] is not None and record is not None:
-        state["redacted"].write(record)
+            if run.options.pii == "redact" and records is not None:
+                set_field(records[index], path, redact(text, findings))
+    if state["redacted"] is not None and records is not None:
+        for record in records:
+            state["redacted"].write(record)
 
 
 def validate_dataset(
@@ -365,7 +355,7 @@ def _check_blocks(
     for block in iter_blocks(stream, run.options.limits.max_line_bytes):
         fmt = run.format
         fast = FAST_FORMATS.get(fmt) if fmt is not None and state["redacted"] is None else None
-        decoded = decode_block(block.data, fmt) if fast is not None and fmt is not None else None
+        decoded = decode_block(block, fmt) if fast is not None and fmt is not None else None
         if fast is None or decoded is None:
             _check_records(file_index, uri, _json_records(block.lines(), uri, run), run, state)
         else:
@@ -396,10 +386,23 @@ def _count(uri: str, number: int, run: _Run) -> bool:
 def _check_records(
     file_index: int, uri: str, records: Iterator[tuple[int, Any]], run: _Run, state: dict[str, Any]
 ) -> None:
-    """The per-line path: each parsed record through its format's checker."""
+    """The per-line path: each parsed record through its format's checker, the valid ones accepted in
+    batches."""
+    numbers: list[int] = []
+    valid: list[dict[str, Any]] = []
+
+    def accept() -> None:
+        fmt = run.format
+        assert fmt is not None
+        batch = [texts(record, fmt) for record in valid]
+        fields = partial(_record_fields, valid, fmt)
+        _accept(file_index, uri, numbers, batch, fields, run, state, valid)
+        numbers.clear()
+        valid.clear()  # _accept is done with them: the redacted copy is written
+
     for number, record in _with_detected_format(records, run):
         if not _count(uri, number, run):
-            return
+            break
         if run.format is None:
             run.issue(
                 uri,
@@ -409,7 +412,20 @@ def _check_records(
                 "cannot tell the format: expected keys such as messages, prompt/completion, text or chosen/rejected",
             )
             continue
-        _check_record(file_index, uri, number, record, run, state)
+        problems = CHECKERS[run.format](record)
+        for path, code, message in problems:
+            run.issue(uri, number, path, code, message)
+        if not problems:
+            numbers.append(number)
+            valid.append(record)
+            if len(valid) >= _ACCEPT_BATCH:
+                accept()
+    if valid:
+        accept()
+
+
+def _record_fields(records: list[dict[str, Any]], fmt: DataFormat, index: int) -> Iterator[tuple[str, str]]:
+    return text_fields(records[index], fmt)
 
 
 def _report(run: _Run, names: list[str], state: dict[str, Any], writer: _RedactedWriter | None) -> DatasetReport:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import chat
-from trainforge.data import dedup, pii
+from trainforge.data import fingerprint, pii
 from trainforge.data.compiled import scan
 
 needs_scan = pytest.mark.skipif(scan is None, reason="the C extension was not built here")
@@ -30,10 +31,18 @@ def test_the_extension_is_built_where_a_compiler_is():
 
 
 @needs_scan
-@settings(max_examples=400, deadline=None, derandomize=True)
-@given(st.lists(trigger_rich, max_size=12))
-def test_minhash_signatures_match_the_numpy_twin(texts):
-    assert np.array_equal(dedup._numpy_signatures(texts), dedup.minhash_signatures(texts))
+@settings(max_examples=600, deadline=None, derandomize=True)
+@given(st.lists(st.lists(trigger_rich, min_size=1, max_size=3), max_size=10), st.booleans())
+def test_fingerprints_match_the_numpy_twin(batch, signatures):
+    compiled = fingerprint.fingerprints(batch, signatures)
+    with patch.object(fingerprint, "scan", None):
+        twin = fingerprint.fingerprints(batch, signatures)
+    assert np.array_equal(compiled.digests, twin.digests)
+    assert np.array_equal(compiled.triggers, twin.triggers)
+    if signatures:
+        assert np.array_equal(compiled.signatures, twin.signatures)
+    else:
+        assert compiled.signatures is None and twin.signatures is None
 
 
 @needs_scan
@@ -59,13 +68,17 @@ def test_pii_triggers_examples(text, triggers):
     assert pii.pii_triggers(text) == pii._pii_triggers(text) == triggers
 
 
-def test_case_and_record_boundaries_in_signatures():
-    upper, lower = dedup.minhash_signatures(["Reset The Password", "reset the password"])
-    assert np.array_equal(upper, lower)
-    # a window spanning two records belongs to neither: a text's bins do not depend on its neighbours
-    alone = dedup.minhash_signatures(["abcdefghij"])[0]
-    assert np.array_equal(dedup.minhash_signatures(["zzzzzzzz", "abcdefghij"])[1], alone)
-    assert np.array_equal(dedup._numpy_signatures(["zzzzzzzz", "abcdefghij"])[1], alone)
+@pytest.mark.parametrize("compiled", [True, False])
+def test_normal_form_and_record_boundaries(compiled):
+    with patch.object(fingerprint, "scan", fingerprint.scan if compiled else None):
+        prints = fingerprint.fingerprints(
+            [["Reset The Password "], ["  reset the password"], ["reset", "the password"]]
+        )
+        assert prints.digests[0] == prints.digests[1] != prints.digests[2]  # the separator is part of the text
+        assert np.array_equal(prints.signatures[0], prints.signatures[1])
+        # a window spanning two records belongs to neither: a record's bins do not depend on its neighbours
+        alone = fingerprint.fingerprints([["abcdefghij"]]).signatures[0]
+        assert np.array_equal(fingerprint.fingerprints([["zzzzzzzz"], ["abcdefghij"]]).signatures[1], alone)
 
 
 @needs_scan
@@ -78,7 +91,7 @@ def test_validation_reports_are_the_same_on_the_twins(write_jsonl, monkeypatch):
     path = write_jsonl(rows)
     options = ValidationOptions(format="chat", validation_fraction=0.2)
     compiled = validate_dataset([path.as_uri()], FileStore(), options)
-    monkeypatch.setattr(dedup, "scan", None)
+    monkeypatch.setattr(fingerprint, "scan", None)
     monkeypatch.setattr(pii, "pii_triggers", pii._pii_triggers)
     twins = validate_dataset([path.as_uri()], FileStore(), options)
     assert compiled.near_duplicates > 0 and compiled.pii_counts

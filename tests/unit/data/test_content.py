@@ -10,8 +10,8 @@ import pytest
 from tests.conftest import chat
 from trainforge.data import ValidationOptions, validate_dataset
 from trainforge.data.dedup import Deduplicator, lsh_parameters
-from trainforge.data.fingerprint import example_digest, normalise
-from trainforge.data.pii import find_pii, iban_ok, luhn_ok, may_contain_pii
+from trainforge.data.fingerprint import fingerprints
+from trainforge.data.pii import find_pii, iban_ok, luhn_ok, pii_triggers
 from trainforge.data.split import validation_mask
 from trainforge.local.file_store import FileStore
 
@@ -50,7 +50,8 @@ def test_near_duplicate_threshold_is_configurable():
     loose = Deduplicator(threshold=0.5)
     for dedup in (strict, loose):
         for text in (text_a, text_b):
-            dedup.extend([example_digest(normalise(text))], [normalise(text)])
+            prints = fingerprints([[text]])
+            dedup.extend(prints.digests, prints.signatures)
     assert strict.finish() == []
     assert [d.index for d in loose.finish()] == [1]
 
@@ -75,7 +76,7 @@ def test_lsh_parameters_track_threshold():
     ],
 )
 def test_each_detector(text, kind):
-    assert may_contain_pii(text)
+    assert pii_triggers(text)
     assert [k for k, _, _ in find_pii(text)] == [kind]
 
 
@@ -83,7 +84,7 @@ def test_checksums_filter_false_positives():
     assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
     assert iban_ok("DE89370400440532013000") and not iban_ok("DE89370400440532013001")
     assert find_pii("order 4111 1111 1111 1112 shipped") == []
-    assert find_pii("nothing to see here") == [] and not may_contain_pii("nothing to see here")
+    assert find_pii("nothing to see here") == [] and not pii_triggers("nothing to see here")
 
 
 def test_pii_report_policy_locates_field(write_jsonl):
@@ -110,12 +111,12 @@ def test_pii_redact_writes_a_copy_and_leaves_the_source_alone(write_jsonl, tmp_p
 
 
 def test_split_is_deterministic_seeded_and_keeps_duplicates_together():
-    digests = np.frombuffer(b"".join(example_digest(normalise(f"example {i}")) for i in range(2000)), dtype="<u8")
+    digests = fingerprints([[f"example {i}"] for i in range(2000)], signatures=False).digests
     first = validation_mask(digests, 7, 0.1)
     assert np.array_equal(first, validation_mask(digests, 7, 0.1))
     assert not np.array_equal(first, validation_mask(digests, 8, 0.1))
     assert 150 < first.sum() < 250
-    same = np.frombuffer(example_digest(normalise("Same  ")) + example_digest(normalise("same")), dtype="<u8")
+    same = fingerprints([["Same  "], ["same"]], signatures=False).digests
     assert validation_mask(same, 1, 0.5).tolist() in ([True, True], [False, False])
     assert validation_mask(same, 1, 0.0).tolist() == [False, False]
     assert validation_mask(same, 1, 1.0).tolist() == [True, True]
