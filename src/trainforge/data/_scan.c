@@ -31,6 +31,8 @@ static uint8_t fold[256];
 static uint8_t space[256];
 /* Bytes that may start a pattern the PII detectors look for (digits are counted separately). */
 static uint8_t starts_pattern[256];
+/* JSON's whitespace: a line that starts with it may be blank */
+static uint8_t json_space[256];
 
 static uint64_t
 mix64(uint64_t value)
@@ -236,11 +238,124 @@ fail:
     return NULL;
 }
 
+/* True when every character of the str is whitespace, as str.isspace() (a non-empty str). */
+static int
+all_space(PyObject *text)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    if (length == 0)
+        return 0;
+    for (Py_ssize_t index = 0; index < length; index++)
+        if (!Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, index)))
+            return 0;
+    return 1;
+}
+
+/* chat_texts(records) for decoded fast.ChatRecord structs: each record's message contents, or None as soon
+ * as one record breaks a rule the schema cannot express (turn order, whitespace-only content). The twin is
+ * fast._chat_texts. */
+static PyObject *
+chat_texts(PyObject *self, PyObject *records)
+{
+    if (!PyList_Check(records)) {
+        PyErr_SetString(PyExc_TypeError, "records must be a list");
+        return NULL;
+    }
+    static PyObject *messages_name, *role_name, *content_name;
+    if (messages_name == NULL) {
+        messages_name = PyUnicode_InternFromString("messages");
+        role_name = PyUnicode_InternFromString("role");
+        content_name = PyUnicode_InternFromString("content");
+        if (messages_name == NULL || role_name == NULL || content_name == NULL)
+            return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(records);
+    PyObject *out = PyList_New(count);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t index = 0; index < count; index++) {
+        PyObject *messages = PyObject_GetAttr(PyList_GET_ITEM(records, index), messages_name);
+        if (messages == NULL)
+            goto fail;
+        Py_ssize_t size = PyList_Check(messages) ? PyList_GET_SIZE(messages) : 0;
+        PyObject *texts = PyList_New(size);
+        if (texts == NULL) {
+            Py_DECREF(messages);
+            goto fail;
+        }
+        int valid = size > 0;
+        char expected = 'u'; /* system first (optional), then user/assistant alternating, assistant last */
+        char last = 0;
+        for (Py_ssize_t position = 0; valid && position < size; position++) {
+            PyObject *message = PyList_GET_ITEM(messages, position);
+            PyObject *role = PyObject_GetAttr(message, role_name);
+            PyObject *content = role == NULL ? NULL : PyObject_GetAttr(message, content_name);
+            if (content == NULL) {
+                Py_XDECREF(role);
+                Py_DECREF(messages);
+                Py_DECREF(texts);
+                goto fail;
+            }
+            if (PyUnicode_CompareWithASCIIString(role, "system") == 0)
+                last = 's', valid = position == 0;
+            else if (PyUnicode_CompareWithASCIIString(role, "user") == 0)
+                last = 'u', valid = expected == 'u', expected = 'a';
+            else if (PyUnicode_CompareWithASCIIString(role, "assistant") == 0)
+                last = 'a', valid = expected == 'a', expected = 'u';
+            else
+                valid = 0;
+            Py_DECREF(role);
+            if (!PyUnicode_Check(content) || all_space(content))
+                valid = 0;
+            PyList_SET_ITEM(texts, position, content); /* steals the reference */
+        }
+        Py_DECREF(messages);
+        if (!valid || last != 'a') {
+            Py_DECREF(texts);
+            Py_DECREF(out);
+            Py_RETURN_NONE;
+        }
+        PyList_SET_ITEM(out, index, texts);
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
+/* line_summary(data) -> (lines, a line starts with JSON whitespace): see reader._line_summary. */
+static PyObject *
+line_summary(PyObject *self, PyObject *block)
+{
+    if (!PyBytes_Check(block)) {
+        PyErr_SetString(PyExc_TypeError, "block must be bytes");
+        return NULL;
+    }
+    const char *data = PyBytes_AS_STRING(block);
+    Py_ssize_t size = PyBytes_GET_SIZE(block);
+    if (size == 0)
+        return Py_BuildValue("(nO)", (Py_ssize_t)0, Py_False);
+    Py_ssize_t lines = 1;
+    int blank = json_space[(uint8_t)data[0]];
+    const char *cursor = data, *end = data + size;
+    const char *newline;
+    while ((newline = memchr(cursor, '\n', (size_t)(end - cursor))) != NULL && newline + 1 < end) {
+        lines++;
+        blank |= json_space[(uint8_t)newline[1]];
+        cursor = newline + 1;
+    }
+    return Py_BuildValue("(nO)", lines, blank ? Py_True : Py_False);
+}
+
 static PyMethodDef methods[] = {
     {"fingerprint", fingerprint, METH_VARARGS,
      "fingerprint(batch: list[list[str]], signatures: bool) -> (digests: bytes, signatures: bytearray | None, "
      "triggers: bytes)"},
     {"pii_triggers", pii_triggers, METH_O, "pii_triggers(text: str) -> int: the bits of pii.py's triggers"},
+    {"line_summary", line_summary, METH_O, "line_summary(block: bytes) -> (lines, starts_with_space)"},
+    {"chat_texts", chat_texts, METH_O, "chat_texts(records: list[ChatRecord]) -> list[list[str]] | None"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -255,5 +370,7 @@ PyInit__scan(void)
         space[(uint8_t)*first] = 1;
     for (const char *first = "@ABbP"; *first; first++)
         starts_pattern[(uint8_t)*first] = 1;
+    for (const char *first = " \t\n\r"; *first; first++)
+        json_space[(uint8_t)*first] = 1;
     return PyModule_Create(&module);
 }

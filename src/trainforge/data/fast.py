@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import msgspec
-import numpy as np
 
 from trainforge.contracts import DataFormat
+from trainforge.data.compiled import scan
 from trainforge.data.formats import Problem, _turns
 from trainforge.data.reader import Block
 
@@ -82,11 +82,20 @@ def _text_texts(record: TextRecord) -> list[str] | None:
     return None if record.text.isspace() else [record.text]
 
 
+def _each(texts: Callable[[Any], list[str] | None]) -> Callable[[list[Any]], list[list[str]] | None]:
+    def batch(records: list[Any]) -> list[list[str]] | None:
+        found = list(map(texts, records))
+        return None if None in found else found  # type: ignore[return-value]
+
+    return batch
+
+
 @dataclass(frozen=True)
 class FastFormat:
     decoder: msgspec.json.Decoder[Any]
-    #: the record's free texts in ``formats.text_fields`` order, or None when the per-line checker must look
-    texts: Callable[[Any], list[str] | None]
+    #: every record's free texts in ``formats.text_fields`` order, or None when the per-line checker must
+    #: look at one of them
+    texts: Callable[[list[Any]], list[list[str]] | None]
     #: the JSON paths of that many texts
     paths: Callable[[int], list[str]]
 
@@ -98,19 +107,16 @@ class FastFormat:
 FAST_FORMATS: dict[DataFormat, FastFormat] = {
     "chat": FastFormat(
         msgspec.json.Decoder(ChatRecord),
-        _chat_texts,
+        _each(_chat_texts) if scan is None else scan.chat_texts,
         lambda count: [f"$.messages[{index}].content" for index in range(count)],
     ),
     "prompt_completion": FastFormat(
         msgspec.json.Decoder(PromptCompletionRecord),
-        _prompt_completion_texts,
+        _each(_prompt_completion_texts),
         lambda count: ["$.prompt", "$.completion"],
     ),
-    "text": FastFormat(msgspec.json.Decoder(TextRecord), _text_texts, lambda count: ["$.text"]),
+    "text": FastFormat(msgspec.json.Decoder(TextRecord), _each(_text_texts), lambda count: ["$.text"]),
 }
-
-_WHITESPACE = np.zeros(256, dtype=bool)
-_WHITESPACE[list(b" \t\r\n")] = True
 
 
 def decode_block(block: Block, fmt: DataFormat) -> list[list[str]] | None:
@@ -122,15 +128,12 @@ def decode_block(block: Block, fmt: DataFormat) -> list[list[str]] | None:
     """
     fast = FAST_FORMATS[fmt]
     data = block.data
-    if not data or _WHITESPACE[np.frombuffer(data, dtype=np.uint8)[block.starts]].any():
+    if not data or block.indented:
         return None
     try:
         records = fast.decoder.decode_lines(data)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    if len(records) != len(block.starts):
+    if len(records) != block.line_count:
         return None
-    texts = list(map(fast.texts, records))
-    if None in texts:
-        return None
-    return texts  # type: ignore[return-value]
+    return fast.texts(records)

@@ -13,6 +13,8 @@ from typing import BinaryIO, NamedTuple, cast
 
 import numpy as np
 
+from trainforge.data.compiled import scan
+
 GZIP_MAGIC = b"\x1f\x8b"
 #: files read as plain text (continued pretraining) rather than JSON lines
 TEXT_SUFFIXES = (".txt", ".txt.gz", ".md", ".md.gz")
@@ -104,8 +106,10 @@ class Block(NamedTuple):
     number: int
     offset: int
     data: bytes
-    #: where each line of ``data`` starts (one pass of numpy over the block, shared by its readers)
-    starts: np.ndarray
+    #: how many lines ``data`` holds
+    line_count: int
+    #: whether a line starts with whitespace (it may be blank: the fast path leaves such blocks alone)
+    indented: bool
     #: a line over the limit that followed ``data``, truncated (the rest of it was skipped)
     overlong: Line | None = None
 
@@ -150,17 +154,29 @@ def iter_blocks(stream: io.BufferedReader, max_line_bytes: int) -> Iterator[Bloc
             lines_before = data.count(b"\n", 0, last)
             overlong = Line(number + lines_before, offset + last, data[last : last + 200], too_long=True)
             data = data[:last]
-        block = Block(number, offset, data, _line_starts(data), overlong)
+        line_count, indented = line_summary(data)
+        block = Block(number, offset, data, line_count, indented, overlong)
         yield block
-        number += len(block.starts) + (overlong is not None)
+        number += block.line_count + (overlong is not None)
         offset += consumed
 
 
-def _line_starts(data: bytes) -> np.ndarray:
+_JSON_SPACE = np.zeros(256, dtype=bool)
+_JSON_SPACE[list(b" \t\n\r")] = True
+
+
+def _line_summary(data: bytes) -> tuple[int, bool]:
+    """(lines, whether one starts with JSON whitespace); the twin of ``_scan.c``'s ``line_summary``."""
+    if not data:
+        return 0, False
     newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
     if data.endswith(b"\n"):
         newlines = newlines[:-1]
-    return np.concatenate(([0], newlines + 1)) if data else newlines
+    starts = np.concatenate(([0], newlines + 1))
+    return len(starts), bool(_JSON_SPACE[np.frombuffer(data, dtype=np.uint8)[starts]].any())
+
+
+line_summary = _line_summary if scan is None else scan.line_summary
 
 
 def iter_lines(stream: io.BufferedReader, max_line_bytes: int) -> Iterator[Line]:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import chat
-from trainforge.data import fingerprint, pii
+from trainforge.data import fast, fingerprint, pii
 from trainforge.data.compiled import scan
 
 needs_scan = pytest.mark.skipif(scan is None, reason="the C extension was not built here")
@@ -50,6 +50,26 @@ def test_fingerprints_match_the_numpy_twin(batch, signatures):
 @given(trigger_rich)
 def test_pii_triggers_match_the_python_twin(text):
     assert pii.pii_triggers(text) == pii._pii_triggers(text)
+
+
+contents = st.sampled_from(["hi", " ", "\u3000\x1c", "\t\n", " a ", "é"]) | st.text(min_size=1, max_size=5)
+any_turns = st.lists(st.sampled_from(["system", "user", "assistant"]), min_size=1, max_size=5)
+valid_turns = st.builds(
+    lambda system, pairs: ["system"] * system + ["user", "assistant"] * pairs, st.integers(0, 1), st.integers(1, 2)
+)
+records = (
+    (valid_turns | any_turns)
+    .flatmap(lambda roles: st.tuples(*(st.builds(fast.ChatMessage, st.just(role), contents) for role in roles)))
+    .map(lambda messages: fast.ChatRecord(list(messages)))
+)
+
+
+@needs_scan
+@settings(max_examples=800, deadline=None, derandomize=True)
+@given(st.lists(records, max_size=4))
+def test_chat_texts_match_the_python_twin(batch):
+    assert scan is not None
+    assert scan.chat_texts(batch) == fast._each(fast._chat_texts)(batch)
 
 
 @needs_scan
@@ -96,3 +116,14 @@ def test_validation_reports_are_the_same_on_the_twins(write_jsonl, monkeypatch):
     twins = validate_dataset([path.as_uri()], FileStore(), options)
     assert compiled.near_duplicates > 0 and compiled.pii_counts
     assert compiled.model_dump(exclude={"created_at"}) == twins.model_dump(exclude={"created_at"})
+
+
+@needs_scan
+@settings(max_examples=1500, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from([b"{}", b"", b" ", b"\t{}", b"\r", b"x"]), max_size=6), st.booleans())
+def test_line_summary_matches_the_numpy_twin(lines, final_newline):
+    from trainforge.data import reader
+
+    block = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
+    assert scan is not None
+    assert scan.line_summary(block) == reader._line_summary(block)
