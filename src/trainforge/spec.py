@@ -66,8 +66,8 @@ class Hyperparameters(_Section):
     early_stopping_patience: int | None = Field(3, gt=0)
     gradient_checkpointing: bool = False
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    distributed: Literal["ddp", "fsdp"] = Field(
-        "ddp", description="fsdp shards decoder layers for models that do not fit one device"
+    distributed: Literal["ddp"] = Field(
+        "ddp", description="data parallel; sharding (FSDP) for models that do not fit one device is not built yet"
     )
     seed: int = 42
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -43,17 +42,10 @@ def init_world(device_kind: str) -> World:
 
 
 def wrap(model: torch.nn.Module, world: World, strategy: str, device: torch.device) -> torch.nn.Module:
-    """DDP for models that fit one device; FSDP2 (``fully_shard`` per decoder layer) for those that don't."""
+    """DDP across processes (``strategy`` is ``hyperparameters.distributed``; ``ddp`` is the one built)."""
     if world.size == 1:
         return model
-    if strategy == "fsdp":
-        from torch.distributed.fsdp import fully_shard
-
-        layers: Any = getattr(getattr(model, "model", model), "layers", [])
-        for layer in layers:
-            fully_shard(layer)
-        fully_shard(model)
-        return model
+    assert strategy == "ddp", strategy
     device_ids = [device.index] if device.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 

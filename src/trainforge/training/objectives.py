@@ -40,13 +40,11 @@ PLAIN_HEAD_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
 
 def _plain_head(model: torch.nn.Module) -> torch.nn.Module | None:
     """The output projection to apply to selected positions, or None where the full logits must be used.
-    The model is still called through its wrapper (DDP's forward syncs gradients); FSDP2 reshards the head
-    after the forward, so sharded models keep the full logits."""
-    from torch.distributed.fsdp import FSDPModule
-
+    The model is still called through its wrapper: DDP's forward is what syncs the gradients, including the
+    head's (autograd sums its two uses before DDP's hook sees the gradient)."""
     inner: Any = getattr(model, "module", model)
     config = getattr(inner, "config", None)
-    if getattr(config, "model_type", None) not in PLAIN_HEAD_MODEL_TYPES or isinstance(inner, FSDPModule):
+    if getattr(config, "model_type", None) not in PLAIN_HEAD_MODEL_TYPES:
         return None
     head: torch.nn.Module | None = inner.get_output_embeddings()
     return head
