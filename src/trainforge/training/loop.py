@@ -173,7 +173,9 @@ def run_training(
                 outcome.history.append(record)
                 emit(record)
             clock, window_tokens = time.perf_counter(), 0
-            stop = _validate(wrapped, validation, config, device, world, state, outcome, emit, steps)
+            # the bare model: a DDP forward may sync buffers, and ranks can hold different numbers of
+            # validation batches
+            stop = _validate(model, validation, config, device, world, state, outcome, emit, steps)
             if state.step % config.checkpoint_every == 0 or interrupt.requested or stop:
                 if world.is_main:
                     save_checkpoint(checkpoint_dir, model, optimizer, scheduler, state, config.keep_checkpoints)
