@@ -178,7 +178,11 @@ fingerprint(PyObject *self, PyObject *args)
         signatures = PyByteArray_FromStringAndSize(NULL, count * BINS * 8);
     else
         Py_INCREF(Py_None);
-    if (digests == NULL || triggers == NULL || signatures == NULL)
+    capacity = 4096;
+    joined = malloc(capacity); /* grown for longer records below */
+    if (joined == NULL)
+        PyErr_NoMemory();
+    if (digests == NULL || triggers == NULL || signatures == NULL || joined == NULL)
         goto fail;
     if (with_signatures)
         memset(PyByteArray_AS_STRING(signatures), 0xFF, (size_t)count * BINS * 8);
