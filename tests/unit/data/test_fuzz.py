@@ -158,3 +158,12 @@ def test_fast_path_agrees_with_the_per_line_checkers(dataset):
     with patch.dict(FAST_FORMATS, clear=True):
         slow = validate_dataset([path.as_uri()], FileStore(), options)
     assert fast.model_dump(exclude={"created_at"}) == slow.model_dump(exclude={"created_at"})
+
+
+def test_fast_schemas_accept_exactly_the_fields_the_checkers_allow():
+    from trainforge.data import fast, formats
+
+    assert set(fast.ChatRecord.__struct_fields__) == formats._CHAT_KEYS
+    assert set(fast.ChatMessage.__struct_fields__) == formats._MESSAGE_KEYS
+    assert set(fast.PromptCompletionRecord.__struct_fields__) == formats._PC_KEYS
+    assert set(fast.TextRecord.__struct_fields__) == formats._TEXT_KEYS
