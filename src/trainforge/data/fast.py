@@ -119,14 +119,13 @@ FAST_FORMATS: dict[DataFormat, FastFormat] = {
 }
 
 
-def decode_block(block: Block, fmt: DataFormat) -> list[list[str]] | None:
+def decode_block(block: Block, fast: FastFormat) -> list[list[str]] | None:
     """The texts of every record of ``block``, one per line in order; None when a line may be blank (it
     starts with whitespace), is invalid, or needs the per-line checker.
 
     msgspec reads a stream of values, not strictly one per line; with no blank line, as many values as
     lines means exactly one value on each line, so record ``i`` is line ``i``.
     """
-    fast = FAST_FORMATS[fmt]
     data = block.data
     if not data or block.indented:
         return None

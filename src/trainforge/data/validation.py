@@ -250,6 +250,7 @@ def _accept(
     and the redacted copy holds (the per-line path)."""
     while len(run.file_starts) <= file_index:
         run.file_starts.append(run.valid)
+    first = len(run.lines)
     run.valid += len(batch)
     run.lines.extend(numbers)
     prints = fingerprints(batch, signatures=state["dedup"].near)
@@ -258,7 +259,7 @@ def _accept(
         for values in batch:
             state["tokens"].add(values)
     for index in np.flatnonzero(prints.triggers).tolist():
-        number = run.lines[len(run.lines) - len(batch) + index]
+        number = run.lines[first + index]
         for path, text in fields(index):
             findings = find_pii(text)
             if not findings:
@@ -353,9 +354,8 @@ def _check_blocks(
     """JSON lines a block at a time: the fast path (``fast.py``) where it vouches for the whole block, the
     per-line path where it does not (and before the format is known, and when redacting)."""
     for block in iter_blocks(stream, run.options.limits.max_line_bytes):
-        fmt = run.format
-        fast = FAST_FORMATS.get(fmt) if fmt is not None and state["redacted"] is None else None
-        decoded = decode_block(block, fmt) if fast is not None and fmt is not None else None
+        fast = FAST_FORMATS.get(run.format) if run.format is not None and state["redacted"] is None else None
+        decoded = decode_block(block, fast) if fast is not None else None
         if fast is None or decoded is None:
             _check_records(file_index, uri, _json_records(block.lines(), uri, run), run, state)
         else:
