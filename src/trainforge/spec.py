@@ -66,8 +66,10 @@ class Hyperparameters(_Section):
     early_stopping_patience: int | None = Field(3, gt=0)
     gradient_checkpointing: bool = False
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    distributed: Literal["ddp"] = Field(
-        "ddp", description="data parallel; sharding (FSDP) for models that do not fit one device is not built yet"
+    distributed: Literal["ddp", "fsdp"] = Field(
+        "ddp",
+        description="ddp: a model copy per device; fsdp: weights, gradients and optimizer state sharded "
+        "over the devices (FSDP2), for models whose training state does not fit one device",
     )
     seed: int = 42
 

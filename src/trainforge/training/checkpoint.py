@@ -1,13 +1,16 @@
 """Checkpoints that make a resumed run continue exactly where the interrupted one was.
 
-A checkpoint holds the trainable weights, optimizer and scheduler state, the step (the data position is a
-pure function of the step and the seed), the best validation loss and every RNG state. It is written to a
-temporary folder, completed with a ``COMPLETE`` marker and then renamed, so a process killed mid-write
-leaves either the previous checkpoint or the new one, never half of one.
+A checkpoint holds the trainable weights and the optimizer state (written with
+``torch.distributed.checkpoint``: each rank writes its own shard, so a sharded FSDP model is never gathered
+onto one device, and a checkpoint resumes on a different number of processes), the scheduler, the step (the
+data position is a pure function of the step and the seed), the best validation loss and every rank's RNG
+states. It is written to a temporary folder, completed with a ``COMPLETE`` marker and then renamed, so a
+process killed mid-write leaves either the previous checkpoint or the new one, never half of one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shutil
 from dataclasses import dataclass
@@ -16,9 +19,17 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
+
+from trainforge.errors import TrainingFailed
+from trainforge.training.distributed import World
 
 MARKER = "COMPLETE"
 _PREFIX = "step-"
+#: only what training changes: the LoRA adapter, or every weight for a full fine-tune (frozen weights come
+#: from the base model, so loading checks the missing keys itself instead of ``strict``)
+_TRAINABLE = StateDictOptions(ignore_frozen_params=True, strict=False)
 
 
 @dataclass
@@ -48,27 +59,43 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Only what training changes: the LoRA adapter, or every weight for a full fine-tune."""
-    names = {name for name, param in model.named_parameters() if param.requires_grad}
-    return {name: tensor for name, tensor in model.state_dict().items() if name in names}
-
-
 def save_checkpoint(
-    root: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any, state: TrainingState, keep: int
+    root: Path,
+    model: torch.nn.Module,
+    optimizer: Any,
+    scheduler: Any,
+    state: TrainingState,
+    keep: int,
+    world: World,
 ) -> Path:
+    """Collective: every rank calls it. ``model`` is the bare (or FSDP-sharded) module, not a DDP wrapper.
+
+    Each node's first process finalises the folder on its own disk: with one shared disk the first rename
+    wins, and with a disk per node (SageMaker syncs each node's checkpoint folder to the same S3 prefix)
+    every node's shards land under the same ``step-*`` name.
+    """
     final = root / f"{_PREFIX}{state.step:08d}"
     partial = root / f".partial-{final.name}"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    torch.save(trainable_state(model), partial / "model.pt")
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, partial / "optimizer.pt")
-    torch.save({"state": state.__dict__, "rng": rng_state()}, partial / "state.pt")
-    (partial / MARKER).write_text(str(state.step))
-    shutil.rmtree(final, ignore_errors=True)
-    partial.rename(final)
-    for old in complete_checkpoints(root)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    if world.local_rank == 0:
+        for stale in (partial, final):  # left by a run that died after this step; never loaded (no marker)
+            shutil.rmtree(stale, ignore_errors=True)
+    world.barrier()
+    model_state, optimizer_state = get_state_dict(model, optimizer, options=_TRAINABLE)
+    dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=partial)
+    torch.save(rng_state(), partial / f"rng-{world.rank}.pt")
+    if world.is_main:
+        torch.save({"state": state.__dict__, "scheduler": scheduler.state_dict()}, partial / "state.pt")
+    world.barrier()
+    if world.is_main:
+        (partial / MARKER).write_text(str(state.step))
+    world.barrier()
+    if world.local_rank == 0:
+        with contextlib.suppress(FileNotFoundError):
+            partial.rename(final)
+        older = sorted(p for p in root.glob(f"{_PREFIX}*") if p.name <= final.name)
+        for old in older[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    world.barrier()
     return final
 
 
@@ -78,16 +105,35 @@ def complete_checkpoints(root: Path) -> list[Path]:
     return sorted(p for p in root.glob(f"{_PREFIX}*") if (p / MARKER).is_file())
 
 
-def load_latest(root: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any) -> TrainingState | None:
-    """Restore the newest complete checkpoint, if any; a partial one (no marker) is ignored."""
+def load_latest(
+    root: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any, world: World
+) -> TrainingState | None:
+    """Restore the newest complete checkpoint, if any; a partial one (no marker) is ignored. Collective."""
     found = complete_checkpoints(root)
     if not found:
         return None
     latest = found[-1]
-    model.load_state_dict(torch.load(latest / "model.pt", weights_only=True), strict=False)
-    opt = torch.load(latest / "optimizer.pt", weights_only=False)
-    optimizer.load_state_dict(opt["optimizer"])
-    scheduler.load_state_dict(opt["scheduler"])
+    model_state, optimizer_state = get_state_dict(model, optimizer, options=_TRAINABLE)
+    try:
+        dcp.load({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=latest)  # in place
+    except (dcp.api.CheckpointException, RuntimeError, ValueError, KeyError) as exc:
+        raise _mismatch(latest, exc) from exc
+    keys = set_state_dict(
+        model, optimizer, model_state_dict=model_state, optim_state_dict=optimizer_state, options=_TRAINABLE
+    )
+    if keys.unexpected_keys or set(keys.missing_keys) & set(model_state):
+        raise _mismatch(latest, keys)
     saved = torch.load(latest / "state.pt", weights_only=False)
-    set_rng_state(saved["rng"])
+    scheduler.load_state_dict(saved["scheduler"])
+    # a run resumed on more processes than wrote the checkpoint seeds the new ranks from rank 0's state
+    rng = latest / f"rng-{world.rank}.pt"
+    set_rng_state(torch.load(rng if rng.is_file() else latest / "rng-0.pt", weights_only=False))
     return TrainingState(**saved["state"])
+
+
+def _mismatch(checkpoint: Path, detail: object) -> TrainingFailed:
+    reason = str(detail).strip().splitlines()[-1]  # DCP wraps each rank's traceback; its last line says what
+    return TrainingFailed(
+        f"checkpoint {checkpoint} does not match the model being trained (changed base model, method or "
+        f"LoRA settings?); move the checkpoints folder away to start afresh. {reason}"
+    )

@@ -44,3 +44,8 @@ class TrainConfig(Hyperparameters):
     def to_hyperparameters(self) -> dict[str, str]:
         """The inverse: what CreateTrainingJob's HyperParameters takes (strings only)."""
         return {key: json.dumps(value) for key, value in self.model_dump(exclude_none=True).items()}
+
+    @property
+    def trains_adapter(self) -> bool:
+        """LoRA and DPO train a LoRA adapter (DPO's reference model is the adapter-off base)."""
+        return self.method in ("lora", "dpo")

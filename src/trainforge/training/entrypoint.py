@@ -22,9 +22,12 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainforge.errors import TrainForgeError, TrainingFailed
+
+if TYPE_CHECKING:
+    from trainforge.training.config import TrainConfig
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -42,20 +45,36 @@ def _sha256_tree(folder: Path) -> dict[str, str]:
     return out
 
 
+def load_trainable(base_dir: Path, config: TrainConfig) -> Any:
+    """The base model as training starts from it: fp32 weights, a LoRA adapter attached when the method
+    trains one, activation checkpointing if asked."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from trainforge.training.lora import apply_lora
+
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, attn_implementation="sdpa")
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    if config.trains_adapter:
+        model = apply_lora(model, config)
+    return model
+
+
 def train_from_contract(root: Path) -> dict[str, Any]:
     """Run one training job against an /opt/ml tree; returns the summary written to trainforge.json."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     from trainforge.training.base_model import base_sha256
     from trainforge.training.config import TrainConfig
     from trainforge.training.data_setup import build_objectives
     from trainforge.training.devices import select_device
-    from trainforge.training.distributed import init_world, shutdown
+    from trainforge.training.distributed import full_state_dict, init_world, is_sharded, shutdown
     from trainforge.training.export import export_model
     from trainforge.training.loop import run_training
-    from trainforge.training.lora import apply_lora
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
@@ -69,14 +88,7 @@ def train_from_contract(root: Path) -> dict[str, Any]:
     world = init_world(device.kind)
     torch.manual_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, attn_implementation="sdpa")
-    if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
-    is_lora = config.method in ("lora", "dpo")  # DPO trains an adapter; its reference is the adapter-off base
-    if is_lora:
-        model = apply_lora(model, config)
-    model.to(device.torch_device)
+    model = load_trainable(base_dir, config)  # on the CPU: the loop places it (or its shards) on the device
     validation_dir = channels / "validation"
     objectives = build_objectives(
         tokenizer, channels / "train", validation_dir if validation_dir.exists() else None, config
@@ -111,6 +123,7 @@ def train_from_contract(root: Path) -> dict[str, Any]:
         "stopped_early": outcome.stopped_early,
         "interrupted": outcome.interrupted,
         "wall_seconds": round(time.time() - started, 2),
+        "processes": world.size,
         "hyperparameters": config.model_dump(),
         **objectives.stats,
     }
@@ -118,8 +131,13 @@ def train_from_contract(root: Path) -> dict[str, Any]:
         raise TrainingFailed(
             f"interrupted by SIGTERM after step {outcome.steps}; a checkpoint was written, rerun to resume"
         )
+    if is_sharded(model):  # gather the shards into an unsharded copy on rank 0 (host memory) to export it
+        weights = full_state_dict(model)
+        if world.is_main:
+            model = load_trainable(base_dir, config)
+            model.load_state_dict(weights, strict=False)  # the tied head is not in the gathered state
     if world.is_main:
-        export_model(model.cpu(), tokenizer, base_dir, root / "model", is_lora=is_lora, lineage=summary)
+        export_model(model.cpu(), tokenizer, base_dir, root / "model", is_lora=config.trains_adapter, lineage=summary)
         emit({"event": "exported", "steps": outcome.steps, "final_loss": outcome.final_loss})
     world.barrier()
     shutdown()
@@ -138,6 +156,11 @@ def main(argv: list[str] | None = None) -> int:
 
         serve_sagemaker(root)
         return 0
+    from trainforge.training.launch import torchrun_command
+
+    workers = torchrun_command(root, ["--opt-ml", str(root)])
+    if workers:  # become torchrun: it forwards SIGTERM to the workers, which checkpoint and record failures
+        os.execv(workers[0], workers)
     try:
         train_from_contract(root)
     except Exception as exc:  # the contract: every failure leaves its reason in /opt/ml/output/failure

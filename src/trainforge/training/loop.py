@@ -7,7 +7,6 @@ run that is killed and resumed ends with the same weights, bit for bit, as one t
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import signal
@@ -23,7 +22,7 @@ from trainforge.errors import NonFiniteLoss, OutOfMemory
 from trainforge.training.checkpoint import TrainingState, load_latest, save_checkpoint
 from trainforge.training.config import TrainConfig
 from trainforge.training.devices import Device
-from trainforge.training.distributed import World, wrap
+from trainforge.training.distributed import World, gradient_sync, wrap
 from trainforge.training.objectives import Objective
 
 Emit = Callable[[dict[str, Any]], None]
@@ -93,14 +92,23 @@ class _Interrupt:
 
 
 def evaluate(model: torch.nn.Module, objective: Objective, config: TrainConfig, device: Device, world: World) -> float:
+    """Mean validation loss over every example, each rank taking every world-size-th batch. Every rank runs
+    the same number of forwards (a rank past the end repeats the first batch and does not count it):
+    a sharded model all-gathers its weights in each forward, which needs every rank to take part."""
     model.eval()
     totals = torch.zeros(2, dtype=torch.float64)
+    stride = config.batch_size * world.size
+    rounds = math.ceil(len(objective) / stride)
     with torch.no_grad():
-        for start in range(world.rank * config.batch_size, len(objective), config.batch_size * world.size):
-            batch = _to(objective.batch(list(range(start, min(start + config.batch_size, len(objective))))), device)
+        for start in range(world.rank * config.batch_size, rounds * stride, stride):
+            counted = start < len(objective)
+            first = start if counted else 0
+            batch = _to(objective.batch(list(range(first, min(first + config.batch_size, len(objective))))), device)
             with device.autocast():
-                totals[0] += float(objective.loss_sum(model, batch))
-            totals[1] += objective.count(batch)
+                loss_sum = float(objective.loss_sum(model, batch))
+            if counted:
+                totals[0] += loss_sum
+                totals[1] += objective.count(batch)
     model.train()
     world.all_reduce_sum(totals)
     return float(totals[0]) / max(float(totals[1]), 1.0)
@@ -116,14 +124,15 @@ def run_training(
     checkpoint_dir: Path,
     emit: Emit = print_metrics,
 ) -> Outcome:
+    # wrap first: FSDP replaces the parameters with shards, and the optimizer must hold those
+    wrapped = wrap(model, world, config.distributed, device.torch_device, device.bf16)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
     steps = total_steps(config, len(train), world)
     scheduler = cosine_with_warmup(optimizer, int(config.warmup_ratio * steps), steps)
-    state = load_latest(checkpoint_dir, model, optimizer, scheduler) or TrainingState(0, math.inf, 0, 0)
+    state = load_latest(checkpoint_dir, model, optimizer, scheduler, world) or TrainingState(0, math.inf, 0, 0)
     if state.step and world.is_main:
         emit({"event": "resumed", "step": state.step})
-    wrapped = wrap(model, world, config.distributed, device.torch_device)
     interrupt = _Interrupt()
     outcome = Outcome(state.step, state.tokens_seen, math.nan, None, False, False)
     clock = time.perf_counter()
@@ -139,15 +148,16 @@ def run_training(
             global_count = float(world.all_reduce_sum(counts.clone())[0])
             loss_total = torch.zeros((), dtype=torch.float64)
             for micro, batch in enumerate(micro_batches):
-                sync = micro == config.grad_accum - 1 or not hasattr(wrapped, "no_sync")
-                with contextlib.nullcontext() if sync else wrapped.no_sync():  # type: ignore[operator]
+                with gradient_sync(wrapped, enabled=micro == config.grad_accum - 1):
                     with device.autocast():
                         loss_sum = train.loss_sum(wrapped, batch)
-                    # DDP averages gradients over ranks; scaling by world size makes it a global sum.
+                    # DDP and FSDP average gradients over ranks; scaling by world size makes it a global sum.
                     (loss_sum * world.size / global_count).backward()
                 loss_total += loss_sum.detach().double().cpu()
                 window_tokens += train.tokens(batch)
             grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+            if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP: the norm over every shard
+                grad_norm = grad_norm.full_tensor()
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -173,13 +183,10 @@ def run_training(
                 outcome.history.append(record)
                 emit(record)
             clock, window_tokens = time.perf_counter(), 0
-            # the bare model: a DDP forward may sync buffers, and ranks can hold different numbers of
-            # validation batches
+            # the bare model: a DDP forward syncs buffers, which validation does not need
             stop = _validate(model, validation, config, device, world, state, outcome, emit, steps)
             if state.step % config.checkpoint_every == 0 or interrupt.requested or stop:
-                if world.is_main:
-                    save_checkpoint(checkpoint_dir, model, optimizer, scheduler, state, config.keep_checkpoints)
-                world.barrier()
+                save_checkpoint(checkpoint_dir, model, optimizer, scheduler, state, config.keep_checkpoints, world)
             if interrupt.requested:
                 outcome.interrupted = True
                 break

@@ -21,28 +21,31 @@ def qa_rows(count: int) -> list[dict]:
     return [chat(f"{QA[i % 4][0]} {i}", QA[i % 4][1]) for i in range(count)]
 
 
+def build_opt_ml(folder: Path, base_model: Path, rows: list[dict] | None = None, **hyper) -> Path:
+    """An /opt/ml tree under ``folder`` with ``base_model`` and a small chat dataset."""
+    data = folder.parent / f"{folder.name}-data" / "train.jsonl"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.write_text("\n".join(json.dumps(r) for r in (rows or qa_rows(48))) + "\n")
+    defaults = {
+        "method": "lora",
+        "max_steps": 6,
+        "batch_size": 4,
+        "max_seq_len": 64,
+        "learning_rate": 0.01,
+        "eval_every": 3,
+        "checkpoint_every": 2,
+        "lora_rank": 4,
+        "validation_fraction": 0.1,
+    }
+    config = TrainConfig.model_validate({**defaults, **hyper})
+    return prepare_training_tree(folder, {"train": data.parent, "base_model": base_model}, config.to_hyperparameters())
+
+
 @pytest.fixture
 def opt_ml(tmp_path: Path, tiny_model_dir: Path):
     """Build an /opt/ml tree with the tiny base model and a small chat dataset."""
 
     def build(rows: list[dict] | None = None, name: str = "opt_ml", **hyper) -> Path:
-        data = tmp_path / f"{name}-data" / "train.jsonl"
-        data.parent.mkdir(parents=True, exist_ok=True)
-        data.write_text("\n".join(json.dumps(r) for r in (rows or qa_rows(48))) + "\n")
-        defaults = {
-            "method": "lora",
-            "max_steps": 6,
-            "batch_size": 4,
-            "max_seq_len": 64,
-            "learning_rate": 0.01,
-            "eval_every": 3,
-            "checkpoint_every": 2,
-            "lora_rank": 4,
-            "validation_fraction": 0.1,
-        }
-        config = TrainConfig.model_validate({**defaults, **hyper})
-        return prepare_training_tree(
-            tmp_path / name, {"train": data.parent, "base_model": tiny_model_dir}, config.to_hyperparameters()
-        )
+        return build_opt_ml(tmp_path / name, tiny_model_dir, rows, **hyper)
 
     return build

@@ -1,47 +1,38 @@
-"""The same entry point on 2 processes (torchrun, gloo on CPU) matches 1 process with the same global batch.
-The fixture's split leaves the two ranks different numbers of validation batches, so a validation pass
-that synchronises ranks per batch would hang here."""
+"""The same entry point on 2 processes (torchrun, gloo on CPU) matches 1 process with the same global batch,
+for both strategies: ``ddp`` (a model copy per process) and ``fsdp`` (FSDP2, everything sharded). The
+fixture's split leaves the two ranks different numbers of validation batches, so a validation pass that
+lets ranks run different numbers of forwards would hang here (FSDP all-gathers weights in every forward)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 
+import pytest
 import torch
+from safetensors.torch import load_file
+
+from tests.unit.training.conftest import build_opt_ml
+from trainforge.training.entrypoint import train_from_contract
+
+COMMON = {"max_steps": 4, "lora_dropout": 0.0, "eval_every": 2, "checkpoint_every": 2}
 
 
-def losses(root):
-    return [
-        json.loads(line)["loss"]
-        for line in (root / "checkpoints/metrics.jsonl").read_text().splitlines()
-        if '"loss"' in line
-    ]
+def metrics(root, key):
+    records = [json.loads(line) for line in (root / "checkpoints/metrics.jsonl").read_text().splitlines()]
+    return [record[key] for record in records if key in record]
 
 
-def test_two_process_torchrun_matches_single_process(opt_ml):
-    common = {"max_steps": 4, "lora_dropout": 0.0, "eval_every": 2, "checkpoint_every": 100}
-    single = opt_ml(name="single", batch_size=4, **common)
-    double = opt_ml(name="double", batch_size=2, **common)  # 2 ranks x 2 = the same global batch of 4
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    entry = [sys.executable, "-m", "trainforge.training.entrypoint", "--opt-ml"]
-    subprocess.run([*entry, str(single)], check=True, env=env, capture_output=True)
-    torchrun = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "trainforge.training.entrypoint",
-        "--opt-ml",
-        str(double),
-    ]
-    # its own process group: on a timeout (a collective that never completes) the workers go too
+def run_workers(command, **env):
+    """Run a multi-process job in its own process group: on a timeout (a collective that never
+    completes) the workers are killed too."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
     process = subprocess.Popen(
-        torchrun, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
     try:
         _, stderr = process.communicate(timeout=300)
@@ -49,5 +40,95 @@ def test_two_process_torchrun_matches_single_process(opt_ml):
         os.killpg(process.pid, signal.SIGKILL)
         raise
     assert process.returncode == 0, stderr[-3000:]
-    torch.testing.assert_close(torch.tensor(losses(double)), torch.tensor(losses(single)), rtol=1e-4, atol=1e-4)
-    assert (double / "model" / "model.safetensors").is_file()
+
+
+def entry_point(root):
+    return ["-m", "trainforge.training.entrypoint", "--opt-ml", str(root)]
+
+
+def torchrun(root):
+    run_workers(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *entry_point(root)]
+    )
+
+
+@pytest.fixture(scope="module")
+def single_process(tmp_path_factory, tiny_model_dir):
+    """The reference: one process, the global batch of 4 in one micro-batch."""
+    root = build_opt_ml(tmp_path_factory.mktemp("single") / "opt_ml", tiny_model_dir, batch_size=4, **COMMON)
+    train_from_contract(root)
+    return root
+
+
+def assert_same_training(actual, expected):
+    for key in ("loss", "eval_loss", "grad_norm"):
+        torch.testing.assert_close(
+            torch.tensor(metrics(actual, key)), torch.tensor(metrics(expected, key)), rtol=1e-4, atol=1e-4
+        )
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_processes_match_one(strategy, tmp_path, tiny_model_dir, single_process):
+    # 2 ranks x 2 = the same global batch of 4
+    double = build_opt_ml(tmp_path / "opt_ml", tiny_model_dir, batch_size=2, distributed=strategy, **COMMON)
+    torchrun(double)
+    assert_same_training(double, single_process)
+    assert min(metrics(double, "grad_norm")) > 0  # the optimizer holds the parameters that get gradients
+    # the export gathers every shard: the same merged weights as the single-process run
+    expected = load_file(single_process / "model/model.safetensors")
+    actual = load_file(double / "model/model.safetensors")
+    assert actual.keys() == expected.keys()
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_sharded_checkpoint_resumes_on_a_different_number_of_processes(tmp_path, tiny_model_dir, single_process):
+    """Written by 2 FSDP ranks at step 2, resumed by 1 process: the checkpoint is resharded on load."""
+    root = build_opt_ml(tmp_path / "opt_ml", tiny_model_dir, batch_size=2, distributed="fsdp", **COMMON)
+    torchrun(root)
+    assert len(list((root / "checkpoints/step-00000002").glob("*.distcp"))) == 2  # one shard file per rank
+    # as if the job had died during step 3: carry on from step 2 in one process (global batch of 4 in one)
+    shutil.rmtree(root / "checkpoints/step-00000004")
+    shutil.rmtree(root / "model")
+    hyper = json.loads((root / "input/config/hyperparameters.json").read_text())
+    hyper.update(batch_size="4", distributed='"ddp"')
+    (root / "input/config/hyperparameters.json").write_text(json.dumps(hyper))
+    train_from_contract(root)
+    assert "resumed" in [record.get("event") for record in map(json.loads, (root / "checkpoints/metrics.jsonl").open())]
+    torch.testing.assert_close(
+        torch.tensor(metrics(root, "loss")[-2:]),
+        torch.tensor(metrics(single_process, "loss")[-2:]),
+        rtol=1e-4,
+        atol=1e-4,
+    )
+
+
+def test_the_entry_point_starts_one_worker_per_device_itself(tmp_path, tiny_model_dir):
+    """SageMaker runs ``IMAGE train`` once per instance: the entry point becomes torchrun when it sees
+    more than one device (here: told so, on CPU)."""
+    root = build_opt_ml(tmp_path / "opt_ml", tiny_model_dir, batch_size=2, **{**COMMON, "max_steps": 2})
+    run_workers([sys.executable, *entry_point(root)], TRAINFORGE_NPROC_PER_NODE="2")
+    lineage = json.loads((root / "model/trainforge.json").read_text())
+    assert lineage["processes"] == 2
+
+
+def test_several_instances_rendezvous_at_the_first_host(tmp_path, monkeypatch):
+    from trainforge.training.launch import torchrun_command
+
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.setenv("TRAINFORGE_NPROC_PER_NODE", "8")
+    config = tmp_path / "input/config/resourceconfig.json"
+    config.parent.mkdir(parents=True)
+    config.write_text(json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]}))
+    command = torchrun_command(tmp_path, ["--opt-ml", str(tmp_path)])
+    assert command is not None
+    assert command[command.index("-m") + 1 :][:5] == [
+        "torch.distributed.run",
+        "--nproc_per_node=8",
+        "--nnodes=2",
+        "--node_rank=1",
+        "--master_addr=algo-1",
+    ]
+    assert command[-3:] == ["trainforge.training.entrypoint", "--opt-ml", str(tmp_path)]
+    monkeypatch.setenv("RANK", "3")  # a worker trains in its own process
+    assert torchrun_command(tmp_path, []) is None

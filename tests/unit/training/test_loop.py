@@ -85,6 +85,22 @@ def test_sigterm_writes_a_checkpoint_and_a_failure_reason(opt_ml):
     assert any((root / "checkpoints").glob("step-*/COMPLETE"))
 
 
+def test_a_checkpoint_of_another_model_is_refused_with_its_path(opt_ml):
+    """Rerunning into a checkpoint folder written with other LoRA settings must not train on mixed weights."""
+    from trainforge.training.entrypoint import main
+
+    root = opt_ml(max_steps=2, checkpoint_every=2, eval_every=100)
+    train_from_contract(root)
+    hyper_file = root / "input/config/hyperparameters.json"
+    hyper_file.write_text(json.dumps({**json.loads(hyper_file.read_text()), "max_steps": "4", "lora_rank": "8"}))
+    assert main(["--opt-ml", str(root)]) == 1
+    failure = (root / "output/failure").read_text()
+    assert failure.startswith("TrainingFailed: checkpoint ")
+    assert "checkpoints/step-00000002 does not match the model being trained" in failure
+    assert "Size mismatch" in failure and "lora_A" in failure  # which tensor, not a traceback
+    assert "Traceback" not in failure
+
+
 def test_lora_merge_gives_the_same_logits_as_base_plus_adapter(opt_ml, tiny_model_dir):
     from peft import PeftModel
 
