@@ -22,6 +22,7 @@
 #define MIX2 0x94D049BB133111EBULL
 #define WORD_KEY 0x9E3779B97F4A7C15ULL
 #define LENGTH_KEY 0xD6E8FEB86659FD93ULL
+#define EMPTY UINT64_MAX
 
 enum { EMAIL = 1, DIGITS = 2, AWS = 4, BEARER = 8, PRIVATE_KEY = 16, ALL = 31 };
 
@@ -146,6 +147,37 @@ signature_of(const uint8_t *data, Py_ssize_t size, uint64_t *bins)
     }
 }
 
+/* Empty bins filled from the next non-empty bin to the right (circularly), mixed with the distance; a
+ * record with no shingle at all gets bins unique to it: see dedup._densify. */
+static void
+densify(uint64_t *bins, uint64_t record)
+{
+    int empty = 0, full = 0;
+    for (int bin = 0; bin < BINS; bin++) {
+        if (bins[bin] == EMPTY)
+            empty = 1;
+        else
+            full = 1;
+    }
+    if (!empty)
+        return;
+    if (!full) {
+        for (int bin = 0; bin < BINS; bin++)
+            bins[bin] = mix64(record * BINS + (uint64_t)bin + (1ULL << 60)) | (1ULL << 63);
+        return;
+    }
+    uint64_t filled[BINS];
+    for (int bin = 0; bin < BINS; bin++) {
+        filled[bin] = bins[bin];
+        for (int distance = 1; filled[bin] == EMPTY; distance++) {
+            uint64_t source = bins[(bin + distance) % BINS];
+            if (source != EMPTY)
+                filled[bin] = mix64(source + (uint64_t)distance);
+        }
+    }
+    memcpy(bins, filled, sizeof filled);
+}
+
 static PyObject *
 pii_triggers(PyObject *self, PyObject *text)
 {
@@ -160,32 +192,40 @@ pii_triggers(PyObject *self, PyObject *text)
     return PyLong_FromLong(triggers_of(data, size));
 }
 
-/* fingerprint(batch, signatures) for records given as lists of texts: see fingerprint.fingerprints. */
+/* fingerprint(batch, bands, rows, first) for records given as lists of texts, the first of them record
+ * number `first` of the dataset: see fingerprint.fingerprints. bands == 0: no band keys. */
 static PyObject *
 fingerprint(PyObject *self, PyObject *args)
 {
     PyObject *batch;
-    int with_signatures;
-    if (!PyArg_ParseTuple(args, "O!p", &PyList_Type, &batch, &with_signatures))
+    Py_ssize_t bands, rows, first;
+    if (!PyArg_ParseTuple(args, "O!nnn", &PyList_Type, &batch, &bands, &rows, &first))
         return NULL;
+    if (bands < 0 || rows < 0 || bands * rows > BINS || (bands > 0 && rows == 0)) {
+        PyErr_SetString(PyExc_ValueError, "need 0 <= bands * rows <= 128");
+        return NULL;
+    }
     Py_ssize_t count = PyList_GET_SIZE(batch);
     PyObject *digests = PyBytes_FromStringAndSize(NULL, count * 8);
     PyObject *triggers = PyBytes_FromStringAndSize(NULL, count);
-    PyObject *signatures = Py_None;
+    PyObject *keys = Py_None;
     uint8_t *joined = NULL;
     size_t capacity = 0;
-    if (with_signatures)
-        signatures = PyByteArray_FromStringAndSize(NULL, count * BINS * 8);
+    uint64_t weights[BINS], salts[BINS];
+    for (Py_ssize_t row = 0; row < rows; row++)
+        weights[row] = mix64((uint64_t)row + 1);
+    for (Py_ssize_t band = 0; band < bands; band++)
+        salts[band] = mix64((uint64_t)band);
+    if (bands)
+        keys = PyBytes_FromStringAndSize(NULL, count * bands * 8);
     else
         Py_INCREF(Py_None);
     capacity = 4096;
     joined = malloc(capacity); /* grown for longer records below */
     if (joined == NULL)
         PyErr_NoMemory();
-    if (digests == NULL || triggers == NULL || signatures == NULL || joined == NULL)
+    if (digests == NULL || triggers == NULL || keys == NULL || joined == NULL)
         goto fail;
-    if (with_signatures)
-        memset(PyByteArray_AS_STRING(signatures), 0xFF, (size_t)count * BINS * 8);
     for (Py_ssize_t index = 0; index < count; index++) {
         PyObject *texts = PyList_GET_ITEM(batch, index);
         if (!PyList_Check(texts)) {
@@ -228,17 +268,27 @@ fingerprint(PyObject *self, PyObject *args)
         fold_ascii(joined + start, end - start);
         uint64_t digest = digest_of(joined + start, (Py_ssize_t)(end - start));
         memcpy(PyBytes_AS_STRING(digests) + index * 8, &digest, 8);
-        if (with_signatures)
-            signature_of(joined + start, (Py_ssize_t)(end - start),
-                         (uint64_t *)PyByteArray_AS_STRING(signatures) + index * BINS);
+        if (bands) {
+            uint64_t bins[BINS];
+            memset(bins, 0xFF, sizeof bins);
+            signature_of(joined + start, (Py_ssize_t)(end - start), bins);
+            densify(bins, (uint64_t)first + (uint64_t)index);
+            uint64_t *out = (uint64_t *)PyBytes_AS_STRING(keys) + index * bands;
+            for (Py_ssize_t band = 0; band < bands; band++) {
+                uint64_t sum = 0;
+                for (Py_ssize_t row = 0; row < rows; row++)
+                    sum += bins[band * rows + row] * weights[row];
+                out[band] = sum ^ salts[band];
+            }
+        }
     }
     free(joined);
-    return Py_BuildValue("(NNN)", digests, signatures, triggers);
+    return Py_BuildValue("(NNN)", digests, keys, triggers);
 fail:
     free(joined);
     Py_XDECREF(digests);
     Py_XDECREF(triggers);
-    Py_XDECREF(signatures);
+    Py_XDECREF(keys);
     return NULL;
 }
 
@@ -355,8 +405,8 @@ line_summary(PyObject *self, PyObject *block)
 
 static PyMethodDef methods[] = {
     {"fingerprint", fingerprint, METH_VARARGS,
-     "fingerprint(batch: list[list[str]], signatures: bool) -> (digests: bytes, signatures: bytearray | None, "
-     "triggers: bytes)"},
+     "fingerprint(batch: list[list[str]], bands: int, rows: int, first: int) -> (digests: bytes, "
+     "band_keys: bytes | None, triggers: bytes)"},
     {"pii_triggers", pii_triggers, METH_O, "pii_triggers(text: str) -> int: the bits of pii.py's triggers"},
     {"line_summary", line_summary, METH_O, "line_summary(block: bytes) -> (lines, starts_with_space)"},
     {"chat_texts", chat_texts, METH_O, "chat_texts(records: list[ChatRecord]) -> list[list[str]] | None"},

@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from trainforge.data.fingerprint import BINS, EMPTY, mix64
-
-_U64 = np.uint64
+from trainforge.data.fingerprint import BINS
 
 
 def lsh_parameters(threshold: float, num_perm: int = BINS) -> tuple[int, int]:
@@ -29,42 +27,6 @@ def lsh_parameters(threshold: float, num_perm: int = BINS) -> tuple[int, int]:
         if error < best_error - 1e-12:
             best, best_error = (bands, rows), error
     return best
-
-
-def minhash_bands(signature: np.ndarray, bands: int, rows: int, first: int = 0) -> np.ndarray:
-    """Band hashes, shape (n, bands), of the raw MinHash bins of records ``first``, ``first+1``..."""
-    count = len(signature)
-    signature = _densify(signature, first)
-    used = signature[:, : bands * rows].reshape(count, bands, rows)
-    weights = mix64(np.arange(1, rows + 1, dtype=np.uint64))
-    band_hashes = (used * weights).sum(axis=2, dtype=np.uint64)
-    return band_hashes ^ mix64(np.arange(bands, dtype=np.uint64))
-
-
-def _densify(signature: np.ndarray, first: int) -> np.ndarray:
-    """Fill each empty bin from the next non-empty bin to its right (circularly), mixed with the distance
-    (Shrivastava & Li, 2014), so short texts that leave bins empty still get comparable signatures.
-    A record with no shingle at all gets values unique to it, so it never matches anything. Only the rows
-    with an empty bin are touched (in place): long texts fill all 128."""
-    sparse = np.flatnonzero((signature == EMPTY).any(axis=1))
-    if not len(sparse):
-        return signature
-    rows = signature[sparse]
-    count, bins = rows.shape
-    empty = rows == EMPTY
-    doubled = np.concatenate([rows, rows], axis=1)
-    column = np.where(doubled != EMPTY, np.arange(2 * bins), 2 * bins)
-    next_full = np.minimum.accumulate(column[:, ::-1], axis=1)[:, ::-1][:, :bins]
-    distance = (next_full - np.arange(bins)).astype(np.uint64)
-    source = doubled[np.arange(count)[:, None], np.minimum(next_full, 2 * bins - 1)]
-    filled = np.where(empty, mix64(source + distance), rows)
-    hopeless = next_full >= 2 * bins
-    if hopeless.any():
-        record = (sparse[:, None] + first).astype(np.uint64)
-        unique = mix64(record * _U64(bins) + np.arange(bins, dtype=np.uint64) + _U64(1 << 60))
-        filled[hopeless] = unique[hopeless] | _U64(1 << 63)
-    signature[sparse] = filled
-    return signature
 
 
 @dataclass
@@ -87,12 +49,22 @@ class Deduplicator:
     def __post_init__(self) -> None:
         self.bands, self.rows = lsh_parameters(self.threshold)
 
-    def extend(self, digests: np.ndarray, signatures: np.ndarray | None) -> None:
-        """Record the next examples by their digests and (when ``near``) raw MinHash bins."""
+    @property
+    def lsh(self) -> tuple[int, int] | None:
+        """The (bands, rows) to ask ``fingerprints`` for; None when near duplicates are not looked for."""
+        return (self.bands, self.rows) if self.near else None
+
+    @property
+    def count(self) -> int:
+        """How many examples were recorded: the dataset index of the next one."""
+        return self._count
+
+    def extend(self, digests: np.ndarray, band_keys: np.ndarray | None) -> None:
+        """Record the next examples by their digests and (when ``near``) LSH band keys."""
         self._digests.append(digests)
         if self.near:
-            assert signatures is not None
-            self._bands.append(minhash_bands(signatures, self.bands, self.rows, self._count))
+            assert band_keys is not None
+            self._bands.append(band_keys)
         self._count += len(digests)
 
     def digests(self) -> np.ndarray:
@@ -103,26 +75,28 @@ class Deduplicator:
         count = self._count
         if not count:
             return []
-        digests = self.digests()
-        first = _first_occurrence(digests)
-        found = {i: Duplicate(i, int(first[i]), True) for i in np.nonzero(first != np.arange(count))[0].tolist()}
-        if self.near:
-            bands = np.concatenate(self._bands) if self._bands else np.empty((0, self.bands), np.uint64)
-            for band in range(self.bands):
-                band_first = _first_occurrence(bands[:, band])
-                for index in np.nonzero(band_first != np.arange(count))[0].tolist():
-                    if index not in found:
-                        found[index] = Duplicate(index, int(band_first[index]), False)
-        return [found[index] for index in sorted(found)]
+        records = np.arange(count)
+        first = _first_occurrence(self.digests())
+        exact = first != records
+        near = np.zeros(count, dtype=bool)
+        if self.near and self._bands:
+            # one sort over every band's keys (a band's hashes are distinct from every other band's): the
+            # first record sharing any band with a record, taken from the lowest such band
+            bands = np.concatenate(self._bands)
+            band_first = _first_occurrence(bands.ravel()).reshape(count, self.bands) // self.bands
+            shares = band_first != records[:, None]
+            near = shares.any(axis=1) & ~exact
+            first = np.where(near, band_first[records, shares.argmax(axis=1)], first)
+        found = np.flatnonzero(exact | near)
+        return [Duplicate(int(i), int(first[i]), bool(exact[i])) for i in found]
 
 
 def _first_occurrence(keys: np.ndarray) -> np.ndarray:
     """For each position, the index of the first position holding the same key."""
-    order = np.argsort(keys, kind="stable")
+    order = np.argsort(keys)  # not stable (twice as fast): each group's smallest index is taken below
     sorted_keys = keys[order]
     group_start = np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1]))
-    group_id = np.cumsum(group_start) - 1
-    firsts = order[group_start]
+    firsts = np.minimum.reduceat(order, np.flatnonzero(group_start))
     result = np.empty_like(order)
-    result[order] = firsts[group_id]
+    result[order] = firsts[np.cumsum(group_start) - 1]
     return result

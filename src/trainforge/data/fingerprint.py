@@ -40,22 +40,26 @@ EMPTY = np.iinfo(np.uint64).max
 class Fingerprints:
     #: (n,) uint64: equal for examples with the same normal form
     digests: np.ndarray
-    #: (n, 128) uint64 one-permutation MinHash bins (empty bins hold 2**64 - 1), writable; None if not asked
-    signatures: np.ndarray | None
+    #: (n, bands) uint64 LSH band keys of the densified MinHash bins (equal keys in any band: candidate near
+    #: duplicates; each band's keys differ from every other band's); None if not asked
+    band_keys: np.ndarray | None
     #: (n,) uint8: which PII detectors each example can interest (``pii`` trigger bits)
     triggers: np.ndarray
 
 
-def fingerprints(batch: list[list[str]], signatures: bool = True) -> Fingerprints:
+def fingerprints(batch: list[list[str]], lsh: tuple[int, int] | None = None, first: int = 0) -> Fingerprints:
+    """Fingerprints of ``batch``, records ``first``, ``first + 1``... of the dataset; band keys for
+    ``lsh = (bands, rows)`` (``dedup.lsh_parameters``) when given."""
+    bands, rows = lsh or (0, 0)
     if scan is not None:
-        digests, bins, triggers = scan.fingerprint(batch, signatures)
-        signature = None if bins is None else np.frombuffer(bins, dtype="<u8").reshape(len(batch), BINS)
-        return Fingerprints(np.frombuffer(digests, dtype="<u8"), signature, np.frombuffer(triggers, dtype=np.uint8))
+        digests, keys, triggers = scan.fingerprint(batch, bands, rows, first)
+        band_keys = None if keys is None else np.frombuffer(keys, dtype="<u8").reshape(len(batch), bands)
+        return Fingerprints(np.frombuffer(digests, dtype="<u8"), band_keys, np.frombuffer(triggers, dtype=np.uint8))
     joined = [SEPARATOR.join(texts) for texts in batch]
     normal = [normalise(text) for text in joined]
     return Fingerprints(
         _numpy_digests(normal),
-        _numpy_signatures(normal) if signatures else None,
+        minhash_bands(_numpy_signatures(normal), bands, rows, first) if bands else None,
         np.fromiter(map(_pii_triggers, joined), dtype=np.uint8, count=len(joined)),
     )
 
@@ -108,6 +112,43 @@ def _numpy_signatures(normal: list[bytes]) -> np.ndarray:
         slots = owner[inside] * BINS + (hashed[inside] >> _U64(57)).astype(np.int64)
         np.minimum.at(signature, slots, hashed[inside])
     return signature.reshape(count, BINS)
+
+
+def minhash_bands(signature: np.ndarray, bands: int, rows: int, first: int = 0) -> np.ndarray:
+    """Twin of ``_scan.c``'s band keys: shape (n, bands), of the raw MinHash bins of records ``first``,
+    ``first + 1``... (densified in place first)."""
+    count = len(signature)
+    signature = _densify(signature, first)
+    used = signature[:, : bands * rows].reshape(count, bands, rows)
+    weights = mix64(np.arange(1, rows + 1, dtype=np.uint64))
+    band_hashes = (used * weights).sum(axis=2, dtype=np.uint64)
+    return band_hashes ^ mix64(np.arange(bands, dtype=np.uint64))
+
+
+def _densify(signature: np.ndarray, first: int) -> np.ndarray:
+    """Fill each empty bin from the next non-empty bin to its right (circularly), mixed with the distance
+    (Shrivastava & Li, 2014), so short texts that leave bins empty still get comparable signatures.
+    A record with no shingle at all gets values unique to it, so it never matches anything. Only the rows
+    with an empty bin are touched (in place): long texts fill all 128."""
+    sparse = np.flatnonzero((signature == EMPTY).any(axis=1))
+    if not len(sparse):
+        return signature
+    rows = signature[sparse]
+    count, bins = rows.shape
+    empty = rows == EMPTY
+    doubled = np.concatenate([rows, rows], axis=1)
+    column = np.where(doubled != EMPTY, np.arange(2 * bins), 2 * bins)
+    next_full = np.minimum.accumulate(column[:, ::-1], axis=1)[:, ::-1][:, :bins]
+    distance = (next_full - np.arange(bins)).astype(np.uint64)
+    source = doubled[np.arange(count)[:, None], np.minimum(next_full, 2 * bins - 1)]
+    filled = np.where(empty, mix64(source + distance), rows)
+    hopeless = next_full >= 2 * bins
+    if hopeless.any():
+        record = (sparse[:, None] + first).astype(np.uint64)
+        unique = mix64(record * _U64(bins) + np.arange(bins, dtype=np.uint64) + _U64(1 << 60))
+        filled[hopeless] = unique[hopeless] | _U64(1 << 63)
+    signature[sparse] = filled
+    return signature
 
 
 def content_fingerprint(file_digests: Iterable[str]) -> str:

@@ -30,7 +30,7 @@ def split_records(
     records: list[dict[str, Any]], fmt: DataFormat, seed: int, fraction: float
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(train, validation) exactly as the validation report counted them and the trainer held them out."""
-    digests = fingerprints([texts(record, fmt) for record in records], signatures=False).digests
+    digests = fingerprints([texts(record, fmt) for record in records]).digests
     held_out = validation_mask(digests, seed, fraction).tolist()
     train = [record for record, out in zip(records, held_out, strict=True) if not out]
     validation = [record for record, out in zip(records, held_out, strict=True) if out]

@@ -7,6 +7,8 @@ derived (the redacted copy) is written under the artifacts root.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import os
 import tempfile
@@ -253,8 +255,8 @@ def _accept(
     first = len(run.lines)
     run.valid += len(batch)
     run.lines.extend(numbers)
-    prints = fingerprints(batch, signatures=state["dedup"].near)
-    state["dedup"].extend(prints.digests, prints.signatures)
+    prints = fingerprints(batch, state["dedup"].lsh, state["dedup"].count)
+    state["dedup"].extend(prints.digests, prints.band_keys)
     if state["tokens"] is not None:
         for values in batch:
             state["tokens"].add(values)
@@ -283,6 +285,27 @@ def validate_dataset(
     progress: Callable[[int], None] | None = None,
 ) -> DatasetReport:
     """Validate every object in ``uris`` (files, or prefixes expanded to their objects) as one dataset."""
+    with _no_cycle_collection():
+        return _validate_dataset(uris, store, options, progress)
+
+
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Validation allocates millions of short-lived containers (records, their texts) that form no
+    reference cycles; the cyclic collector would walk them every few hundred allocations (~5% of the time).
+    Reference counting still frees everything as it goes."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _validate_dataset(
+    uris: list[str], store: ObjectStore, options: ValidationOptions, progress: Callable[[int], None] | None
+) -> DatasetReport:
     run = _Run(options=options, format=None if options.format == "auto" else options.format)
     tokens = TokenCounter.from_file(options.tokenizer_file, options.max_seq_len) if options.tokenizer_file else None
     writer = _RedactedWriter() if options.pii == "redact" and options.redacted_uri else None

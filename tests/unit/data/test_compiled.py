@@ -32,17 +32,22 @@ def test_the_extension_is_built_where_a_compiler_is():
 
 @needs_scan
 @settings(max_examples=600, deadline=None, derandomize=True)
-@given(st.lists(st.lists(trigger_rich, min_size=1, max_size=3), max_size=10), st.booleans())
-def test_fingerprints_match_the_numpy_twin(batch, signatures):
-    compiled = fingerprint.fingerprints(batch, signatures)
+@given(
+    st.lists(st.lists(trigger_rich, min_size=1, max_size=3), max_size=10),
+    st.sampled_from([None, (1, 128), (9, 13), (20, 6), (128, 1)]),
+    st.integers(0, 2**40),
+)
+def test_fingerprints_match_the_numpy_twin(batch, lsh, first):
+    # short texts leave bins empty (densified) or have no shingle at all (keys unique to the record index)
+    compiled = fingerprint.fingerprints(batch, lsh, first)
     with patch.object(fingerprint, "scan", None):
-        twin = fingerprint.fingerprints(batch, signatures)
+        twin = fingerprint.fingerprints(batch, lsh, first)
     assert np.array_equal(compiled.digests, twin.digests)
     assert np.array_equal(compiled.triggers, twin.triggers)
-    if signatures:
-        assert np.array_equal(compiled.signatures, twin.signatures)
+    if lsh:
+        assert np.array_equal(compiled.band_keys, twin.band_keys)
     else:
-        assert compiled.signatures is None and twin.signatures is None
+        assert compiled.band_keys is None and twin.band_keys is None
 
 
 @needs_scan
@@ -88,17 +93,22 @@ def test_pii_triggers_examples(text, triggers):
     assert pii.pii_triggers(text) == pii._pii_triggers(text) == triggers
 
 
+LSH = (9, 13)
+
+
 @pytest.mark.parametrize("compiled", [True, False])
 def test_normal_form_and_record_boundaries(compiled):
     with patch.object(fingerprint, "scan", fingerprint.scan if compiled else None):
-        prints = fingerprint.fingerprints(
-            [["Reset The Password "], ["  reset the password"], ["reset", "the password"]]
-        )
+        batch = [["Reset The Password "], ["  reset the password"], ["reset", "the password"]]
+        prints = fingerprint.fingerprints(batch, LSH)
         assert prints.digests[0] == prints.digests[1] != prints.digests[2]  # the separator is part of the text
-        assert np.array_equal(prints.signatures[0], prints.signatures[1])
-        # a window spanning two records belongs to neither: a record's bins do not depend on its neighbours
-        alone = fingerprint.fingerprints([["abcdefghij"]]).signatures[0]
-        assert np.array_equal(fingerprint.fingerprints([["zzzzzzzz"], ["abcdefghij"]]).signatures[1], alone)
+        assert np.array_equal(prints.band_keys[0], prints.band_keys[1])
+        # a window spanning two records belongs to neither: a record's keys do not depend on its neighbours
+        alone = fingerprint.fingerprints([["abcdefghij"]], LSH).band_keys[0]
+        assert np.array_equal(fingerprint.fingerprints([["zzzzzzzz"], ["abcdefghij"]], LSH).band_keys[1], alone)
+        # a text without a single 8-byte shingle matches nothing, not even an equal one
+        tiny = fingerprint.fingerprints([["abc"], ["abc"]], LSH).band_keys
+        assert not (tiny[0] == tiny[1]).any()
 
 
 @needs_scan

@@ -50,8 +50,8 @@ def test_near_duplicate_threshold_is_configurable():
     loose = Deduplicator(threshold=0.5)
     for dedup in (strict, loose):
         for text in (text_a, text_b):
-            prints = fingerprints([[text]])
-            dedup.extend(prints.digests, prints.signatures)
+            prints = fingerprints([[text]], dedup.lsh, dedup.count)
+            dedup.extend(prints.digests, prints.band_keys)
     assert strict.finish() == []
     assert [d.index for d in loose.finish()] == [1]
 
@@ -111,12 +111,16 @@ def test_pii_redact_writes_a_copy_and_leaves_the_source_alone(write_jsonl, tmp_p
 
 
 def test_split_is_deterministic_seeded_and_keeps_duplicates_together():
-    digests = fingerprints([[f"example {i}"] for i in range(2000)], signatures=False).digests
+    digests = fingerprints(
+        [[f"example {i}"] for i in range(2000)],
+    ).digests
     first = validation_mask(digests, 7, 0.1)
     assert np.array_equal(first, validation_mask(digests, 7, 0.1))
     assert not np.array_equal(first, validation_mask(digests, 8, 0.1))
     assert 150 < first.sum() < 250
-    same = fingerprints([["Same  "], ["same"]], signatures=False).digests
+    same = fingerprints(
+        [["Same  "], ["same"]],
+    ).digests
     assert validation_mask(same, 1, 0.5).tolist() in ([True, True], [False, False])
     assert validation_mask(same, 1, 0.0).tolist() == [False, False]
     assert validation_mask(same, 1, 1.0).tolist() == [True, True]
