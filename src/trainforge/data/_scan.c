@@ -383,23 +383,25 @@ fail:
 static PyObject *
 line_summary(PyObject *self, PyObject *block)
 {
-    if (!PyBytes_Check(block)) {
-        PyErr_SetString(PyExc_TypeError, "block must be bytes");
+    Py_buffer view;
+    if (PyObject_GetBuffer(block, &view, PyBUF_SIMPLE) < 0)
         return NULL;
+    const char *data = view.buf;
+    Py_ssize_t size = view.len;
+    Py_ssize_t lines = 0;
+    int blank = 0;
+    if (size > 0) {
+        lines = 1;
+        blank = json_space[(uint8_t)data[0]];
+        const char *cursor = data, *end = data + size;
+        const char *newline;
+        while ((newline = memchr(cursor, '\n', (size_t)(end - cursor))) != NULL && newline + 1 < end) {
+            lines++;
+            blank |= json_space[(uint8_t)newline[1]];
+            cursor = newline + 1;
+        }
     }
-    const char *data = PyBytes_AS_STRING(block);
-    Py_ssize_t size = PyBytes_GET_SIZE(block);
-    if (size == 0)
-        return Py_BuildValue("(nO)", (Py_ssize_t)0, Py_False);
-    Py_ssize_t lines = 1;
-    int blank = json_space[(uint8_t)data[0]];
-    const char *cursor = data, *end = data + size;
-    const char *newline;
-    while ((newline = memchr(cursor, '\n', (size_t)(end - cursor))) != NULL && newline + 1 < end) {
-        lines++;
-        blank |= json_space[(uint8_t)newline[1]];
-        cursor = newline + 1;
-    }
+    PyBuffer_Release(&view);
     return Py_BuildValue("(nO)", lines, blank ? Py_True : Py_False);
 }
 
@@ -408,7 +410,7 @@ static PyMethodDef methods[] = {
      "fingerprint(batch: list[list[str]], bands: int, rows: int, first: int) -> (digests: bytes, "
      "band_keys: bytes | None, triggers: bytes)"},
     {"pii_triggers", pii_triggers, METH_O, "pii_triggers(text: str) -> int: the bits of pii.py's triggers"},
-    {"line_summary", line_summary, METH_O, "line_summary(block: bytes) -> (lines, starts_with_space)"},
+    {"line_summary", line_summary, METH_O, "line_summary(block: bytes-like) -> (lines, starts_with_space)"},
     {"chat_texts", chat_texts, METH_O, "chat_texts(records: list[ChatRecord]) -> list[list[str]] | None"},
     {NULL, NULL, 0, NULL},
 };

@@ -19,6 +19,9 @@ GZIP_MAGIC = b"\x1f\x8b"
 #: files read as plain text (continued pretraining) rather than JSON lines
 TEXT_SUFFIXES = (".txt", ".txt.gz", ".md", ".md.gz")
 _CHUNK = 1 << 20
+#: the buffered streams' own buffer: smaller than a block, so that reading a block goes straight from the
+#: source into it (a BufferedReader copies through its buffer any read no larger than the buffer)
+_BUFFER = 1 << 16
 
 
 class BudgetExceeded(Exception):
@@ -29,16 +32,20 @@ class CorruptInput(Exception):
     """The bytes cannot be decoded as what they claim to be."""
 
 
-class _Raw(io.RawIOBase):
-    """Adapts any object with ``read(n)`` (a file, a botocore StreamingBody) to RawIOBase."""
+class RawSource(io.RawIOBase):
+    """Adapts any object with ``read(n)`` (a file, a botocore StreamingBody) to RawIOBase; one with
+    ``readinto`` (both of those) fills the caller's buffer directly, without an intermediate copy."""
 
     def __init__(self, source: BinaryIO) -> None:
         self.source = source
+        self._readinto = getattr(source, "readinto", None)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._readinto is not None:
+            return int(self._readinto(buffer) or 0)
         data = self.source.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
@@ -93,10 +100,10 @@ class Line(NamedTuple):
 
 def open_text_stream(source: BinaryIO, name: str, budget: int) -> tuple[io.BufferedReader, bool]:
     """A buffered stream of the object's text bytes; gzip is detected by magic bytes as well as name."""
-    buffered = io.BufferedReader(_Raw(source), buffer_size=_CHUNK)
+    buffered = io.BufferedReader(RawSource(source), buffer_size=_BUFFER)
     compressed = name.endswith(".gz") or buffered.peek(2)[:2] == GZIP_MAGIC
     if compressed:
-        return cast(io.BufferedReader, io.BufferedReader(_Gunzip(buffered, budget), buffer_size=_CHUNK)), True
+        return cast(io.BufferedReader, io.BufferedReader(_Gunzip(buffered, budget), buffer_size=_BUFFER)), True
     return cast(io.BufferedReader, buffered), False
 
 
@@ -105,7 +112,8 @@ class Block(NamedTuple):
 
     number: int
     offset: int
-    data: bytes
+    #: a bytearray: read into in place, so a block costs one copy from the source, not three
+    data: bytearray
     #: how many lines ``data`` holds
     line_count: int
     #: whether a line starts with whitespace (it may be blank: the fast path leaves such blocks alone)
@@ -121,7 +129,7 @@ class Block(NamedTuple):
             end = data.find(b"\n", start)
             if end < 0:
                 end = len(data)
-            yield Line(number, self.offset + start, data[start:end].rstrip(b"\r"))
+            yield Line(number, self.offset + start, bytes(data[start:end].rstrip(b"\r")))
             number += 1
             start = end + 1
         if self.overlong is not None:
@@ -136,11 +144,12 @@ def iter_blocks(stream: io.BufferedReader, max_line_bytes: int) -> Iterator[Bloc
     number = 1
     offset = 0
     while True:
-        data = stream.read(size)
+        data = bytearray(size)
+        del data[stream.readinto(data) :]
         if not data:
             return
         if not data.endswith(b"\n"):
-            data += stream.readline(max_line_bytes + 1)
+            data += stream.readline(max_line_bytes + 1)  # in place: a bytearray over-allocates
         last = data.rfind(b"\n", 0, len(data) - 1) + 1
         consumed = len(data)
         overlong = None
@@ -152,8 +161,8 @@ def iter_blocks(stream: io.BufferedReader, max_line_bytes: int) -> Iterator[Bloc
                     if not more or more.endswith(b"\n"):
                         break
             lines_before = data.count(b"\n", 0, last)
-            overlong = Line(number + lines_before, offset + last, data[last : last + 200], too_long=True)
-            data = data[:last]
+            overlong = Line(number + lines_before, offset + last, bytes(data[last : last + 200]), too_long=True)
+            del data[last:]
         line_count, indented = line_summary(data)
         block = Block(number, offset, data, line_count, indented, overlong)
         yield block
@@ -165,7 +174,7 @@ _JSON_SPACE = np.zeros(256, dtype=bool)
 _JSON_SPACE[list(b" \t\n\r")] = True
 
 
-def _line_summary(data: bytes) -> tuple[int, bool]:
+def _line_summary(data: bytes | bytearray) -> tuple[int, bool]:
     """(lines, whether one starts with JSON whitespace); the twin of ``_scan.c``'s ``line_summary``."""
     if not data:
         return 0, False

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import io
 import os
 import tempfile
 from array import array
@@ -35,6 +36,7 @@ from trainforge.data.reader import (
     BudgetExceeded,
     CorruptInput,
     Line,
+    RawSource,
     iter_blocks,
     iter_lines,
     open_text_stream,
@@ -83,22 +85,25 @@ class ValidationOptions:
         return replace(options, **overrides)
 
 
-class _HashingReader:
+class _HashingReader(io.RawIOBase):
     """Passes reads through while hashing and counting the raw bytes (the object's sha256 for lineage)."""
 
     def __init__(self, source: BinaryIO, limit: int) -> None:
-        self.source = source
+        self.source = RawSource(source)
         self.limit = limit
         self.sha = hashlib.sha256()
         self.count = 0
 
-    def read(self, size: int = -1) -> bytes:
-        data = self.source.read(size)
-        self.count += len(data)
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        filled = self.source.readinto(buffer)
+        self.count += filled
         if self.count > self.limit:
             raise BudgetExceeded(self.count)
-        self.sha.update(data)
-        return data
+        self.sha.update(memoryview(buffer)[:filled])
+        return filled
 
 
 @dataclass
