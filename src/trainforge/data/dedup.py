@@ -92,11 +92,19 @@ class Deduplicator:
 
 
 def _first_occurrence(keys: np.ndarray) -> np.ndarray:
-    """For each position, the index of the first position holding the same key."""
-    order = np.argsort(keys)  # not stable (twice as fast): each group's smallest index is taken below
+    """For each position, the index of the first position holding the same key. Nearly every key is
+    unique: a value sort (SIMD, no index array) finds the few repeated keys, and only the positions
+    holding those are ordered by index."""
+    result = np.arange(len(keys))
+    ordered = np.sort(keys)
+    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    if not len(repeated):
+        return result
+    slot = np.minimum(np.searchsorted(repeated, keys), len(repeated) - 1)
+    positions = np.flatnonzero(repeated[slot] == keys)
+    # positions are in index order, so a stable sort by key puts each group's first position first
+    order = positions[np.argsort(keys[positions], kind="stable")]
     sorted_keys = keys[order]
     group_start = np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1]))
-    firsts = np.minimum.reduceat(order, np.flatnonzero(group_start))
-    result = np.empty_like(order)
-    result[order] = firsts[np.cumsum(group_start) - 1]
+    result[order] = order[group_start][np.cumsum(group_start) - 1]
     return result
