@@ -101,23 +101,23 @@ triggers_of(const uint8_t *data, Py_ssize_t size)
     return found;
 }
 
-/* ASCII letters to lower case in place, 16 bytes at a time where SSE2 is there. */
+/* Copy `size` bytes with ASCII letters folded to lower case, 16 bytes at a time where SSE2 is there. */
 static void
-fold_ascii(uint8_t *data, size_t size)
+copy_folded(uint8_t *to, const uint8_t *from, size_t size)
 {
     size_t position = 0;
 #ifdef __SSE2__
     for (; position + 16 <= size; position += 16) {
-        __m128i bytes = _mm_loadu_si128((const __m128i *)(data + position));
+        __m128i bytes = _mm_loadu_si128((const __m128i *)(from + position));
         __m128i shifted = _mm_sub_epi8(bytes, _mm_set1_epi8('A'));
         /* 'A'..'Z' is 'A' + 0 .. 'A' + 25: unsigned min with 25 leaves exactly those unchanged */
         __m128i upper = _mm_cmpeq_epi8(_mm_min_epu8(shifted, _mm_set1_epi8(25)), shifted);
         bytes = _mm_or_si128(bytes, _mm_and_si128(upper, _mm_set1_epi8(0x20)));
-        _mm_storeu_si128((__m128i *)(data + position), bytes);
+        _mm_storeu_si128((__m128i *)(to + position), bytes);
     }
 #endif
     for (; position < size; position++)
-        data[position] = fold[data[position]];
+        to[position] = fold[from[position]];
 }
 
 /* The example digest of normalised bytes: see fingerprint._numpy_digests. */
@@ -126,9 +126,15 @@ digest_of(const uint8_t *data, Py_ssize_t size)
 {
     uint64_t total = 0;
     uint64_t word_index = 1;
-    for (Py_ssize_t position = 0; position < size; position += 8, word_index++) {
+    Py_ssize_t position = 0;
+    for (; position + 8 <= size; position += 8, word_index++) { /* a fixed-size copy: one load */
+        uint64_t word;
+        memcpy(&word, data + position, 8);
+        total += mix64(word + word_index * WORD_KEY);
+    }
+    if (position < size) { /* the last, partial word, zero-padded */
         uint64_t word = 0;
-        memcpy(&word, data + position, size - position < 8 ? (size_t)(size - position) : 8);
+        memcpy(&word, data + position, (size_t)(size - position));
         total += mix64(word + word_index * WORD_KEY);
     }
     return mix64(total + (uint64_t)size * LENGTH_KEY);
@@ -249,8 +255,10 @@ fingerprint(PyObject *self, PyObject *args)
             PyErr_SetString(PyExc_TypeError, "each record must be a list of str");
             goto fail;
         }
-        /* the record's texts joined by the separator, as "\x1f".join(texts).encode() */
+        /* the record's texts joined by the separator, as "\x1f".join(texts).encode(), folded as they are
+         * copied; the triggers of the joined text are those of its parts (no pattern spans the separator) */
         size_t size = 0;
+        long found = 0;
         for (Py_ssize_t part = 0; part < PyList_GET_SIZE(texts); part++) {
             PyObject *text = PyList_GET_ITEM(texts, part);
             if (!PyUnicode_Check(text)) {
@@ -272,17 +280,18 @@ fingerprint(PyObject *self, PyObject *args)
             }
             if (part)
                 joined[size++] = SEPARATOR;
-            memcpy(joined + size, data, (size_t)length);
+            if (found != ALL)
+                found |= triggers_of((const uint8_t *)data, length);
+            copy_folded(joined + size, (const uint8_t *)data, (size_t)length);
             size += (size_t)length;
         }
-        PyBytes_AS_STRING(triggers)[index] = (char)triggers_of(joined, (Py_ssize_t)size);
-        /* normalised: outer ASCII whitespace stripped, ASCII letters folded */
+        PyBytes_AS_STRING(triggers)[index] = (char)found;
+        /* normalised: outer ASCII whitespace stripped (folding leaves whitespace as it is) */
         size_t start = 0, end = size;
         while (start < end && space[joined[start]])
             start++;
         while (end > start && space[joined[end - 1]])
             end--;
-        fold_ascii(joined + start, end - start);
         uint64_t digest = digest_of(joined + start, (Py_ssize_t)(end - start));
         memcpy(PyBytes_AS_STRING(digests) + index * 8, &digest, 8);
         if (bands) {
