@@ -61,16 +61,25 @@ triggers_of(const uint8_t *data, Py_ssize_t size)
     Py_ssize_t position = 0;
     while (position < size && found != ALL) {
 #ifdef __SSE2__
-        /* Skip 16 bytes at a time while none of them is a digit or can start a pattern: most text. */
-        if (position + 16 <= size) {
-            __m128i bytes = _mm_loadu_si128((const __m128i *)(data + position));
-            __m128i shifted = _mm_sub_epi8(bytes, _mm_set1_epi8('0'));
-            /* '0'..'9' and '@', 'A', 'B' lie in one range: '0' + 0 .. '0' + 18 */
-            __m128i in_range = _mm_cmpeq_epi8(_mm_min_epu8(shifted, _mm_set1_epi8(18)), shifted);
-            __m128i others = _mm_or_si128(_mm_cmpeq_epi8(bytes, _mm_set1_epi8('P')),
-                                          _mm_cmpeq_epi8(bytes, _mm_set1_epi8('b')));
-            if (_mm_movemask_epi8(_mm_or_si128(in_range, others)) == 0) {
-                digits = 0;
+        /* Skip 16 bytes at a time while none of them starts a run of three digits or a pattern's first two
+         * bytes: nearly all text. Outside a run of digits only: one that started before must be counted. */
+        if (digits == 0 && position + 18 <= size) {
+            __m128i first = _mm_loadu_si128((const __m128i *)(data + position));
+            __m128i second = _mm_loadu_si128((const __m128i *)(data + position + 1));
+            __m128i third = _mm_loadu_si128((const __m128i *)(data + position + 2));
+            __m128i nine = _mm_set1_epi8(9), zero = _mm_set1_epi8('0');
+#define IS_DIGIT(bytes) _mm_cmpeq_epi8(_mm_min_epu8(_mm_sub_epi8(bytes, zero), nine), _mm_sub_epi8(bytes, zero))
+#define IS(bytes, byte) _mm_cmpeq_epi8(bytes, _mm_set1_epi8(byte))
+            __m128i digit_run = _mm_and_si128(_mm_and_si128(IS_DIGIT(first), IS_DIGIT(second)), IS_DIGIT(third));
+            __m128i aws = _mm_and_si128(IS(first, 'A'), _mm_or_si128(_mm_or_si128(IS(second, 'K'), IS(second, 'S')),
+                                                                     _mm_or_si128(IS(second, 'B'), IS(second, 'C'))));
+            __m128i bearer = _mm_and_si128(IS(_mm_or_si128(first, _mm_set1_epi8(0x20)), 'b'), IS(second, 'e'));
+            __m128i key = _mm_and_si128(IS(first, 'P'), IS(second, 'R'));
+            __m128i any = _mm_or_si128(_mm_or_si128(digit_run, IS(first, '@')),
+                                       _mm_or_si128(aws, _mm_or_si128(bearer, key)));
+#undef IS_DIGIT
+#undef IS
+            if (_mm_movemask_epi8(any) == 0) {
                 position += 16;
                 continue;
             }

@@ -20,7 +20,7 @@ needs_scan = pytest.mark.skipif(scan is None, reason="the C extension was not bu
 # surrogates: every text comes from a strict UTF-8 decoder)
 trigger_rich = st.text(
     st.sampled_from(list("aA@0123456789KIASBCPRIVATE Kearerb-\n\té€😀")) | st.characters(exclude_categories=["Cs"]),
-    max_size=120,
+    max_size=160,
 )
 
 
@@ -91,6 +91,20 @@ def test_chat_texts_match_the_python_twin(batch):
 )
 def test_pii_triggers_examples(text, triggers):
     assert pii.pii_triggers(text) == pii._pii_triggers(text) == triggers
+
+
+@needs_scan
+@pytest.mark.parametrize("offset", range(40))
+def test_pii_triggers_find_every_pattern_at_every_offset_of_the_16_byte_skip(offset):
+    """The compiled pre-filter skips 16 bytes at a time on their first bytes; a pattern or a run of
+    digits that starts at any offset, or that straddles two 16-byte windows, is still found."""
+    cases = {"123": pii.DIGITS, "a@b": pii.EMAIL, "AKIA": pii.AWS, "bearer": pii.BEARER, "PRIVATE KEY": pii.PRIVATE_KEY}
+    for pattern, bit in cases.items():
+        text = "x" * offset + pattern + "y" * 40
+        assert pii.pii_triggers(text) == pii._pii_triggers(text) == bit, (pattern, offset)
+    for run in ("1" * 2 + " " + "1", "12"):  # no run of three: nothing
+        text = "x" * offset + run + "y" * 40
+        assert pii.pii_triggers(text) == pii._pii_triggers(text) == 0, (run, offset)
 
 
 LSH = (9, 13)
