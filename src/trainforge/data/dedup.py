@@ -80,13 +80,13 @@ class Deduplicator:
         exact = first != records
         near = np.zeros(count, dtype=bool)
         if self.near and self._bands:
-            # one sort over every band's keys (a band's hashes are distinct from every other band's): the
-            # first record sharing any band with a record, taken from the lowest such band
             bands = np.concatenate(self._bands)
-            band_first = _first_occurrence(bands.ravel()).reshape(count, self.bands) // self.bands
-            shares = band_first != records[:, None]
-            near = shares.any(axis=1) & ~exact
-            first = np.where(near, band_first[records, shares.argmax(axis=1)], first)
+            for band in range(self.bands):  # one band at a time: the sort's memory is one column's
+                band_first = _first_occurrence(np.ascontiguousarray(bands[:, band]))
+                # the first record sharing a band with this one, from the lowest band that has one
+                new = (band_first != records) & ~exact & ~near
+                first[new] = band_first[new]
+                near |= new
         found = np.flatnonzero(exact | near)
         return [Duplicate(int(i), int(first[i]), bool(exact[i])) for i in found]
 
