@@ -62,6 +62,17 @@ def load_trainable(base_dir: Path, config: TrainConfig) -> Any:
     return model
 
 
+def _unsharded(model: Any, weights: dict[str, Any]) -> Any:
+    """``model`` holding the gathered ``weights``: every one of its tensors but the aliases of tied weights
+    (the head tied to the embeddings), which the gathered state lists once."""
+    keys = model.load_state_dict(weights, strict=False)
+    every = {name for name, _ in model.named_parameters(remove_duplicate=False)}
+    aliases = every - {name for name, _ in model.named_parameters()}
+    if keys.unexpected_keys or set(keys.missing_keys) - aliases:
+        raise TrainingFailed(f"the gathered FSDP weights do not match the model to export: {keys}")
+    return model
+
+
 def train_from_contract(root: Path) -> dict[str, Any]:
     """Run one training job against an /opt/ml tree; returns the summary written to trainforge.json."""
     import torch
@@ -134,8 +145,7 @@ def train_from_contract(root: Path) -> dict[str, Any]:
     if is_sharded(model):  # gather the shards into an unsharded copy on rank 0 (host memory) to export it
         weights = full_state_dict(model)
         if world.is_main:
-            model = load_trainable(base_dir, config)
-            model.load_state_dict(weights, strict=False)  # the tied head is not in the gathered state
+            model = _unsharded(load_trainable(base_dir, config), weights)
     if world.is_main:
         export_model(model.cpu(), tokenizer, base_dir, root / "model", is_lora=config.trains_adapter, lineage=summary)
         emit({"event": "exported", "steps": outcome.steps, "final_loss": outcome.final_loss})
