@@ -151,7 +151,7 @@ digest_of(const uint8_t *data, Py_ssize_t size)
 
 /* One-permutation MinHash bins of the 8-byte windows: see fingerprint._numpy_signatures. Odd and even
  * windows go to separate bins, merged at the end: two independent chains of load-min-store per step
- * instead of one (~10% faster than a single set of bins). */
+ * instead of one (5-10% faster than a single set of bins on this project's 2-core AMD EPYC). */
 static void
 signature_of(const uint8_t *data, Py_ssize_t size, uint64_t *bins)
 {
@@ -180,7 +180,7 @@ signature_of(const uint8_t *data, Py_ssize_t size, uint64_t *bins)
 }
 
 /* Empty bins filled from the next non-empty bin to the right (circularly), mixed with the distance; a
- * record with no shingle at all gets bins unique to it: see dedup._densify. */
+ * record with no shingle at all gets bins unique to it: see fingerprint._densify. */
 static void
 densify(uint64_t *bins, uint64_t record)
 {

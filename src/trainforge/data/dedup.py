@@ -3,9 +3,9 @@
 Exact duplicates: equal example digests. Near duplicates: the MinHash bins of each example
 (``fingerprint.py``: case-folded byte 8-gram shingles, one-permutation hashing into 128 bins), densified,
 then locality-sensitive hashing with (bands, rows) chosen so that the LSH threshold (1/b)^(1/r) is closest
-to the configured similarity. Only the per-record digests and band hashes are kept (8 bytes each), and
-collisions are resolved once at the end with a sort, so memory grows by ~100 bytes per record and never
-with the size of the text.
+to the configured similarity (``fingerprint.py`` computes the band keys). Only the per-record digests and
+band keys are kept (8 bytes each), and collisions are resolved once at the end, a band at a time, so
+memory grows by ~100 bytes per record and never with the size of the text.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What identifies an example, computed in one pass per batch of records: its digest (exact duplicates and
-the train/validation split, the same in the validator and the trainer), its MinHash bins (near duplicates)
-and its PII pre-filter triggers.
+the train/validation split, the same in the validator and the trainer), the LSH band keys of its densified
+MinHash bins (near duplicates) and its PII pre-filter triggers.
 
 A record is the list of its free texts (``formats.texts``). Its normal form is those texts joined by
 ``\\x1f``, UTF-8, with outer ASCII whitespace stripped and ASCII letters folded to lower case: copies that
