@@ -6,10 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import chat
 from trainforge.data import ValidationOptions, validate_dataset
-from trainforge.data.dedup import Deduplicator, lsh_parameters
+from trainforge.data.dedup import Deduplicator, _first_occurrence, lsh_parameters
 from trainforge.data.fingerprint import fingerprints
 from trainforge.data.pii import find_pii, iban_ok, luhn_ok, pii_triggers
 from trainforge.data.split import validation_mask
@@ -54,6 +56,14 @@ def test_near_duplicate_threshold_is_configurable():
             dedup.extend(prints.digests, prints.band_keys)
     assert strict.finish() == []
     assert [d.index for d in loose.finish()] == [1]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from([0, 1, 7, 2**63, 2**64 - 1]) | st.integers(0, 2**64 - 1), max_size=60))
+def test_first_occurrence_is_the_first_index_of_each_key(keys):
+    first_seen: dict[int, int] = {}
+    expected = [first_seen.setdefault(key, index) for index, key in enumerate(keys)]
+    assert _first_occurrence(np.array(keys, dtype=np.uint64)).tolist() == expected
 
 
 def test_lsh_parameters_track_threshold():
