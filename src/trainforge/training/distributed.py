@@ -41,12 +41,20 @@ class World:
         if self.size > 1:
             dist.barrier()
 
+    def any(self, flag: bool) -> bool:
+        """True on every rank when ``flag`` is True on any: ranks must agree before a collective step."""
+        if self.size == 1:
+            return flag
+        return bool(self.all_reduce_sum(torch.tensor([float(flag)]))[0] > 0)
+
 
 def init_world(device_kind: str) -> World:
     size = int(os.environ.get("WORLD_SIZE", "1"))
     world = World(int(os.environ.get("RANK", "0")), size, int(os.environ.get("LOCAL_RANK", "0")))
     if size > 1 and not dist.is_initialized():
-        backend = {"cuda": "nccl", "neuron": "xla"}.get(device_kind, "gloo")
+        # on GPUs the loop's bookkeeping (token counts, losses, flags) stays in CPU tensors: gloo carries
+        # those, NCCL the gradients
+        backend = {"cuda": "cpu:gloo,cuda:nccl", "neuron": "xla"}.get(device_kind, "gloo")
         if backend == "xla":
             import torch_xla.distributed.xla_backend  # type: ignore[import-not-found]  # noqa: F401
         dist.init_process_group(backend)

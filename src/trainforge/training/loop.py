@@ -185,9 +185,11 @@ def run_training(
             clock, window_tokens = time.perf_counter(), 0
             # the bare model: a DDP forward syncs buffers, which validation does not need
             stop = _validate(model, validation, config, device, world, state, outcome, emit, steps)
-            if state.step % config.checkpoint_every == 0 or interrupt.requested or stop:
+            # a SIGTERM may reach one rank a step before another: all ranks checkpoint and stop together
+            interrupted = world.any(interrupt.requested)
+            if state.step % config.checkpoint_every == 0 or interrupted or stop:
                 save_checkpoint(checkpoint_dir, model, optimizer, scheduler, state, config.keep_checkpoints, world)
-            if interrupt.requested:
+            if interrupted:
                 outcome.interrupted = True
                 break
             if stop:

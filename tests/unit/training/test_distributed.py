@@ -5,6 +5,7 @@ lets ranks run different numbers of forwards would hang here (FSDP all-gathers w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -28,8 +29,8 @@ def metrics(root, key):
 
 
 def run_workers(command, **env):
-    """Run a multi-process job in its own process group: on a timeout (a collective that never
-    completes) the workers are killed too."""
+    """Run a multi-process job in its own process group; on a timeout (a collective that never
+    completes) it is killed with its workers."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
@@ -37,9 +38,24 @@ def run_workers(command, **env):
     try:
         _, stderr = process.communicate(timeout=300)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        kill_job(process)
         raise
     assert process.returncode == 0, stderr[-3000:]
+
+
+def workers_of(process):
+    return [
+        int(pid)
+        for pid in subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+    ]
+
+
+def kill_job(process):
+    """torchrun starts each worker in a session of its own: kill those as well as torchrun's group."""
+    for worker in workers_of(process):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker, signal.SIGKILL)
+    os.killpg(process.pid, signal.SIGKILL)
 
 
 def entry_point(root):
@@ -132,3 +148,29 @@ def test_several_instances_rendezvous_at_the_first_host(tmp_path, monkeypatch):
     assert command[-3:] == ["trainforge.training.entrypoint", "--opt-ml", str(tmp_path)]
     monkeypatch.setenv("RANK", "3")  # a worker trains in its own process
     assert torchrun_command(tmp_path, []) is None
+
+
+def test_a_sigterm_on_one_rank_stops_every_rank_at_the_same_checkpoint(tmp_path, tiny_model_dir):
+    """A spot reclaim's SIGTERM can reach one worker a step before another; ranks that disagreed on
+    whether to checkpoint would each wait in a different collective, for ever."""
+    root = build_opt_ml(tmp_path / "opt_ml", tiny_model_dir, batch_size=2, max_steps=400, checkpoint_every=1000)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *entry_point(root)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if json.loads(line).get("step") == 2:
+                break
+        workers = workers_of(process)
+        assert len(workers) == 2
+        os.kill(workers[-1], signal.SIGTERM)  # one worker only
+        process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        kill_job(process)
+        raise
+    assert process.returncode != 0
+    assert "interrupted by SIGTERM" in (root / "output/failure").read_text()
+    checkpoints = list((root / "checkpoints").glob("step-*/COMPLETE"))
+    assert len(checkpoints) == 1
+    assert len(list(checkpoints[0].parent.glob("rng-*.pt"))) == 2  # both ranks wrote their part
