@@ -41,7 +41,9 @@ PLAIN_HEAD_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
 def _plain_head(model: torch.nn.Module) -> torch.nn.Module | None:
     """The output projection to apply to selected positions, or None where the full logits must be used.
     The model is still called through its wrapper: DDP's forward is what syncs the gradients, including the
-    head's (autograd sums its two uses before DDP's hook sees the gradient)."""
+    head's (autograd sums its two uses before DDP's hook sees the gradient). Under FSDP the head is in the
+    root unit, whose weights stay gathered from the forward until the backward reduces their gradients
+    (a test trains the tied head sharded and unsharded)."""
     inner: Any = getattr(model, "module", model)
     config = getattr(inner, "config", None)
     if getattr(config, "model_type", None) not in PLAIN_HEAD_MODEL_TYPES:

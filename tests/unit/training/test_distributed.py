@@ -98,6 +98,21 @@ def test_two_processes_match_one(strategy, tmp_path, tiny_model_dir, single_proc
         torch.testing.assert_close(actual[name], expected[name], rtol=1e-4, atol=1e-5, msg=name)
 
 
+def test_a_sharded_full_fine_tune_trains_the_tied_head_like_one_process(tmp_path, tiny_model_dir):
+    """Full fine-tune: the head, tied to the embeddings, is trainable and applied to the labelled positions
+    outside the model's forward; under FSDP its gradient must still be reduced across the shards."""
+    single = build_opt_ml(tmp_path / "single", tiny_model_dir, method="full", batch_size=4, **COMMON)
+    train_from_contract(single)
+    double = build_opt_ml(
+        tmp_path / "double", tiny_model_dir, method="full", batch_size=2, distributed="fsdp", **COMMON
+    )
+    torchrun(double)
+    assert_same_training(double, single)
+    expected = load_file(single / "model/model.safetensors")
+    actual = load_file(double / "model/model.safetensors")
+    torch.testing.assert_close(actual["model.embed_tokens.weight"], expected["model.embed_tokens.weight"])
+
+
 def test_sharded_checkpoint_resumes_on_a_different_number_of_processes(tmp_path, tiny_model_dir, single_process):
     """Written by 2 FSDP ranks at step 2, resumed by 1 process: the checkpoint is resharded on load."""
     root = build_opt_ml(tmp_path / "opt_ml", tiny_model_dir, batch_size=2, distributed="fsdp", **COMMON)
