@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
+from trainforge.training.linear_cross_entropy import linear_cross_entropy
 from trainforge.training.packing import PackedSequence, collate
 from trainforge.training.tokenize import IGNORE
 
@@ -38,7 +39,7 @@ class Objective(Protocol):
 PLAIN_HEAD_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
 
 
-def _plain_head(model: torch.nn.Module) -> torch.nn.Module | None:
+def _plain_head(model: torch.nn.Module) -> torch.nn.Linear | None:
     """The output projection to apply to selected positions, or None where the full logits must be used.
     The model is still called through its wrapper: DDP's forward is what syncs the gradients, including the
     head's (autograd sums its two uses before DDP's hook sees the gradient). Under FSDP the head is in the
@@ -48,8 +49,8 @@ def _plain_head(model: torch.nn.Module) -> torch.nn.Module | None:
     config = getattr(inner, "config", None)
     if getattr(config, "model_type", None) not in PLAIN_HEAD_MODEL_TYPES:
         return None
-    head: torch.nn.Module | None = inner.get_output_embeddings()
-    return head
+    head = inner.get_output_embeddings()
+    return head if isinstance(head, torch.nn.Linear) else None
 
 
 @dataclass
@@ -82,10 +83,10 @@ class LanguageModeling:
         head = _plain_head(model)
         if head is None:
             logits = model(**inputs).logits[:, :-1][labelled]
-        else:  # logits_to_keep=1: the model projects one position; the labelled ones are projected here
-            hidden = model(**inputs, output_hidden_states=True, logits_to_keep=1).hidden_states[-1]
-            logits = head(hidden[:, :-1][labelled])
-        return F.cross_entropy(logits.float(), targets[labelled], reduction="sum")
+            return F.cross_entropy(logits.float(), targets[labelled], reduction="sum")
+        # logits_to_keep=1: the model projects one position; the labelled ones are projected here, in chunks
+        hidden = model(**inputs, output_hidden_states=True, logits_to_keep=1).hidden_states[-1]
+        return linear_cross_entropy(hidden[:, :-1][labelled], head.weight, head.bias, targets[labelled])
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,7 @@ def test_non_finite_loss_fails_with_a_typed_reason(opt_ml, monkeypatch):
     from trainforge.training.entrypoint import main
 
     root = opt_ml(max_steps=5)
-    monkeypatch.setattr(objectives.F, "cross_entropy", lambda logits, targets, reduction: logits.sum() * float("nan"))
+    monkeypatch.setattr(objectives, "linear_cross_entropy", lambda hidden, *_: hidden.sum() * float("nan"))
     assert main(["--opt-ml", str(root)]) == 1
     assert (root / "output/failure").read_text().startswith("NonFiniteLoss: loss became nan at step 1")
 
