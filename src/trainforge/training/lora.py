@@ -1,5 +1,14 @@
 """LoRA through peft: adapters on every linear layer of the decoder, merged into the weights on export
-so the output is a plain HF model any server can load (the adapter is saved beside it as well)."""
+so the output is a plain HF model any server can load (the adapter is saved beside it as well).
+
+The adapters are peft's own (same parameters, same saved adapter, same merge), with one change: a plain
+adapter's forward and backward run as one autograd function. peft computes ``base(x) + B(A(x)) * scale``
+as separate ops, each writing a tokens x width tensor (the product, the scaled product, the sum) and each
+reversed in the backward, then autograd adds the two gradients of ``x``. Here the scale is applied to the
+rank-r factor (``addmm``'s ``alpha``), the adapter's product accumulates into the base output and its input
+gradient into the base's, so the only full-size work left is the matmuls. Measured on SmolLM2-135M with an
+adapter on its 210 linear layers: the step is ~6% shorter on a CPU (docs/benchmarks.md).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +16,84 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from peft.tuners.lora.layer import Linear as PeftLoraLinear
 
 from trainforge.training.config import TrainConfig
+
+
+class _LoraLinearFunction(torch.autograd.Function):
+    """``linear(x, weight, bias) + scale * linear(linear(dropped, a), b)`` over 2-D ``x``, where ``dropped`` is
+    ``x`` after the adapter's dropout, or None when it has none (then ``x`` itself)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        x: torch.Tensor,
+        dropped: torch.Tensor | None,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        scale: float,
+    ) -> torch.Tensor:
+        adapter_input = x if dropped is None else dropped
+        projected = adapter_input @ a.t()
+        out = F.linear(x, weight, bias).addmm_(projected, b.t(), alpha=scale)
+        ctx.save_for_backward(x, adapter_input, projected, weight, a, b)
+        ctx.scale, ctx.has_bias, ctx.shared_input = scale, bias is not None, dropped is None
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, adapter_input, projected, weight, a, b = ctx.saved_tensors
+        wants_x, wants_dropped, wants_weight, wants_bias, wants_a, wants_b, _ = ctx.needs_input_grad
+        grad_projected = (grad @ b).mul_(ctx.scale)
+        grad_a = grad_projected.t() @ adapter_input if wants_a else None
+        grad_b = (grad.t() @ projected).mul_(ctx.scale) if wants_b else None
+        grad_x = grad_dropped = None
+        if wants_x:
+            grad_x = grad @ weight
+            if ctx.shared_input:  # no dropout: both paths' gradients of x, summed in one buffer
+                grad_x.addmm_(grad_projected, a)
+        if wants_dropped:
+            grad_dropped = grad_projected @ a
+        grad_weight = grad.t() @ x if wants_weight else None
+        grad_bias = grad.sum(0) if wants_bias and ctx.has_bias else None
+        return grad_x, grad_dropped, grad_weight, grad_bias, grad_a, grad_b, None
+
+
+class FusedLoraLinear(PeftLoraLinear):
+    """peft's LoRA linear layer whose plain single-adapter forward is :class:`_LoraLinearFunction`. Anything
+    else (a disabled, merged or mixed adapter, DoRA and the other variants, mismatched dtypes) is peft's path."""
+
+    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        active = self.active_adapters
+        name: str = active[0] if len(active) == 1 else ""
+        autocast = torch.is_autocast_enabled(x.device.type)
+        if (
+            args
+            or kwargs
+            or self.disable_adapters
+            or self.merged
+            or name not in self.lora_A
+            or name in self.lora_variant
+            or (not autocast and x.dtype != self.lora_A[name].weight.dtype)
+        ):
+            return super().forward(x, *args, **kwargs)
+        base: Any = self.get_base_layer()
+        dropout = self.lora_dropout[name]
+        dropped = None if isinstance(dropout, torch.nn.Identity) else dropout(x)
+        weights = (base.weight, base.bias, self.lora_A[name].weight, self.lora_B[name].weight)
+        if autocast:  # run in the autocast dtype, as F.linear would
+            dtype = torch.get_autocast_dtype(x.device.type)
+            x, dropped = x.to(dtype), None if dropped is None else dropped.to(dtype)
+            weights = tuple(None if w is None else w.to(dtype) for w in weights)  # type: ignore[assignment]
+        width = x.shape[-1]
+        flat = None if dropped is None else dropped.reshape(-1, width)
+        with torch.autocast(x.device.type, enabled=False):
+            out = _LoraLinearFunction.apply(x.reshape(-1, width), flat, *weights, self.scaling[name])
+        return out.view(*x.shape[:-1], out.shape[-1])  # type: ignore[no-any-return]
 
 
 def apply_lora(model: torch.nn.Module, config: TrainConfig) -> Any:
@@ -21,6 +106,7 @@ def apply_lora(model: torch.nn.Module, config: TrainConfig) -> Any:
         target_modules="all-linear",
         task_type="CAUSAL_LM",
     )
+    lora._register_custom_module({torch.nn.Linear: FusedLoraLinear})  # peft's documented hook for custom layers
     return get_peft_model(model, lora)
 
 

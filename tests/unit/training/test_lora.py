@@ -1,0 +1,66 @@
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+
+from trainforge.training import lora
+from trainforge.training.config import TrainConfig
+
+
+def _adapted(base_dir, fused: bool, dropout: float):
+    """The tiny model with an adapter whose B factors are random (peft starts them at zero, where the
+    adapter's contribution and half its gradients vanish and would hide a wrong formula)."""
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    torch.manual_seed(0)
+    config = TrainConfig(lora_rank=4, lora_alpha=8, lora_dropout=dropout)
+    if fused:
+        model = lora.apply_lora(model, config)
+    else:  # peft as shipped: the reference
+        model = get_peft_model(
+            model,
+            LoraConfig(r=4, lora_alpha=8, lora_dropout=dropout, target_modules="all-linear", task_type="CAUSAL_LM"),
+        )
+    generator = torch.Generator().manual_seed(1)
+    for name, parameter in sorted(model.named_parameters()):
+        if "lora_B" in name:
+            parameter.data = torch.randn(parameter.shape, generator=generator) * 0.1
+    return model
+
+
+def _logits_and_grads(model, autocast: bool):
+    model.zero_grad()
+    input_ids = torch.arange(2 * 12).reshape(2, 12) % 50 + 3
+    torch.manual_seed(7)  # the same dropout masks on both sides
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        logits = model(input_ids=input_ids).logits.float()
+    (logits.sin().sum()).backward()
+    return logits.detach(), {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize(
+    ("dropout", "autocast", "tolerance"), [(0.0, False, 1e-5), (0.2, False, 1e-5), (0.0, True, 3e-2)]
+)
+def test_fused_adapter_matches_peft(tiny_model_dir, monkeypatch, dropout, autocast, tolerance):
+    calls = []
+    apply = lora._LoraLinearFunction.apply
+    monkeypatch.setattr(lora._LoraLinearFunction, "apply", lambda *a: calls.append(1) or apply(*a))
+    reference = _adapted(tiny_model_dir, fused=False, dropout=dropout)
+    fused = _adapted(tiny_model_dir, fused=True, dropout=dropout)
+    assert not calls
+    expected, expected_grads = _logits_and_grads(reference, autocast)
+    logits, grads = _logits_and_grads(fused, autocast)
+    assert len(calls) == sum(isinstance(m, lora.FusedLoraLinear) for m in fused.modules()) > 0
+    torch.testing.assert_close(logits, expected, rtol=tolerance, atol=tolerance)
+    assert grads.keys() == expected_grads.keys()
+    for name, grad in grads.items():  # sums are taken in another order: errors scale with the largest entry
+        want = expected_grads[name]
+        assert (grad - want).abs().max() <= tolerance * want.abs().max(), name
+
+
+def test_disabled_adapter_is_the_base_model(tiny_model_dir):
+    """DPO's reference pass runs the adapted model with its adapter disabled: peft's own path."""
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    fused = _adapted(tiny_model_dir, fused=True, dropout=0.0)
+    input_ids = torch.arange(12)[None] + 3
+    with torch.no_grad(), fused.disable_adapter():
+        torch.testing.assert_close(fused(input_ids=input_ids).logits, base(input_ids=input_ids).logits)
