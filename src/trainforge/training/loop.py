@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from trainforge.errors import NonFiniteLoss, OutOfMemory
+from trainforge.training.attention import use_packed_attention
 from trainforge.training.checkpoint import TrainingState, load_latest, save_checkpoint
 from trainforge.training.config import TrainConfig
 from trainforge.training.devices import Device
@@ -124,6 +125,8 @@ def run_training(
     checkpoint_dir: Path,
     emit: Emit = print_metrics,
 ) -> Outcome:
+    if device.kind == "cpu":
+        use_packed_attention(model)
     # wrap first: FSDP replaces the parameters with shards, and the optimizer must hold those
     wrapped = wrap(model, world, config.distributed, device.torch_device, device.bf16)
     trainable = [p for p in model.parameters() if p.requires_grad]

@@ -77,7 +77,7 @@ class LanguageModeling:
 
     def loss_sum(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Summed next-token cross-entropy over the labelled positions (labels are shifted here, not by HF)."""
-        inputs = {key: batch[key] for key in ("input_ids", "position_ids", "attention_mask")}
+        inputs = {key: batch[key] for key in ("input_ids", "position_ids", "attention_mask", "document_lengths")}
         targets = batch["labels"][:, 1:]
         labelled = targets != IGNORE
         head = _plain_head(model)

@@ -114,21 +114,43 @@ def pack(examples: list[Example], seq_len: int) -> tuple[list[PackedSequence], P
     return bins, PackStats(len(bins), tokens, len(bins) * seq_len - tokens, truncated)
 
 
+def _document_lengths(sequence: PackedSequence, seq_len: int) -> list[int]:
+    """The lengths of the row's documents in order, then of its padding (one more block), summing to seq_len."""
+    lengths: list[int] = []
+    for position, document in enumerate(sequence.document_ids):
+        if position and document == sequence.document_ids[position - 1]:
+            lengths[-1] += 1
+        else:
+            lengths.append(1)
+    padding = seq_len - len(sequence.input_ids)
+    return [*lengths, padding] if padding else lengths
+
+
 def collate(batch: list[PackedSequence], seq_len: int, pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad to seq_len and build the block-diagonal causal mask (bool, for SDPA)."""
+    """Right-pad to seq_len and build the block-diagonal causal mask (bool, for SDPA), and the documents'
+    lengths per row (zero-filled), for attention that runs per document (:mod:`trainforge.training.attention`)."""
     size = len(batch)
     input_ids = torch.full((size, seq_len), pad_id, dtype=torch.long)
     labels = torch.full((size, seq_len), IGNORE, dtype=torch.long)
     position_ids = torch.zeros((size, seq_len), dtype=torch.long)
     documents = torch.full((size, seq_len), -1, dtype=torch.long)
+    rows = [_document_lengths(sequence, seq_len) for sequence in batch]
+    document_lengths = torch.zeros((size, max(map(len, rows), default=0)), dtype=torch.long)
     for row, sequence in enumerate(batch):
         length = len(sequence.input_ids)
         input_ids[row, :length] = torch.tensor(sequence.input_ids)
         labels[row, :length] = torch.tensor(sequence.labels)
         position_ids[row, :length] = torch.tensor(sequence.position_ids)
         documents[row, :length] = torch.tensor(sequence.document_ids)
+        document_lengths[row, : len(rows[row])] = torch.tensor(rows[row])
     causal = torch.ones(seq_len, seq_len, dtype=torch.bool).tril()
     same_document = documents[:, :, None] == documents[:, None, :]
     # padding attends to itself only, so no row of the mask is empty (SDPA would return NaN)
     mask = (same_document & causal) | torch.eye(seq_len, dtype=torch.bool)
-    return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids, "attention_mask": mask[:, None]}
+    return {
+        "input_ids": input_ids,
+        "labels": labels,
+        "position_ids": position_ids,
+        "attention_mask": mask[:, None],
+        "document_lengths": document_lengths,
+    }

@@ -6,10 +6,12 @@ import math
 import random
 from collections import Counter
 
+import pytest
 import torch
 from transformers import AutoTokenizer
 
 from tests.conftest import chat
+from trainforge.training.attention import PACKED_ATTENTION
 from trainforge.training.packing import collate, pack
 from trainforge.training.tokenize import IGNORE, Example, encode_prompt_completion, encode_record
 
@@ -122,18 +124,20 @@ def test_first_token_of_each_document_is_not_a_target_and_mask_is_block_diagonal
     a, b = starts[0], starts[1]
     assert mask[b, a].item() is False and mask[b, b].item() is True and mask[a + 1, a].item() is True
     assert batch["position_ids"][0, :5].tolist() == row.position_ids
+    assert batch["document_lengths"].tolist() == [[3, 2, 3]]  # the documents, then the padding as one block
 
 
-def test_packed_logits_equal_unpacked(tiny_model_dir):
+@pytest.mark.parametrize("attention", ["sdpa", PACKED_ATTENTION])
+def test_packed_logits_equal_unpacked(tiny_model_dir, attention):
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation="sdpa").eval()
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=attention).eval()
     sequences, _ = pack(_examples([6, 5]), seq_len=12)
     sequences[0].input_ids = [t % 300 for t in sequences[0].input_ids]
     batch = collate(sequences, 12, pad_id=0)
     with torch.no_grad():
         packed = model(
-            input_ids=batch["input_ids"], position_ids=batch["position_ids"], attention_mask=batch["attention_mask"]
+            **{k: batch[k] for k in ("input_ids", "position_ids", "attention_mask", "document_lengths")}
         ).logits
         second_start = sequences[0].position_ids.index(0, 1)
         alone = model(input_ids=batch["input_ids"][:, second_start:11]).logits
