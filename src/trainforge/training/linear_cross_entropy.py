@@ -19,8 +19,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-# Logit elements per chunk (32 MB in fp32): CPU matmuls lose efficiency on fewer rows (measured above).
+# Logit elements per chunk. CPU: 32 MB in fp32; its matmuls lose efficiency on fewer rows (measured above).
+# GPU/Neuron: 512 MB, so that a batch of 16k positions is a few chunks rather than ~100 launches of each op
+# and ~100 passes over the head's gradient.
 CHUNK_ELEMENTS = 1 << 23
+ACCELERATOR_CHUNK_ELEMENTS = 1 << 27
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -40,11 +43,16 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grad_weight = torch.zeros_like(weight, dtype=torch.float32) if wants_weight else None
         grad_bias = torch.zeros_like(bias, dtype=torch.float32) if wants_bias and bias is not None else None
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
-        rows = max(1, CHUNK_ELEMENTS // weight.size(0))
+        device = hidden.device.type
+        # The matmuls run in autocast's dtype when it is on (bf16 on GPUs), as F.linear would: the head is
+        # cast once here, not once per chunk.
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
+        head, offsets = weight.to(dtype), None if bias is None else bias.to(dtype)
+        budget = CHUNK_ELEMENTS if device == "cpu" else ACCELERATOR_CHUNK_ELEMENTS
+        rows = max(1, budget // weight.size(0))
         for start in range(0, hidden.size(0), rows):
-            chunk, chunk_targets = hidden[start : start + rows], targets[start : start + rows]
-            projected = F.linear(chunk, weight, bias)  # under autocast: the dtype the matmul ran in
-            logits = projected.float()
+            chunk, chunk_targets = hidden[start : start + rows].to(dtype), targets[start : start + rows]
+            logits = F.linear(chunk, head, offsets).float()
             normaliser = logits.logsumexp(-1)
             total += (normaliser - logits.gather(1, chunk_targets[:, None]).squeeze(1)).sum()
             if grad_hidden is None and grad_weight is None and grad_bias is None:
@@ -52,13 +60,13 @@ class _LinearCrossEntropy(torch.autograd.Function):
             # d(loss)/d(logits) = softmax - one_hot(target), built in place in the fp32 logits
             probabilities = logits.sub_(normaliser[:, None]).exp_()
             probabilities[torch.arange(len(chunk_targets), device=logits.device), chunk_targets] -= 1
-            grad_logits = probabilities.to(projected.dtype)
+            grad_logits = probabilities.to(dtype)
             if grad_hidden is not None:
-                grad_hidden[start : start + rows] = grad_logits @ weight.to(grad_logits.dtype)
+                grad_hidden[start : start + rows] = grad_logits @ head
             if grad_weight is not None:
-                grad_weight += grad_logits.t() @ chunk.to(grad_logits.dtype)
+                grad_weight += grad_logits.t() @ chunk
             if grad_bias is not None:
-                grad_bias += grad_logits.float().sum(0)
+                grad_bias += probabilities.sum(0)
         ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
         ctx.parameter_dtype = weight.dtype
         return total

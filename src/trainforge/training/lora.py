@@ -65,7 +65,8 @@ class _LoraLinearFunction(torch.autograd.Function):
 
 class FusedLoraLinear(PeftLoraLinear):
     """peft's LoRA linear layer whose plain single-adapter forward is :class:`_LoraLinearFunction`. Anything
-    else (a disabled, merged or mixed adapter, DoRA and the other variants, mismatched dtypes) is peft's path."""
+    else (a disabled, merged or mixed adapter, DoRA and the other variants, a bias on B, mismatched dtypes)
+    is peft's path."""
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         active = self.active_adapters
@@ -78,6 +79,7 @@ class FusedLoraLinear(PeftLoraLinear):
             or self.merged
             or name not in self.lora_A
             or name in self.lora_variant
+            or self.lora_B[name].bias is not None
             or (not autocast and x.dtype != self.lora_A[name].weight.dtype)
         ):
             return super().forward(x, *args, **kwargs)

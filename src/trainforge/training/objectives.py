@@ -77,15 +77,20 @@ class LanguageModeling:
 
     def loss_sum(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Summed next-token cross-entropy over the labelled positions (labels are shifted here, not by HF)."""
-        inputs = {key: batch[key] for key in ("input_ids", "position_ids", "attention_mask", "document_lengths")}
+        inputs = {key: batch[key] for key in ("input_ids", "position_ids", "attention_mask")}
         targets = batch["labels"][:, 1:]
         labelled = targets != IGNORE
         head = _plain_head(model)
         if head is None:
             logits = model(**inputs).logits[:, :-1][labelled]
             return F.cross_entropy(logits.float(), targets[labelled], reduction="sum")
-        # logits_to_keep=1: the model projects one position; the labelled ones are projected here, in chunks
-        hidden = model(**inputs, output_hidden_states=True, logits_to_keep=1).hidden_states[-1]
+        # logits_to_keep=1: the model projects one position; the labelled ones are projected here, in chunks.
+        # These architectures can run attention per document on a CPU (training/attention.py): it reads the
+        # documents' lengths.
+        outputs = model(
+            **inputs, document_lengths=batch["document_lengths"], output_hidden_states=True, logits_to_keep=1
+        )
+        hidden = outputs.hidden_states[-1]
         return linear_cross_entropy(hidden[:, :-1][labelled], head.weight, head.bias, targets[labelled])
 
 
