@@ -6,8 +6,8 @@ kernel computes the whole row's scores and masks most of them away: with ~4 docu
 80% of the products are thrown out. Cut at the document boundaries, each piece is a plain causal attention
 over its own tokens, with no mask to build or apply. Measured with SmolLM2-135M's attention shapes (4 rows
 of 256 tokens, 9 query and 3 key/value heads of 64, documents of 30-120 tokens): 13.5 ms per layer for
-forward and backward against 20.4 ms with the mask. On a GPU the masked kernel is the right one (a loop of small launches would cost more than it
-saves), so the loop selects this implementation on CPUs only.
+forward and backward against 20.4 ms with the mask. On a GPU the masked kernel is the right one (a loop
+of small launches would cost more than it saves), so the loop selects this implementation on CPUs only.
 
 It is registered with transformers' ``AttentionInterface``, so any model whose layers dispatch through it
 (Llama, Mistral, Qwen2/3, ...) can use it. The document boundaries come from the batch
