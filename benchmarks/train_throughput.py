@@ -64,17 +64,15 @@ def prepare(model: Any, method: str, side: str) -> Any:
     fused forward and backward) or peft's as an HF Trainer user would attach it."""
     if method != "lora":
         return model
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     from trainforge.training.config import TrainConfig
-    from trainforge.training.lora import apply_lora
+    from trainforge.training.lora import apply_lora, lora_config
 
     config = TrainConfig(lora_rank=16, lora_alpha=32, lora_dropout=0.0)
     if side == "trainforge":
         return apply_lora(model, config)
-    return get_peft_model(
-        model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
-    )
+    return get_peft_model(model, lora_config(config))
 
 
 def run_trainforge(model: Any, tokenizer: Any, examples: list[Any], args: argparse.Namespace) -> tuple[float, float]:

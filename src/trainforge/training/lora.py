@@ -37,29 +37,28 @@ class _LoraLinearFunction(torch.autograd.Function):
         b: torch.Tensor,
         scale: float,
     ) -> torch.Tensor:
-        adapter_input = x if dropped is None else dropped
-        projected = adapter_input @ a.t()
+        projected = (x if dropped is None else dropped) @ a.t()
         out = F.linear(x, weight, bias).addmm_(projected, b.t(), alpha=scale)
-        ctx.save_for_backward(x, adapter_input, projected, weight, a, b)
-        ctx.scale, ctx.has_bias, ctx.shared_input = scale, bias is not None, dropped is None
+        ctx.save_for_backward(x, dropped, projected, weight, a, b)
+        ctx.scale = scale
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        x, adapter_input, projected, weight, a, b = ctx.saved_tensors
+        x, dropped, projected, weight, a, b = ctx.saved_tensors
         wants_x, wants_dropped, wants_weight, wants_bias, wants_a, wants_b, _ = ctx.needs_input_grad
         grad_projected = (grad @ b).mul_(ctx.scale)
-        grad_a = grad_projected.t() @ adapter_input if wants_a else None
+        grad_a = grad_projected.t() @ (x if dropped is None else dropped) if wants_a else None
         grad_b = (grad.t() @ projected).mul_(ctx.scale) if wants_b else None
         grad_x = grad_dropped = None
         if wants_x:
             grad_x = grad @ weight
-            if ctx.shared_input:  # no dropout: both paths' gradients of x, summed in one buffer
+            if dropped is None:  # no dropout: both paths' gradients of x, summed in one buffer
                 grad_x.addmm_(grad_projected, a)
         if wants_dropped:
             grad_dropped = grad_projected @ a
         grad_weight = grad.t() @ x if wants_weight else None
-        grad_bias = grad.sum(0) if wants_bias and ctx.has_bias else None
+        grad_bias = grad.sum(0) if wants_bias else None  # a None bias never wants a gradient
         return grad_x, grad_dropped, grad_weight, grad_bias, grad_a, grad_b, None
 
 
@@ -98,16 +97,23 @@ class FusedLoraLinear(PeftLoraLinear):
         return out.view(*x.shape[:-1], out.shape[-1])  # type: ignore[no-any-return]
 
 
-def apply_lora(model: torch.nn.Module, config: TrainConfig) -> Any:
-    from peft import LoraConfig, get_peft_model
+def lora_config(config: TrainConfig) -> Any:
+    """peft's configuration of the job's adapter, as stock peft would build its layers from it."""
+    from peft import LoraConfig
 
-    lora = LoraConfig(
+    return LoraConfig(
         r=config.lora_rank,
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
         target_modules="all-linear",
         task_type="CAUSAL_LM",
     )
+
+
+def apply_lora(model: torch.nn.Module, config: TrainConfig) -> Any:
+    from peft import get_peft_model
+
+    lora = lora_config(config)
     lora._register_custom_module({torch.nn.Linear: FusedLoraLinear})  # peft's documented hook for custom layers
     return get_peft_model(model, lora)
 

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import get_peft_model
 from transformers import AutoModelForCausalLM
 
 from trainforge.training import lora
@@ -13,13 +13,8 @@ def _adapted(base_dir, fused: bool, dropout: float):
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     torch.manual_seed(0)
     config = TrainConfig(lora_rank=4, lora_alpha=8, lora_dropout=dropout)
-    if fused:
-        model = lora.apply_lora(model, config)
-    else:  # peft as shipped: the reference
-        model = get_peft_model(
-            model,
-            LoraConfig(r=4, lora_alpha=8, lora_dropout=dropout, target_modules="all-linear", task_type="CAUSAL_LM"),
-        )
+    # the reference: stock peft's layers from the same configuration
+    model = lora.apply_lora(model, config) if fused else get_peft_model(model, lora.lora_config(config))
     generator = torch.Generator().manual_seed(1)
     for name, parameter in sorted(model.named_parameters()):
         if "lora_B" in name:
