@@ -70,6 +70,16 @@ class OutOfMemory(TrainingFailed):
     hint = "Lower batch_size or max_seq_len, raise grad_accum, use method: lora or a larger instance."
 
 
+class DeviceUnavailable(TrainingFailed):
+    """The job was sent to an accelerator (by its instance type) that this process cannot see."""
+
+    hint = (
+        "The instance type's accelerator was not visible to the container: check that the job ran the image "
+        "built for that family (CUDA for ml.g*/ml.p*, Neuron for ml.trn*) and that the instance type is the one "
+        "the spec names."
+    )
+
+
 class EvaluationFailed(TrainForgeError):
     """The evaluation job ended without a report."""
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from trainforge.errors import DeviceUnavailable
+
 
 def neuron_available() -> bool:
     return Path("/opt/aws/neuron").exists() or bool(os.environ.get("NEURON_RT_VISIBLE_CORES"))
@@ -46,10 +48,34 @@ class Device:
             torch.cuda.synchronize()
 
 
+def _require(kind: str) -> None:
+    """A job placed on an accelerator by its instance type must find it: silently training on the host CPU
+    of a Trainium or GPU instance would bill accelerator hours for a run a hundred times slower."""
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise DeviceUnavailable(
+            "device 'cuda' was requested (a GPU instance type) but torch sees no CUDA device "
+            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'})"
+        )
+    if kind == "neuron":
+        if not neuron_available():
+            raise DeviceUnavailable(
+                "device 'neuron' was requested (a Trainium instance type) but no Neuron device is present "
+                "(/opt/aws/neuron missing and NEURON_RT_VISIBLE_CORES unset)"
+            )
+        try:
+            import torch_xla  # type: ignore[import-not-found]  # noqa: F401
+        except ImportError as exc:
+            raise DeviceUnavailable(
+                "a Neuron device is present but torch-xla/torch-neuronx are not installed: the job must run the "
+                f"Neuron image (training_image/Dockerfile.neuron), not the CUDA one ({exc})"
+            ) from exc
+
+
 def select_device(requested: str, precision: str, local_rank: int = 0) -> Device:
     kind = requested
     if kind == "auto":
         kind = "neuron" if neuron_available() else "cuda" if torch.cuda.is_available() else "cpu"
+    _require(kind)
     bf16 = precision == "bf16" or (precision == "auto" and kind in ("cuda", "neuron"))
     if kind == "cuda":
         torch.cuda.set_device(local_rank)
