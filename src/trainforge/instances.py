@@ -32,12 +32,17 @@ class InstanceType:
     accelerator_memory_gib: float
     vcpus: int
     memory_gib: float
-    #: local NVMe instance storage: SageMaker refuses a VolumeKmsKeyId / KmsKeyId for these types
-    local_nvme: bool
+    #: local NVMe instance storage, GiB (0: EBS only). SageMaker refuses a VolumeKmsKeyId / KmsKeyId for
+    #: these types and a VolumeSizeInGB above this size
+    nvme_gib: int
     #: the accelerator's model, for people and for the throughput table
     device_name: str = ""
     #: NeuronCores a training process can own (one process each); 0 elsewhere
     neuron_cores: int = 0
+
+    @property
+    def local_nvme(self) -> bool:
+        return self.nvme_gib > 0
 
     @property
     def family(self) -> str:
@@ -61,11 +66,10 @@ def _family(
     accelerator: Accelerator,
     device_name: str,
     accelerator_memory_gib: float,
-    local_nvme: bool,
-    sizes: dict[str, tuple[int, int, float]],
+    sizes: dict[str, tuple[int, int, float, int]],
     neuron_cores_per_chip: int = 0,
 ) -> list[InstanceType]:
-    """``sizes``: size -> (accelerators, vCPUs, memory GiB)."""
+    """``sizes``: size -> (accelerators, vCPUs, memory GiB, local NVMe GiB)."""
     return [
         InstanceType(
             name=f"ml.{family}.{size}",
@@ -74,103 +78,100 @@ def _family(
             accelerator_memory_gib=accelerator_memory_gib if count else 0.0,
             vcpus=vcpus,
             memory_gib=memory,
-            local_nvme=local_nvme,
+            nvme_gib=nvme,
             device_name=device_name,
             neuron_cores=count * neuron_cores_per_chip,
         )
-        for size, (count, vcpus, memory) in sizes.items()
+        for size, (count, vcpus, memory, nvme) in sizes.items()
     ]
 
 
-_GPU_SIZES = {  # g5, g6 and g6e share accelerator counts, vCPUs and memory by size
-    "xlarge": (1, 4, 16),
-    "2xlarge": (1, 8, 32),
-    "4xlarge": (1, 16, 64),
-    "8xlarge": (1, 32, 128),
-    "12xlarge": (4, 48, 192),
-    "16xlarge": (1, 64, 256),
-    "24xlarge": (4, 96, 384),
-    "48xlarge": (8, 192, 768),
+_G5_SIZES = {
+    "xlarge": (1, 4, 16, 250),
+    "2xlarge": (1, 8, 32, 450),
+    "4xlarge": (1, 16, 64, 600),
+    "8xlarge": (1, 32, 128, 900),
+    "12xlarge": (4, 48, 192, 3800),
+    "16xlarge": (1, 64, 256, 1900),
+    "24xlarge": (4, 96, 384, 3800),
+    "48xlarge": (8, 192, 768, 7600),
 }
-_G6E_SIZES = {**_GPU_SIZES, "xlarge": (1, 4, 32), "2xlarge": (1, 8, 64), "4xlarge": (1, 16, 128)}
-_G6E_SIZES |= {"8xlarge": (1, 32, 256), "12xlarge": (4, 48, 384), "16xlarge": (1, 64, 512)}
-_G6E_SIZES |= {"24xlarge": (4, 96, 768), "48xlarge": (8, 192, 1536)}
+_G6_SIZES = {
+    "xlarge": (1, 4, 16, 250),
+    "2xlarge": (1, 8, 32, 450),
+    "4xlarge": (1, 16, 64, 600),
+    "8xlarge": (1, 32, 128, 900),
+    "12xlarge": (4, 48, 192, 3760),
+    "16xlarge": (1, 64, 256, 1880),
+    "24xlarge": (4, 96, 384, 3760),
+    "48xlarge": (8, 192, 768, 7520),
+}
+_G6E_SIZES = {
+    "xlarge": (1, 4, 32, 250),
+    "2xlarge": (1, 8, 64, 450),
+    "4xlarge": (1, 16, 128, 600),
+    "8xlarge": (1, 32, 256, 900),
+    "12xlarge": (4, 48, 384, 3800),
+    "16xlarge": (1, 64, 512, 1900),
+    "24xlarge": (4, 96, 768, 3800),
+    "48xlarge": (8, 192, 1536, 7600),
+}
+_M5_SIZES = {
+    "large": (0, 2, 8, 0),
+    "xlarge": (0, 4, 16, 0),
+    "2xlarge": (0, 8, 32, 0),
+    "4xlarge": (0, 16, 64, 0),
+    "12xlarge": (0, 48, 192, 0),
+    "24xlarge": (0, 96, 384, 0),
+}
+_C5_SIZES = {
+    "xlarge": (0, 4, 8, 0),
+    "2xlarge": (0, 8, 16, 0),
+    "4xlarge": (0, 16, 32, 0),
+    "9xlarge": (0, 36, 72, 0),
+    "18xlarge": (0, 72, 144, 0),
+}
+_G4DN_SIZES = {
+    "xlarge": (1, 4, 16, 125),
+    "2xlarge": (1, 8, 32, 225),
+    "4xlarge": (1, 16, 64, 225),
+    "8xlarge": (1, 32, 128, 900),
+    "12xlarge": (4, 48, 192, 900),
+    "16xlarge": (1, 64, 256, 900),
+}
 
 INSTANCE_TYPES: dict[str, InstanceType] = {
     t.name: t
     for t in [
-        *_family(
-            "m5",
-            "cpu",
-            "",
-            0,
-            False,
-            {
-                "large": (0, 2, 8),
-                "xlarge": (0, 4, 16),
-                "2xlarge": (0, 8, 32),
-                "4xlarge": (0, 16, 64),
-                "12xlarge": (0, 48, 192),
-                "24xlarge": (0, 96, 384),
-            },
-        ),
-        *_family(
-            "c5",
-            "cpu",
-            "",
-            0,
-            False,
-            {
-                "xlarge": (0, 4, 8),
-                "2xlarge": (0, 8, 16),
-                "4xlarge": (0, 16, 32),
-                "9xlarge": (0, 36, 72),
-                "18xlarge": (0, 72, 144),
-            },
-        ),
-        *_family(
-            "g4dn",
-            "cuda",
-            "NVIDIA T4",
-            16,
-            True,
-            {
-                "xlarge": (1, 4, 16),
-                "2xlarge": (1, 8, 32),
-                "4xlarge": (1, 16, 64),
-                "8xlarge": (1, 32, 128),
-                "12xlarge": (4, 48, 192),
-                "16xlarge": (1, 64, 256),
-            },
-        ),
-        *_family("g5", "cuda", "NVIDIA A10G", 24, True, _GPU_SIZES),
-        *_family("g6", "cuda", "NVIDIA L4", 24, True, _GPU_SIZES),
-        *_family("g6e", "cuda", "NVIDIA L40S", 48, True, _G6E_SIZES),
+        *_family("m5", "cpu", "", 0, _M5_SIZES),
+        *_family("c5", "cpu", "", 0, _C5_SIZES),
+        *_family("g4dn", "cuda", "NVIDIA T4", 16, _G4DN_SIZES),
+        *_family("g5", "cuda", "NVIDIA A10G", 24, _G5_SIZES),
+        *_family("g6", "cuda", "NVIDIA L4", 24, _G6_SIZES),
+        *_family("g6e", "cuda", "NVIDIA L40S", 48, _G6E_SIZES),
         *_family(
             "p3",
             "cuda",
             "NVIDIA V100",
             16,
-            False,
-            {"2xlarge": (1, 8, 61), "8xlarge": (4, 32, 244), "16xlarge": (8, 64, 488)},
+            {"2xlarge": (1, 8, 61, 0), "8xlarge": (4, 32, 244, 0), "16xlarge": (8, 64, 488, 0)},
         ),
-        *_family("p3dn", "cuda", "NVIDIA V100", 32, True, {"24xlarge": (8, 96, 768)}),
-        *_family("p4d", "cuda", "NVIDIA A100", 40, True, {"24xlarge": (8, 96, 1152)}),
-        *_family("p4de", "cuda", "NVIDIA A100", 80, True, {"24xlarge": (8, 96, 1152)}),
-        *_family("p5", "cuda", "NVIDIA H100", 80, True, {"48xlarge": (8, 192, 2048)}),
-        *_family("p5e", "cuda", "NVIDIA H200", 141, True, {"48xlarge": (8, 192, 2048)}),
-        *_family("p5en", "cuda", "NVIDIA H200", 141, True, {"48xlarge": (8, 192, 2048)}),
+        *_family("p3dn", "cuda", "NVIDIA V100", 32, {"24xlarge": (8, 96, 768, 1800)}),
+        *_family("p4d", "cuda", "NVIDIA A100", 40, {"24xlarge": (8, 96, 1152, 8000)}),
+        *_family("p4de", "cuda", "NVIDIA A100", 80, {"24xlarge": (8, 96, 1152, 8000)}),
+        *_family("p5", "cuda", "NVIDIA H100", 80, {"48xlarge": (8, 192, 2048, 30400)}),
+        *_family("p5e", "cuda", "NVIDIA H200", 141, {"48xlarge": (8, 192, 2048, 30400)}),
+        *_family("p5en", "cuda", "NVIDIA H200", 141, {"48xlarge": (8, 192, 2048, 30400)}),
         *_family(
             "trn1",
             "neuron",
             "AWS Trainium",
             32,
-            True,
-            {"2xlarge": (1, 8, 32), "32xlarge": (16, 128, 512)},
+            {"2xlarge": (1, 8, 32, 474), "32xlarge": (16, 128, 512, 7600)},
             neuron_cores_per_chip=2,
         ),
-        *_family("trn1n", "neuron", "AWS Trainium", 32, True, {"32xlarge": (16, 128, 512)}, neuron_cores_per_chip=2),
-        *_family("trn2", "neuron", "AWS Trainium2", 96, True, {"48xlarge": (16, 192, 2048)}, neuron_cores_per_chip=4),
+        *_family("trn1n", "neuron", "AWS Trainium", 32, {"32xlarge": (16, 128, 512, 7600)}, neuron_cores_per_chip=2),
+        *_family("trn2", "neuron", "AWS Trainium2", 96, {"48xlarge": (16, 192, 2048, 7600)}, neuron_cores_per_chip=4),
     ]
 }
 
