@@ -14,6 +14,7 @@ NeuronCore size of 2).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -66,7 +67,7 @@ def _family(
     accelerator: Accelerator,
     device_name: str,
     accelerator_memory_gib: float,
-    sizes: dict[str, tuple[int, int, float, int]],
+    sizes: Mapping[str, tuple[int, int, float, int]],
     neuron_cores_per_chip: int = 0,
 ) -> list[InstanceType]:
     """``sizes``: size -> (accelerators, vCPUs, memory GiB, local NVMe GiB)."""
