@@ -201,6 +201,8 @@ class LocalRunner:
                     )
                 elif "eval_loss" in record:
                     progress.console.print(f"  step {record['step']}: eval_loss {record['eval_loss']:.4f}")
+                elif record.get("event") == "precision":
+                    progress.console.print(f"  {record.get('reason')}")
                 elif record.get("event") == "data":
                     progress.console.print(
                         f"  data: {record.get('examples')} examples -> {record.get('sequences')} packed sequences, padding waste {record.get('padding_waste', 0):.1%}"

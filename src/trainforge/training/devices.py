@@ -1,8 +1,12 @@
-"""Devices: cpu, cuda, and AWS Trainium/Inferentia (``neuron``).
+"""Devices: cpu, cuda, and AWS Trainium/Inferentia (``neuron``), and the precision a job trains in.
 
 Neuron support comes from torch-neuronx/torch-xla, which exist only in AWS's Neuron images (PyPI has a
 placeholder), so they are imported only when a Neuron host is detected. On Neuron the loop runs on the
 XLA device: ``mark_step`` after each optimizer step compiles and executes the traced graph.
+
+``precision: auto`` is bf16 autocast on GPUs and Neuron, and on a CPU where bf16 matrix multiplies run
+natively (AVX512-BF16 or AMX, :mod:`trainforge.training.cpu_features`); fp32 on other CPUs, where bf16 is
+emulated and slower than fp32.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import torch
 
 from trainforge.errors import DeviceUnavailable
+from trainforge.training.cpu_features import native_bf16
 
 
 def neuron_available() -> bool:
@@ -28,6 +33,8 @@ class Device:
     kind: str
     torch_device: Any
     bf16: bool
+    #: why the job trains in bf16 or fp32, logged when training starts
+    precision_reason: str = ""
 
     @contextlib.contextmanager
     def autocast(self) -> Iterator[None]:
@@ -71,20 +78,30 @@ def _require(kind: str) -> None:
             ) from exc
 
 
+def bf16_precision(kind: str, precision: str) -> tuple[bool, str]:
+    """Whether a job on ``kind`` trains under bf16 autocast, and why."""
+    if precision != "auto":
+        return precision == "bf16", f"precision {precision} was requested"
+    if kind in ("cuda", "neuron"):
+        return True, f"precision auto on {kind}: bf16"
+    support = native_bf16()
+    return support.native, f"precision auto on cpu: {'bf16' if support.native else 'fp32'}, {support.reason}"
+
+
 def select_device(requested: str, precision: str, local_rank: int = 0) -> Device:
     kind = requested
     if kind == "auto":
         kind = "neuron" if neuron_available() else "cuda" if torch.cuda.is_available() else "cpu"
     _require(kind)
-    bf16 = precision == "bf16" or (precision == "auto" and kind in ("cuda", "neuron"))
+    bf16, reason = bf16_precision(kind, precision)
     if kind == "cuda":
         torch.cuda.set_device(local_rank)
         torch.backends.cuda.matmul.allow_tf32 = True
-        return Device(kind, torch.device("cuda", local_rank), bf16)
+        return Device(kind, torch.device("cuda", local_rank), bf16, reason)
     if kind == "neuron":
         if bf16:
             os.environ.setdefault("XLA_USE_BF16", "1")
         import torch_xla.core.xla_model as xm  # type: ignore[import-not-found]
 
-        return Device(kind, xm.xla_device(), bf16)
-    return Device("cpu", torch.device("cpu"), bf16)
+        return Device(kind, xm.xla_device(), bf16, reason)
+    return Device("cpu", torch.device("cpu"), bf16, reason)

@@ -116,6 +116,7 @@ def train_from_contract(root: Path) -> dict[str, Any]:
         with metrics_path.open("a") as handle:
             handle.write(line + "\n")
 
+    emit({"event": "precision", "device": device.kind, "bf16": device.bf16, "reason": device.precision_reason})
     emit({"event": "data", **objectives.stats})
     outcome = run_training(
         model, objectives.train, objectives.validation, config, device, world, root / "checkpoints", emit

@@ -36,6 +36,8 @@ def build_opt_ml(folder: Path, base_model: Path, rows: list[dict] | None = None,
         "checkpoint_every": 2,
         "lora_rank": 4,
         "validation_fraction": 0.1,
+        # tests pin losses and compare runs: the same arithmetic on every machine, with or without native bf16
+        "precision": "fp32",
     }
     config = TrainConfig.model_validate({**defaults, **hyper})
     return prepare_training_tree(folder, {"train": data.parent, "base_model": base_model}, config.to_hyperparameters())
