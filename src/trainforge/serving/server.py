@@ -1,8 +1,9 @@
 """Running the app: ``trainforge serve MODEL_DIR|models:/NAME@ALIAS`` locally, ``IMAGE serve`` in SageMaker
-(port 8080, model in /opt/ml/model)."""
+(port 8080 or ``$SAGEMAKER_BIND_TO_PORT``, model in /opt/ml/model)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from trainforge.errors import UsageError
@@ -46,6 +47,13 @@ def serve(model_dir: Path, name: str, host: str = "127.0.0.1", port: int = 8000,
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_keep_alive=30)
 
 
+def sagemaker_port() -> int:
+    """The port SageMaker tells the container to listen on: ``SAGEMAKER_BIND_TO_PORT`` where it sets it
+    (containers of an inference pipeline share one host), else 8080.
+    https://docs.aws.amazon.com/sagemaker/latest/dg/inference-pipeline-real-time.html"""
+    return int(os.environ.get("SAGEMAKER_BIND_TO_PORT") or SAGEMAKER_PORT)
+
+
 def serve_sagemaker(root: Path = Path("/opt/ml")) -> None:
     """SageMaker starts inference containers as ``IMAGE serve``: the model is in /opt/ml/model."""
-    serve(root / "model", name="model", host="0.0.0.0", port=SAGEMAKER_PORT)
+    serve(root / "model", name="model", host="0.0.0.0", port=sagemaker_port())
