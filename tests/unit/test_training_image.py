@@ -19,7 +19,7 @@ def test_console_scripts_resolve(name):
     assert callable(getattr(importlib.import_module(module), function))
 
 
-@pytest.mark.parametrize(("dockerfile", "extra"), [("Dockerfile", "train"), ("Dockerfile.neuron", "train-core")])
+@pytest.mark.parametrize(("dockerfile", "extra"), [("Dockerfile", "serve"), ("Dockerfile.neuron", "train-core")])
 def test_images_install_the_library_and_use_its_entrypoint(dockerfile, extra):
     text = (ROOT / "training_image" / dockerfile).read_text()
     assert re.search(rf'pip install "\.\[{extra}\]"', text)
