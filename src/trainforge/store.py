@@ -35,6 +35,10 @@ class ObjectStore(Protocol):
 
     def download_file(self, uri: str, path: Path) -> None: ...
 
+    def copy(self, source_uri: str, target_uri: str) -> None:
+        """Copy one object (a pinned version, for S3) within the store, without passing its bytes through
+        this process where the store can copy server-side."""
+
     def head(self, uri: str) -> ObjectInfo: ...
 
     def list(self, prefix_uri: str) -> Iterator[ObjectInfo]:

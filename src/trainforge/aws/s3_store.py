@@ -61,6 +61,16 @@ class S3Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.client.download_file(bucket, key, str(path))
 
+    def copy(self, source_uri: str, target_uri: str) -> None:
+        """Server-side; multipart above 8 MB (boto3's managed copy), so objects past CopyObject's 5 GB limit
+        copy too."""
+        bucket, key = split_s3(source_uri)
+        target_bucket, target_key = split_s3(target_uri)
+        try:
+            self.client.copy({"Bucket": bucket, "Key": key, **_version_args(source_uri)}, target_bucket, target_key)
+        except ClientError as exc:
+            raise self._fail(source_uri, exc) from exc
+
     def head(self, uri: str) -> ObjectInfo:
         bucket, key = split_s3(uri)
         try:

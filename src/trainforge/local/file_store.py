@@ -56,6 +56,9 @@ class FileStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(uri_to_path(uri), path)
 
+    def copy(self, source_uri: str, target_uri: str) -> None:
+        self.upload_file(uri_to_path(source_uri), target_uri)
+
     def head(self, uri: str) -> ObjectInfo:
         path = uri_to_path(uri)
         try:
