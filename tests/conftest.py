@@ -71,6 +71,10 @@ class FakeContext:
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:trainforge-test"
     aws_request_id = "00000000-0000-0000-0000-000000000000"
 
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 60_000
+
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,7 +19,7 @@ metrics = Metrics(namespace="TrainForge", service="admit_run")
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     detail = parse(event=event, model=S3EventNotificationEventBridgeModel).detail
-    result = admit_once(detail.bucket.name, detail.object.key, detail.object.version_id, Settings())
+    result = admit_once(detail.bucket.name, detail.object.key, detail.object.version_id, Settings(), context)
     metrics.add_metric(name="RunsStarted", unit=MetricUnit.Count, value=len(result["started"]))
     logger.info("admitted", extra={"key": detail.object.key, **result})
     return result

@@ -110,15 +110,13 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _print_outcome(outcome: Any) -> int:
     summary = outcome.summary()
     table = Table(title=f"Run {outcome.run_id}: {outcome.status}", show_header=False)
-    gate = summary["gate"]
-    if gate:
+    if summary.gate:
+        verdict = "[green]passed[/]" if summary.gate.passed else "[red]failed[/]"
+        table.add_row("gate", verdict + "\n" + "\n".join(summary.gate.reasons))
+    for metric in summary.metrics + ([summary.forgetting] if summary.forgetting else []):
         table.add_row(
-            "gate", ("[green]passed[/]" if gate["passed"] else "[red]failed[/]") + "\n" + "\n".join(gate["reasons"])
-        )
-    for metric in summary["metrics"] + ([summary["forgetting"]] if summary["forgetting"] else []):
-        table.add_row(
-            metric["name"],
-            f"base {metric['base']:.4f} -> tuned {metric['tuned']:.4f} (delta {metric['delta']:+.4f}, 95% CI [{metric['ci_low']:+.4f}, {metric['ci_high']:+.4f}])",
+            metric.name,
+            f"base {metric.base:.4f} -> tuned {metric.tuned:.4f} (delta {metric.delta:+.4f}, 95% CI [{metric.ci_low:+.4f}, {metric.ci_high:+.4f}])",
         )
     if outcome.version:
         table.add_row(

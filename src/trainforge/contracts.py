@@ -9,7 +9,7 @@ carries ``schema_version`` so a stored report can be read by a later TrainForge.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -94,7 +94,7 @@ class DatasetReport(Contract):
     split: SplitStats | None = None
     sha256: dict[str, str] = Field(default_factory=dict, description="file -> sha256 of its bytes")
     report_uri: str | None = None
-    redacted_uri: str | None = None
+    redacted_uris: list[str] = Field(default_factory=list, description="pii: redact: the redacted copies written")
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -136,6 +136,9 @@ class VpcConfig(Contract):
 
 
 class TrainingRequest(Contract):
+    """A prepared training job: what to run where. ``pipeline.sagemaker_jobs`` turns it into the
+    CreateTrainingJob request; the local launcher runs it as a subprocess."""
+
     run_id: str
     job_name: str
     training_job_name: str
@@ -144,24 +147,43 @@ class TrainingRequest(Contract):
     instance_count: int
     spot: bool
     max_runtime_seconds: int
+    max_wait_seconds: int | None = Field(None, description="spot only: capacity wait plus run time (MaxWait)")
+    volume_size_gb: int = Field(description="storage per instance: EBS size, or at most the local NVMe size")
     channels: dict[str, str] = Field(description="channel name -> URI (train, validation, base_model)")
-    sagemaker_channels: list[dict[str, Any]] = Field(
-        default_factory=list,
-        description="the same channels in CreateTrainingJob's InputDataConfig shape, for the state machine",
-    )
     hyperparameters: dict[str, str] = Field(description="string values, as SageMaker passes them")
+    environment: dict[str, str] = Field(
+        default_factory=dict, description="container environment chosen by instance family (processes per node)"
+    )
     checkpoint_uri: str
     output_uri: str
 
 
+class EvaluationRequest(Contract):
+    """A prepared evaluation job (tuned vs base): ``pipeline.sagemaker_jobs`` turns it into the
+    CreateProcessingJob request; the local launcher runs it as a subprocess."""
+
+    run_id: str
+    processing_job_name: str
+    image: str
+    instance_type: str
+    inputs: dict[str, str] = Field(description="input name -> URI: model, base_model, data, config, metrics")
+    output_uri: str
+    environment: dict[str, str] = Field(default_factory=dict)
+    max_runtime_seconds: int
+    volume_size_gb: int
+
+
 class TrainingResult(Contract):
     run_id: str
+    #: the SageMaker training job that produced the model (None locally)
+    training_job_name: str | None = None
     model_uri: str
     metrics: dict[str, float]
     metrics_uri: str
     checkpoint_uri: str
     wall_seconds: float
     tokens_seen: int
+    billable_seconds: float | None = None
     cost_estimate_usd: float | None = None
 
 
@@ -194,6 +216,8 @@ class EvaluationReport(Contract):
     base_model: str
     tuned_model_uri: str
     examples: int
+    #: the metric the gate holds to min_improvement: perplexity, or preference_accuracy for DPO
+    primary: str = "perplexity"
     metrics: list[MetricComparison]
     forgetting: MetricComparison | None
     samples: list[SampleGeneration] = Field(default_factory=list)
@@ -230,6 +254,41 @@ class RunFailure(Contract):
     error: str
     cause: str
     log_uris: list[str] = Field(default_factory=list)
+    #: SageMaker jobs of the run that were still running and were stopped (they bill until stopped)
+    stopped_jobs: list[str] = Field(default_factory=list)
     report_uri: str | None = None
     hint: str = ""
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class RunSummary(Contract):
+    """outcome.json: how a run ended, written last in both modes."""
+
+    run_id: str
+    status: Literal["succeeded", "rejected", "failed"]
+    steps: list[str] = Field(default_factory=list, description="the state machine's Task states passed")
+    wall_seconds: float | None = None
+    gate: GateVerdict | None = None
+    metrics: list[MetricComparison] = Field(default_factory=list)
+    forgetting: MetricComparison | None = None
+    model_version: ModelVersion | None = None
+    deployment: Deployment | None = None
+    failure: RunFailure | None = None
+
+    def message(self, run_root: str) -> str:
+        """What the run-outcome notification says."""
+        parts = [f"Run {self.run_id} {self.status}."]
+        if self.model_version is not None:
+            parts.append(
+                f"Model {self.model_version.name} version {self.model_version.version} is "
+                f"{self.model_version.approval}."
+            )
+        if self.gate is not None:
+            parts.append("Gate: " + "; ".join(self.gate.reasons) + ".")
+        if self.deployment is not None:
+            where = self.deployment.endpoint_name or self.deployment.model_arn or ""
+            parts.append(f"Deployment: {self.deployment.target} {where} {self.deployment.status}.")
+        if self.failure is not None:
+            parts.append(f"Failed at {self.failure.state}: {self.failure.error}. {self.failure.hint}")
+        parts.append(f"Outcome: {run_root}/outcome.json")
+        return " ".join(parts)

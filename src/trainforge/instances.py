@@ -61,6 +61,15 @@ class InstanceType:
     def total_accelerator_memory_gib(self) -> float:
         return self.accelerators * self.accelerator_memory_gib
 
+    @property
+    def native_bf16(self) -> bool:
+        """bf16 arithmetic in hardware: Ampere and later GPUs and Trainium; not the T4 or the V100."""
+        return self.accelerator == "neuron" or (self.accelerator == "cuda" and self.device_name not in _NO_BF16)
+
+
+#: GPUs before Ampere: bf16 only emulated
+_NO_BF16 = frozenset({"NVIDIA T4", "NVIDIA V100"})
+
 
 def _family(
     family: str,
@@ -199,16 +208,18 @@ def ebs_only_type_patterns() -> list[str]:
     return sorted({f"ml.{t.family}.*" for t in INSTANCE_TYPES.values() if not t.local_nvme})
 
 
-def smallest_fitting(
-    accelerator_memory_gib: float, *, accelerators: tuple[Accelerator, ...] = ("cuda",)
-) -> InstanceType:
-    """The cheapest-looking type (fewest accelerators, then least memory) whose single device holds
-    ``accelerator_memory_gib``; for sizing the evaluation job, which runs one process."""
+def smallest_fitting(accelerator_memory_gib: float, *, bf16: bool = True) -> InstanceType:
+    """The smallest single-GPU type (least accelerator memory, then host memory) whose GPU holds
+    ``accelerator_memory_gib``, with native bf16 unless ``bf16`` is False; for sizing the evaluation job,
+    which runs one process on one device."""
     candidates = [
         t
         for t in INSTANCE_TYPES.values()
-        if t.accelerator in accelerators and t.accelerators == 1 and t.accelerator_memory_gib >= accelerator_memory_gib
+        if t.accelerator == "cuda"
+        and t.accelerators == 1
+        and t.accelerator_memory_gib >= accelerator_memory_gib
+        and (t.native_bf16 or not bf16)
     ]
     if not candidates:
-        raise SpecInvalid(f"no single-accelerator instance type has {accelerator_memory_gib:.0f} GiB")
+        raise SpecInvalid(f"no single-GPU instance type has {accelerator_memory_gib:.0f} GiB of GPU memory")
     return min(candidates, key=lambda t: (t.accelerator_memory_gib, t.memory_gib, t.vcpus))

@@ -25,15 +25,23 @@ class Settings(BaseSettings):
     #: bytes of a data object a validator will read at most (Lambda memory/time guard)
     max_object_bytes: int = 5 * 2**30
     # --- AWS mode: set by the PipelineStack on each function ---
+    #: the CUDA image (training, evaluation, and endpoints with deploy.engine: trainforge); CPU types too
     image_uri: str = ""
+    #: the Trainium image; empty when the stack was deployed without it
+    neuron_image_uri: str = ""
     sagemaker_role_arn: str = ""
+    #: the role Bedrock Custom Model Import assumes to read a model folder
     bedrock_role_arn: str = ""
     kms_key_arn: str = ""
-    #: comma-separated, as the state machine's substitutions are
+    #: comma-separated
     subnet_ids: str = ""
     security_group_ids: str = ""
-    endpoint_instance_type: str = "ml.g5.xlarge"
+    #: alarms whose ALARM state rolls an endpoint's blue/green update back (comma-separated)
     rollback_alarms: str = ""
+    #: EventBridge Scheduler: the stack's group, the role it assumes, and the retrain function it invokes
+    schedule_group: str = ""
+    scheduler_role_arn: str = ""
+    retrain_function_arn: str = ""
 
     def resolved_data_uri(self) -> str:
         return self.data_uri or (self.workspace.resolve() / "data").as_uri()

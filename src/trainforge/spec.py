@@ -19,8 +19,10 @@ Method = Literal["lora", "full", "continued_pretraining", "dpo"]
 FormatChoice = Literal["auto", "chat", "prompt_completion", "bedrock_conversation", "text", "preference"]
 PiiPolicy = Literal["report", "redact", "reject"]
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-_SCHEDULE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$")
+#: also a prefix of SageMaker and Bedrock resource names, whose patterns allow no '--' and no trailing '-'
+_NAME = re.compile(r"^[a-z0-9](-?[a-z0-9]){0,39}$")
+#: EventBridge Scheduler's recurring forms: rate(N unit) with N >= 1, cron with six fields
+_SCHEDULE = re.compile(r"^(rate\([1-9]\d* (minute|minutes|hour|hours|day|days)\)|cron\(\S+( \S+){5}\))$")
 
 
 class _Section(BaseModel):
@@ -85,7 +87,16 @@ class ComputeSpec(_Section):
     instance_type: str = "ml.g5.2xlarge"
     instance_count: int = Field(1, gt=0)
     spot: bool = True
-    max_runtime_hours: float = Field(24, gt=0, le=28 * 24)
+    max_runtime_hours: float = Field(
+        24, gt=0, le=28 * 24, description="the training job's MaxRuntimeInSeconds: SageMaker stops it after this"
+    )
+    max_wait_hours: float | None = Field(
+        None,
+        gt=0,
+        le=28 * 24,
+        description="spot only: time allowed waiting for capacity plus running (MaxWaitTimeInSeconds); "
+        "None: twice max_runtime_hours, at most 28 days",
+    )
 
     @field_validator("instance_type")
     @classmethod
@@ -93,6 +104,12 @@ class ComputeSpec(_Section):
         if value != "local" and not value.startswith("ml."):
             raise ValueError("must be a SageMaker instance type such as ml.trn1.32xlarge, or 'local'")
         return value
+
+    @model_validator(mode="after")
+    def _wait_covers_runtime(self) -> ComputeSpec:
+        if self.max_wait_hours is not None and self.max_wait_hours < self.max_runtime_hours:
+            raise ValueError("max_wait_hours must be at least max_runtime_hours (it includes the run itself)")
+        return self
 
 
 class EvaluationSpec(_Section):
@@ -102,16 +119,38 @@ class EvaluationSpec(_Section):
     max_examples: int = Field(500, gt=0)
     generation_samples: int = Field(8, ge=0)
     max_new_tokens: int = Field(64, gt=0)
+    instance_type: str | None = Field(
+        None,
+        description="the evaluation job's instance type; None: the smallest single-GPU type that holds "
+        "base and tuned model in bf16",
+    )
+    max_runtime_hours: float = Field(6, gt=0, le=5 * 24, description="the evaluation job's MaxRuntimeInSeconds")
 
 
 class DeploySpec(_Section):
     target: Literal["sagemaker_endpoint", "bedrock_import", "local", "none"] = "sagemaker_endpoint"
     approval: Literal["auto", "manual"] = "auto"
     instance_type: str = "ml.g5.xlarge"
+    engine: Literal["auto", "lmi", "trainforge"] = Field(
+        "auto",
+        description="what serves a SageMaker endpoint: lmi (AWS's LMI container with vLLM: continuous batching, "
+        "tensor parallelism), trainforge (this project's server, in its image), auto (lmi for the "
+        "architectures vLLM serves, else trainforge)",
+    )
+    max_model_len: int = Field(
+        4096, ge=16, description="the context length the endpoint serves (LMI sizes its KV cache for it)"
+    )
 
 
 class TriggerSpec(_Section):
-    on_new_data: bool = False
+    on_new_data: bool = Field(False, description="start a run when data under data.train/validation changes")
+    quiet_minutes: int = Field(
+        5,
+        ge=1,
+        le=24 * 60,
+        description="on_new_data waits until no object has arrived for this long, so a multi-file upload "
+        "starts one run",
+    )
 
 
 class JobSpec(_Section):
@@ -130,15 +169,21 @@ class JobSpec(_Section):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("must be 1-40 lowercase letters, digits or '-', starting with a letter or digit")
+        if len(value) > 40 or not _NAME.match(value):
+            raise ValueError(
+                "must be 1-40 lowercase letters, digits or single '-' between them (it names SageMaker and Bedrock "
+                "resources)"
+            )
         return value
 
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
         if value is not None and not _SCHEDULE.match(value):
-            raise ValueError("must be an EventBridge Scheduler expression: rate(7 days) or cron(...)")
+            raise ValueError(
+                "must be an EventBridge Scheduler expression: rate(7 days), or cron with six fields "
+                "(minutes hours day-of-month month day-of-week year), e.g. cron(0 3 ? * MON *)"
+            )
         return value
 
     @model_validator(mode="after")

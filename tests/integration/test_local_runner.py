@@ -111,7 +111,7 @@ def test_failed_run_keeps_logs_report_and_reason_and_never_touches_the_data(tmp_
     outcome = runner_factory(settings).run(spec)
     assert outcome.status == "failed"
     failure = json.loads((outcome.run_dir / "failure.json").read_text())
-    assert failure["state"] == "StartTraining" and failure["error"] == "TrainingFailed"
+    assert failure["state"] == "Train" and failure["error"] == "TrainingFailed"
     assert failure["report_uri"].endswith("dataset-report.json") and (outcome.run_dir / "dataset-report.json").is_file()
     assert (
         any(uri.endswith("train.log") for uri in failure["log_uris"])

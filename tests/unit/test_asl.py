@@ -1,97 +1,103 @@
-"""The state machine definition: valid ASL, secure SageMaker requests, disciplined retries and catches."""
+"""The state machine definition: valid ASL, requests passed through from the one place that builds them,
+disciplined retries and catches, bounded waits, and a history that cannot outgrow Step Functions' limit."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import ROOT
-from tests.integration.aws_pipeline import FUNCTIONS, render_definition, substitutions
 from trainforge.pipeline.local_runner import SUCCESS_PATH
 
-ASL = json.loads((ROOT / "statemachines" / "training_pipeline.asl.json").read_text())
+ASL_TEXT = (ROOT / "statemachines" / "training_pipeline.asl.json").read_text()
+ASL = json.loads(ASL_TEXT)
 STATES = ASL["States"]
-JOBS = {
-    name: s
-    for name, s in STATES.items()
-    if s.get("Resource", "").endswith(("createTrainingJob", "createProcessingJob"))
+JOBS = {name: s for name, s in STATES.items() if s.get("Resource", "").startswith("arn:aws:states:::sagemaker:")}
+#: Standard workflows fail (uncatchably) past 25,000 history events
+#: (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html)
+HISTORY_LIMIT = 25_000
+SUBSTITUTIONS = {
+    "ValidateRunFunctionArn",
+    "PrepareTrainingFunctionArn",
+    "PrepareEvaluationFunctionArn",
+    "ReadEvaluationFunctionArn",
+    "RegisterModelFunctionArn",
+    "DeployModelFunctionArn",
+    "RecordFailureFunctionArn",
+    "RecordOutcomeFunctionArn",
+    "TopicArn",
 }
 
 
 def test_statelint_reports_no_errors(tmp_path):
-    arns = {key: f"arn:aws:lambda:us-east-1:123456789012:function:{name}" for key, name in FUNCTIONS.items()}
     rendered = tmp_path / "pipeline.json"
-    rendered.write_text(render_definition(substitutions(arns, "arn:aws:sns:us-east-1:123456789012:runs")))
+    rendered.write_text(
+        re.sub(r"\$\{(\w+)\}", lambda m: f"arn:aws:lambda:us-east-1:123456789012:function:{m.group(1)}", ASL_TEXT)
+    )
     statelint = Path(sys.executable).parent / "statelint"
     result = subprocess.run([str(statelint), str(rendered)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_there_are_training_and_processing_requests():
-    assert {s["Resource"].rsplit(":", 1)[-1] for s in JOBS.values()} == {"createTrainingJob", "createProcessingJob"}
-    assert len(JOBS) == 3  # on-demand training, spot training, evaluation
+def test_the_only_substitutions_are_the_functions_and_the_topic():
+    """Roles, keys, subnets, images and runtimes live in the requests the Prepare functions build."""
+    assert set(re.findall(r"\$\{(\w+)\}", ASL_TEXT)) == SUBSTITUTIONS
 
 
-@pytest.mark.parametrize("name", sorted(JOBS))
-def test_every_job_request_is_isolated_encrypted_and_bounded(name):
-    p = JOBS[name]["Parameters"]
-    if "AlgorithmSpecification" in p:  # CreateTrainingJob
-        assert p["EnableNetworkIsolation"] is True and p["EnableInterContainerTrafficEncryption"] is True
-        vpc = p["VpcConfig"]
-        assert (
-            p["OutputDataConfig"]["KmsKeyId"] == "${KmsKeyArn}"
-            and p["ResourceConfig"]["VolumeKmsKeyId"] == "${KmsKeyArn}"
-        )
-        assert "${MaxTrainingRuntimeSeconds}" in p["StoppingCondition"]["MaxRuntimeInSeconds.$"]
-        assert p["RoleArn"] == "${SageMakerRoleArn}"
-    else:  # CreateProcessingJob
-        network = p["NetworkConfig"]
-        assert network["EnableNetworkIsolation"] is True and network["EnableInterContainerTrafficEncryption"] is True
-        vpc = network["VpcConfig"]
-        assert p["ProcessingOutputConfig"]["KmsKeyId"] == "${KmsKeyArn}"
-        assert p["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == "${KmsKeyArn}"
-        assert "${MaxEvaluationRuntimeSeconds}" in p["StoppingCondition"]["MaxRuntimeInSeconds.$"]
-    assert "${SubnetIds}" in vpc["Subnets.$"] and "${SecurityGroupIds}" in vpc["SecurityGroupIds.$"]
+def test_jobs_run_as_sync_integrations_with_the_prepared_request_passed_whole():
+    assert {s["Resource"] for s in JOBS.values()} == {
+        "arn:aws:states:::sagemaker:createTrainingJob.sync",
+        "arn:aws:states:::sagemaker:createProcessingJob.sync",
+    }
+    for name, state in JOBS.items():
+        source = state["TimeoutSecondsPath"].removesuffix(".timeout_seconds") + ".job"
+        for key, value in state["Parameters"].items():
+            assert key.endswith(".$"), (name, key)  # nothing decided here
+            if not key.endswith("JobName.$"):
+                assert value == f"{source}.{key.removesuffix('.$')}", (name, key)
 
 
 def test_job_names_are_unique_per_attempt_and_fit_63_characters():
     longest_run_id = "a" * 40 + "-" + "f" * 12  # job name limit 40 + '-' + 12 hex digits
     for state in JOBS.values():
         name_expr = state["Parameters"].get("TrainingJobName.$") or state["Parameters"]["ProcessingJobName.$"]
-        assert "$$.State.RetryCount" in name_expr and "$.run.run_id" in name_expr
-        literal = name_expr.split("'")[1]  # the States.Format template
-        assert len(literal.replace("{}", longest_run_id, 1).replace("{}", "99")) <= 63
+        assert "$$.State.RetryCount" in name_expr
+        assert len(longest_run_id + "-eval" + "-99") <= 63
 
 
 def test_every_task_has_a_timeout_transient_retries_and_a_catch():
     for name, state in STATES.items():
         if state["Type"] != "Task":
             continue
-        assert state.get("TimeoutSeconds"), name
+        assert state.get("TimeoutSeconds") or state.get("TimeoutSecondsPath"), name
         for retry in state.get("Retry", []):
             assert "States.ALL" not in retry["ErrorEquals"] and "States.TaskFailed" not in retry["ErrorEquals"], name
             assert retry["JitterStrategy"] == "FULL" and retry["MaxDelaySeconds"] > 0, name
-        if name.startswith(("Notify", "RecordFailure")):
-            continue  # the failure path itself must not loop into itself
         catcher = state["Catch"][0]
-        assert catcher["ErrorEquals"] == ["States.ALL"] and catcher["ResultPath"] == "$.error", name
+        assert catcher["ErrorEquals"] == ["States.ALL"], name
+        if name.startswith(("Notify", "RecordFailure")):
+            continue  # the end of the run: a lost notification or record must not loop into itself
+        assert catcher["ResultPath"] == "$.error", name
         marker = STATES[catcher["Next"]]
         assert marker["Type"] == "Pass" and marker["Next"] == "RecordFailure", name
 
 
+def test_a_failed_failure_record_still_ends_the_run_with_its_error():
+    """RecordFailure's own failure goes to a Pass that builds the same fields the Fail state reads."""
+    fallback = STATES[STATES["RecordFailure"]["Catch"][0]["Next"]]
+    assert fallback["Type"] == "Pass" and fallback["ResultPath"] == "$.failure"
+    assert set(fallback["Parameters"]["value"]) == {"error.$", "summary.$"}
+    assert STATES["Failed"]["ErrorPath"] == "$.failure.value.error"
+    assert STATES["Failed"]["CausePath"] == "$.failure.value.summary"
+
+
 def _success_path() -> list[str]:
-    """Walk from StartAt taking the success branch of each Choice, skipping polling loops."""
-    success_choice = {
-        "SpotOrOnDemand": "StartTraining",
-        "TrainingStatus": "StartEvaluation",
-        "EvaluationStatus": "ReadEvaluation",
-        "Gate": "Register",
-        "DeployTarget": "Deploy",
-    }
+    """Walk from StartAt taking the success branch of each Choice; deployments are waited for in a loop
+    the local runner does not need (its deployers return once serving)."""
+    success_choice = {"Gate": "Register", "DeployOrFinish": "Deploy", "DeploymentKind": "RecordOutcome"}
     path, name = [], ASL["StartAt"]
     while STATES[name]["Type"] not in ("Succeed", "Fail"):
         state = STATES[name]
@@ -105,3 +111,68 @@ def test_success_path_is_the_local_runners():
     assert _success_path() == list(SUCCESS_PATH)
     choices = {c["Next"] for c in STATES["Gate"]["Choices"]}
     assert choices == {"Register"} and STATES["Gate"]["Default"] == "RegisterRejected"
+
+
+def _edges(state: dict) -> list[str]:
+    nxt = [state["Next"]] if "Next" in state else []
+    nxt += [c["Next"] for c in state.get("Choices", [])] + ([state["Default"]] if "Default" in state else [])
+    return nxt + [c["Next"] for c in state.get("Catch", [])]
+
+
+def _events(name: str) -> int:
+    """History events of one visit at its worst: every retry attempt taken (Step Functions writes Entered,
+    Scheduled, Started, [Submitted for .sync,] Succeeded/Failed and Exited for a task; each retry another
+    Scheduled, Started, [Submitted,] Failed; two for any other state)."""
+    state = STATES[name]
+    if state["Type"] != "Task":
+        return 2
+    sync = state["Resource"].endswith(".sync")
+    attempts = sum(retry["MaxAttempts"] for retry in state.get("Retry", []))
+    return (6 if sync else 5) + attempts * (4 if sync else 3)
+
+
+def _loops() -> list[tuple[set[str], int]]:
+    """The bounded wait loops: the states of each and its cap (the Choice that counts polls)."""
+    loops = []
+    for state in STATES.values():
+        caps = [c for c in state.get("Choices", []) if c.get("Variable") == "$.polls.count"]
+        if caps:
+            wait = state["Default"]
+            members, current = set(), wait
+            while current not in members:
+                members.add(current)
+                following = STATES[current]
+                current = following["Default"] if following["Type"] == "Choice" else following["Next"]
+            loops.append((members, int(caps[0]["NumericGreaterThanEquals"])))
+    return loops
+
+
+def test_every_wait_loop_is_bounded():
+    loops = _loops()
+    assert len(loops) == 2  # the endpoint and the Bedrock import
+    for members, cap in loops:
+        assert any(STATES[m]["Type"] == "Wait" for m in members) and cap <= 360
+    looping = {m for members, _ in loops for m in members}
+    for name in STATES:  # no other cycle: every other path ends
+        seen, stack = set(), [(name, [name])]
+        while stack:
+            current, path = stack.pop()
+            for nxt in _edges(STATES[current]):
+                assert nxt not in path or nxt in looping, f"unbounded cycle through {[*path, nxt]}"
+                if nxt not in path and (current, nxt) not in seen:
+                    seen.add((current, nxt))
+                    stack.append((nxt, [*path, nxt]))
+
+
+def test_the_worst_case_history_stays_under_the_limit():
+    """The longest allowed run: every state on the longest simple path at its worst (all retries taken),
+    plus every wait loop polled to its cap. .sync jobs add no events while they run, however long."""
+    looping = {m for members, _ in _loops() for m in members}
+
+    def longest(name: str, path: frozenset[str]) -> int:
+        tails = [longest(n, path | {n}) for n in _edges(STATES[name]) if n not in path and n not in looping]
+        return _events(name) + max(tails, default=0)
+
+    worst = 2 + longest(ASL["StartAt"], frozenset({ASL["StartAt"]}))  # + ExecutionStarted / ExecutionFailed
+    worst += sum(cap * sum(_events(m) for m in members) for members, cap in _loops())
+    assert worst < HISTORY_LIMIT, worst

@@ -44,8 +44,9 @@ def test_storage_patterns_partition_the_families():
     assert "ml.m5.*" in ebs and "ml.g5.*" in nvme and "ml.trn1.*" in nvme
 
 
-def test_smallest_fitting_single_gpu():
-    assert smallest_fitting(20).accelerator_memory_gib == 24
+def test_smallest_fitting_single_gpu_has_native_bf16():
+    assert smallest_fitting(1).name in ("ml.g5.xlarge", "ml.g6.xlarge")  # the T4 of ml.g4dn has no bf16
+    assert smallest_fitting(1, bf16=False).name == "ml.g4dn.xlarge"
     assert smallest_fitting(30).name == "ml.g6e.xlarge"
     with pytest.raises(SpecInvalid):
         smallest_fitting(500)

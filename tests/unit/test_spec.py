@@ -59,7 +59,10 @@ def test_nested_flow_mapping_value_error_line():
     ("change", "needle"),
     [
         (("name: support-assistant", "name: Support Assistant"), "name:"),
+        (("name: support-assistant", "name: support--assistant"), "single '-'"),  # Bedrock refuses '--'
         (("schedule: rate(7 days)", "schedule: every week"), "EventBridge Scheduler expression"),
+        (("schedule: rate(7 days)", "schedule: rate(0 days)"), "EventBridge Scheduler expression"),
+        (("schedule: rate(7 days)", "schedule: cron(0 3 * * *)"), "six fields"),  # a Unix cron has five
         (("instance_type: ml.trn1.32xlarge", "instance_type: p4d"), "SageMaker instance type"),
         (("method: lora", "method: dpo"), "method dpo needs data.format preference"),
     ],

@@ -11,8 +11,6 @@ import contextlib
 import gc
 import hashlib
 import io
-import os
-import tempfile
 from array import array
 from bisect import bisect_right
 from collections import Counter
@@ -43,6 +41,7 @@ from trainforge.data.reader import (
     paragraphs,
     utf8_error,
 )
+from trainforge.data.redaction import RedactedCopies
 from trainforge.data.split import validation_mask
 from trainforge.data.tokens import TokenCounter
 from trainforge.spec import DataLimits, FormatChoice, JobSpec, PiiPolicy
@@ -67,8 +66,8 @@ class ValidationOptions:
     split_seed: int = 0
     tokenizer_file: Path | None = None
     max_seq_len: int = 1024
-    #: where a redacted copy goes when pii == "redact" (under the artifacts root)
-    redacted_uri: str | None = None
+    #: pii == "redact": input URI -> where the redacted copy of its records goes (under the artifacts root)
+    redact_into: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_spec(cls, spec: JobSpec, **overrides: Any) -> ValidationOptions:
@@ -229,16 +228,14 @@ def _with_detected_format(records: Iterator[tuple[int, Any]], run: _Run) -> Iter
     yield from records
 
 
-class _RedactedWriter:
-    """Streams the redacted copy to a temporary file; uploaded under the artifacts root at the end."""
+@dataclass
+class _Derived:
+    """What the pass builds from the valid records besides the run's counts: duplicate fingerprints,
+    token counts, and (``pii: redact`` with destinations) the redacted copies."""
 
-    def __init__(self) -> None:
-        fd, name = tempfile.mkstemp(suffix=".jsonl")
-        self.path = Path(name)
-        self.handle = os.fdopen(fd, "wb")
-
-    def write(self, record: dict[str, Any]) -> None:
-        self.handle.write(orjson.dumps(record) + b"\n")
+    dedup: Deduplicator
+    tokens: TokenCounter | None
+    redaction: RedactedCopies | None
 
 
 def _accept(
@@ -248,23 +245,27 @@ def _accept(
     batch: list[list[str]],
     fields: Callable[[int], Iterable[tuple[str, str]]],
     run: _Run,
-    state: dict[str, Any],
+    derived: _Derived,
     records: list[dict[str, Any]] | None = None,
 ) -> None:
     """Everything that follows from valid records (their line ``numbers`` and texts): fingerprints, token
-    counts and PII findings. A batch at a time, so the per-record cost is a few list comprehensions;
-    ``fields(i)`` gives record i's (json_path, text) pairs, ``records`` the parsed objects redaction edits
-    and the redacted copy holds (the per-line path)."""
+    counts, PII findings and, when redacting, the redacted copy. A batch at a time, so the per-record cost
+    is a few list comprehensions; ``fields(i)`` gives record i's (json_path, text) pairs. Redaction edits
+    ``records``, the parsed objects: only the per-line path has them, which is why it runs whenever a
+    redaction is on."""
     while len(run.file_starts) <= file_index:
         run.file_starts.append(run.valid)
     first = len(run.lines)
     run.valid += len(batch)
     run.lines.extend(numbers)
-    prints = fingerprints(batch, state["dedup"].lsh, state["dedup"].count)
-    state["dedup"].extend(prints.digests, prints.band_keys)
-    if state["tokens"] is not None:
+    prints = fingerprints(batch, derived.dedup.lsh, derived.dedup.count)
+    derived.dedup.extend(prints.digests, prints.band_keys)
+    if derived.tokens is not None:
         for values in batch:
-            state["tokens"].add(values)
+            derived.tokens.add(values)
+    redaction = derived.redaction
+    if redaction is not None:
+        assert records is not None, "a redacting pass takes the per-line path"
     for index in np.flatnonzero(prints.triggers).tolist():
         number = run.lines[first + index]
         for path, text in fields(index):
@@ -276,11 +277,11 @@ def _accept(
                 run.pii_counts[kind] += 1
                 if len(run.pii_findings) < 100:
                     run.pii_findings.append(PiiFinding(file=name, line=number, field=path, kind=kind, action=action))
-            if run.options.pii == "redact" and records is not None:
+            if redaction is not None and records is not None:
                 set_field(records[index], path, redact(text, findings))
-    if state["redacted"] is not None and records is not None:
+    if redaction is not None and records is not None:
         for record in records:
-            state["redacted"].write(record)
+            redaction.write(record)
 
 
 def validate_dataset(
@@ -312,24 +313,25 @@ def _validate_dataset(
     uris: list[str], store: ObjectStore, options: ValidationOptions, progress: Callable[[int], None] | None
 ) -> DatasetReport:
     run = _Run(options=options, format=None if options.format == "auto" else options.format)
-    tokens = TokenCounter.from_file(options.tokenizer_file, options.max_seq_len) if options.tokenizer_file else None
-    writer = _RedactedWriter() if options.pii == "redact" and options.redacted_uri else None
-    state: dict[str, Any] = {
-        "dedup": Deduplicator(options.near_duplicate_threshold, near=options.near_duplicates),
-        "tokens": tokens,
-        "redacted": writer,
-    }
-    files = [info for uri in uris for info in store.list(uri)]
-    names = [info.uri for info in files]
-    for file_index, info in enumerate(files):
-        _validate_file(file_index, info.uri, info.size, store, run, state, progress)
+    redacting = options.pii == "redact" and bool(options.redact_into)
+    derived = _Derived(
+        dedup=Deduplicator(options.near_duplicate_threshold, near=options.near_duplicates),
+        tokens=TokenCounter.from_file(options.tokenizer_file, options.max_seq_len) if options.tokenizer_file else None,
+        redaction=RedactedCopies(options.redact_into) if redacting else None,
+    )
+    files = [(uri, info) for uri in uris for info in store.list(uri)]
+    names = [info.uri for _, info in files]
+    for file_index, (uri, info) in enumerate(files):
+        if derived.redaction is not None:
+            derived.redaction.start(uri)
+        _validate_file(file_index, info.uri, info.size, store, run, derived, progress)
         if run.records >= options.limits.max_records:
             break
     if not files:
         run.issue(", ".join(uris), None, "", "no_files", "no data files found at this location")
     elif run.records == 0 and not run.error_counts:
         run.issue(names[0], None, "", "no_records", "the dataset holds no records")
-    return _report(run, names, state, writer)
+    return _report(run, names, derived)
 
 
 def _validate_file(
@@ -338,7 +340,7 @@ def _validate_file(
     size: int,
     store: ObjectStore,
     run: _Run,
-    state: dict[str, Any],
+    derived: _Derived,
     progress: Callable[[int], None] | None,
 ) -> None:
     limits = run.options.limits
@@ -356,9 +358,9 @@ def _validate_file(
     try:
         stream, _ = open_text_stream(source, lower, limits.max_decompressed_bytes)  # type: ignore[arg-type]
         if is_text:
-            _check_records(file_index, uri, _text_records(stream, uri, run), run, state)
+            _check_records(file_index, uri, _text_records(stream, uri, run), run, derived)
         else:
-            _check_blocks(file_index, uri, stream, run, state, lambda: progress(source.count) if progress else None)
+            _check_blocks(file_index, uri, stream, run, derived, lambda: progress(source.count) if progress else None)
     except BudgetExceeded:
         run.issue(
             uri,
@@ -377,20 +379,20 @@ def _validate_file(
 
 
 def _check_blocks(
-    file_index: int, uri: str, stream: Any, run: _Run, state: dict[str, Any], progress: Callable[[], None]
+    file_index: int, uri: str, stream: Any, run: _Run, derived: _Derived, progress: Callable[[], None]
 ) -> None:
     """JSON lines a block at a time: the fast path (``fast.py``) where it vouches for the whole block, the
     per-line path where it does not (and before the format is known, and when redacting)."""
     for block in iter_blocks(stream, run.options.limits.max_line_bytes):
-        fast = FAST_FORMATS.get(run.format) if run.format is not None and state["redacted"] is None else None
+        fast = FAST_FORMATS.get(run.format) if run.format is not None and derived.redaction is None else None
         decoded = decode_block(block, fast) if fast is not None else None
         if fast is None or decoded is None:
-            _check_records(file_index, uri, _json_records(block.lines(), uri, run), run, state)
+            _check_records(file_index, uri, _json_records(block.lines(), uri, run), run, derived)
         else:
             accepted = decoded[: max(run.options.limits.max_records - run.records, 0)]
             run.records += len(accepted)
             numbers = range(block.number, block.number + len(accepted))
-            _accept(file_index, uri, numbers, accepted, partial(fast.fields, accepted), run, state)
+            _accept(file_index, uri, numbers, accepted, partial(fast.fields, accepted), run, derived)
             if len(accepted) < len(decoded):
                 _count(uri, block.number + len(accepted), run)  # says "too many records"
                 return
@@ -411,9 +413,7 @@ def _count(uri: str, number: int, run: _Run) -> bool:
     return False
 
 
-def _check_records(
-    file_index: int, uri: str, records: Iterator[tuple[int, Any]], run: _Run, state: dict[str, Any]
-) -> None:
+def _check_records(file_index: int, uri: str, records: Iterator[tuple[int, Any]], run: _Run, derived: _Derived) -> None:
     """The per-line path: each parsed record through its format's checker, the valid ones accepted in
     batches."""
     numbers: list[int] = []
@@ -424,7 +424,7 @@ def _check_records(
         assert fmt is not None
         batch = [texts(record, fmt) for record in valid]
         fields = partial(_record_fields, valid, fmt)
-        _accept(file_index, uri, numbers, batch, fields, run, state, valid)
+        _accept(file_index, uri, numbers, batch, fields, run, derived, valid)
         numbers.clear()
         valid.clear()  # _accept is done with them: the redacted copy is written
 
@@ -456,8 +456,8 @@ def _record_fields(records: list[dict[str, Any]], fmt: DataFormat, index: int) -
     return text_fields(records[index], fmt)
 
 
-def _report(run: _Run, names: list[str], state: dict[str, Any], writer: _RedactedWriter | None) -> DatasetReport:
-    duplicates = state["dedup"].finish()
+def _report(run: _Run, names: list[str], derived: _Derived) -> DatasetReport:
+    duplicates = derived.dedup.finish()
     exact = sum(1 for dup in duplicates if dup.exact)
     examples = []
     for dup in duplicates[: run.options.max_errors_per_code]:
@@ -477,7 +477,7 @@ def _report(run: _Run, names: list[str], state: dict[str, Any], writer: _Redacte
     split = None
     if run.options.validation_fraction is not None:
         held_out = int(
-            validation_mask(state["dedup"].digests(), run.options.split_seed, run.options.validation_fraction).sum()
+            validation_mask(derived.dedup.digests(), run.options.split_seed, run.options.validation_fraction).sum()
         )
         split = SplitStats(
             seed=run.options.split_seed,
@@ -486,16 +486,7 @@ def _report(run: _Run, names: list[str], state: dict[str, Any], writer: _Redacte
             validation_examples=held_out,
         )
     rejected_pii = run.options.pii == "reject" and bool(run.pii_counts)
-    redacted_uri = None
-    if writer is not None:
-        writer.handle.close()
-        if run.options.redacted_uri:
-            from trainforge.store import open_store
-
-            open_store(run.options.redacted_uri).upload_file(writer.path, run.options.redacted_uri)
-            redacted_uri = run.options.redacted_uri
-        writer.path.unlink(missing_ok=True)
-    tokens = state["tokens"]
+    tokens = derived.tokens
     return DatasetReport(
         ok=not run.error_counts and not rejected_pii,
         files=names,
@@ -516,5 +507,5 @@ def _report(run: _Run, names: list[str], state: dict[str, Any], writer: _Redacte
         token_stats=tokens.stats() if tokens is not None else None,
         split=split,
         sha256=run.sha256,
-        redacted_uri=redacted_uri,
+        redacted_uris=derived.redaction.finish() if derived.redaction is not None else [],
     )

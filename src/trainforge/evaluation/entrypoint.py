@@ -49,7 +49,7 @@ def evaluate_from_contract(root: Path) -> dict[str, Any]:
         raise EvaluationFailed(
             "no held-out examples to evaluate on: raise data.validation_fraction or add data.validation"
         )
-    base, tuned, tokenizer = load_pair(inputs / "base_model", inputs / "model")
+    base, tuned, tokenizer = load_pair(inputs / "base_model", inputs / "model", str(config.get("device", "auto")))
     report = score(
         base,
         tuned,
@@ -61,6 +61,7 @@ def evaluate_from_contract(root: Path) -> dict[str, Any]:
         base_model=config["base_model"],
         tuned_uri=config.get("tuned_model_uri", str(inputs / "model")),
         seed=int(config.get("seed", 0)),
+        dpo_beta=float(config.get("dpo_beta", 0.1)),
     )
     lm_scores = {
         **run_tasks(inputs / "base_model", thresholds.tasks, "base"),

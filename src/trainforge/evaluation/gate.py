@@ -1,9 +1,11 @@
 """The gate: does the tuned model beat its base by the spec's margins without forgetting too much?
 
 It reads only the EvaluationReport, so the decision can be re-made (or audited) from the stored report
-alone. Thresholds are inclusive: an improvement exactly equal to ``min_improvement`` passes, a
-forgetting exactly equal to ``max_forgetting`` passes. The confidence intervals are quoted in the reasons
-so a reviewer sees how solid a pass or a fail is.
+alone. The report names its primary metric: held-out perplexity (``min_improvement`` is then a relative
+improvement), or for DPO the held-out preference accuracy (``min_improvement`` is then absolute: 0.05 is
+five more pairs in a hundred preferred the right way). Thresholds are inclusive: an improvement exactly
+equal to ``min_improvement`` passes, a forgetting exactly equal to ``max_forgetting`` passes. The
+confidence intervals are quoted in the reasons so a reviewer sees how solid a pass or a fail is.
 """
 
 from __future__ import annotations
@@ -11,24 +13,23 @@ from __future__ import annotations
 from trainforge.contracts import EvaluationReport, GateVerdict
 from trainforge.spec import EvaluationSpec
 
-PRIMARY = "perplexity"
-
 
 def decide(report: EvaluationReport, thresholds: EvaluationSpec) -> GateVerdict:
     reasons: list[str] = []
     passed = True
-    primary = next((m for m in report.metrics if m.name == PRIMARY), None)
+    name = report.primary
+    primary = next((m for m in report.metrics if m.name == name), None)
     if primary is None:
-        return GateVerdict(passed=False, reasons=[f"the report has no {PRIMARY} comparison"])
+        return GateVerdict(passed=False, reasons=[f"the report has no {name} comparison"])
     interval = f"95% CI [{primary.ci_low:+.3f}, {primary.ci_high:+.3f}]"
     if primary.delta >= thresholds.min_improvement:
         reasons.append(
-            f"{PRIMARY} improved by {primary.delta:.1%} ({primary.base:.3f} -> {primary.tuned:.3f}, {interval}) >= required {thresholds.min_improvement:.1%}"
+            f"{name} improved by {primary.delta:.1%} ({primary.base:.3f} -> {primary.tuned:.3f}, {interval}) >= required {thresholds.min_improvement:.1%}"
         )
     else:
         passed = False
         reasons.append(
-            f"{PRIMARY} improved by {primary.delta:.1%} ({primary.base:.3f} -> {primary.tuned:.3f}, {interval}) < required {thresholds.min_improvement:.1%}"
+            f"{name} improved by {primary.delta:.1%} ({primary.base:.3f} -> {primary.tuned:.3f}, {interval}) < required {thresholds.min_improvement:.1%}"
         )
     if report.forgetting is not None:
         forgetting = -report.forgetting.delta  # delta is an improvement; forgetting is its opposite

@@ -13,6 +13,7 @@ import torch
 from trainforge.contracts import DataFormat, EvaluationReport, MetricComparison, SampleGeneration
 from trainforge.evaluation.bootstrap import mean_difference, paired_interval, relative_ppl_improvement
 from trainforge.evaluation.perplexity import example_nll, perplexity
+from trainforge.evaluation.preference import answer_logps, preference_metrics
 from trainforge.evaluation.text_metrics import METRICS
 from trainforge.spec import EvaluationSpec
 from trainforge.training.tokenize import Example, as_messages, encode_record, encode_text
@@ -79,11 +80,22 @@ def score(
     base_model: str,
     tuned_uri: str,
     seed: int = 0,
+    dpo_beta: float = 0.1,
 ) -> EvaluationReport:
+    """Base and tuned on the same held-out sample. The primary metric the gate holds to min_improvement is
+    held-out perplexity, or for preference data (DPO) the share of pairs whose chosen answer the model
+    prefers."""
     sample = random.Random(seed).sample(records, min(len(records), spec.max_examples))
-    examples = [encode_record(tokenizer, record, fmt) for record in sample] if fmt != "preference" else []
     metrics: list[MetricComparison] = []
-    if examples:
+    if fmt == "preference":
+        primary = "preference_accuracy"
+        metrics += preference_metrics(
+            answer_logps(base, tokenizer, sample), answer_logps(tuned, tokenizer, sample), dpo_beta, seed
+        )
+        examples: list[Example] = []
+    else:
+        primary = "perplexity"
+        examples = [encode_record(tokenizer, record, fmt) for record in sample]
         metrics.append(_ppl_comparison("perplexity", example_nll(base, examples), example_nll(tuned, examples), seed))
     canary: list[Example] = [encode_text(tokenizer, text) for text in canary_texts()]
     forgetting = _ppl_comparison("canary_perplexity", example_nll(base, canary), example_nll(tuned, canary), seed)
@@ -120,17 +132,30 @@ def score(
         run_id=run_id,
         base_model=base_model,
         tuned_model_uri=tuned_uri,
-        examples=len(examples),
+        examples=len(sample),
+        primary=primary,
         metrics=metrics,
         forgetting=forgetting,
         samples=samples,
     )
 
 
-def load_pair(base_dir: Path, tuned_dir: Path) -> tuple[Any, Any, Any]:
+def load_pair(base_dir: Path, tuned_dir: Path, device: str = "auto") -> tuple[Any, Any, Any]:
+    """Base and tuned on the job's device: bf16 on a GPU (an 8B pair fits one 48 GB card only so), fp32 on
+    the CPU (exact, and as the reports of earlier runs were scored). ``device`` is what the evaluation
+    job's instance type has; a GPU job that finds no GPU fails rather than scoring on the host CPU."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from trainforge.errors import DeviceUnavailable
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cuda", "cpu"):
+        raise DeviceUnavailable(f"evaluation runs on a GPU or the CPU, not on '{device}'")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DeviceUnavailable("the evaluation job was placed on a GPU instance but torch sees no CUDA device")
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(tuned_dir)
-    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).eval()
-    tuned = AutoModelForCausalLM.from_pretrained(tuned_dir, dtype=torch.float32).eval()
+    models: list[Any] = [AutoModelForCausalLM.from_pretrained(folder, dtype=dtype) for folder in (base_dir, tuned_dir)]
+    base, tuned = (model.to(device).eval() for model in models)
     return base, tuned, tokenizer

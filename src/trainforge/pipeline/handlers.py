@@ -1,44 +1,210 @@
 """What each Lambda function does, as functions of the state machine's JSON. The handlers in
-``functions/`` only parse, call one of these and return; everything here is testable without Lambda."""
+``functions/`` only parse, call one of these and return; everything here is testable without Lambda.
+
+Each state's input is parsed into a typed event first, so a producer and a consumer that drift apart fail
+at the boundary with the field that is wrong, not three calls later.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+import os
+from typing import Any, Generic, Literal, TypeVar
 
 import boto3
 from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field
 
+from trainforge.aws.sagemaker_requests import (
+    AwsResources,
+    create_processing_job,
+    create_training_job,
+    serving_container,
+    serving_engine,
+)
 from trainforge.contracts import (
     DatasetReport,
     Deployment,
     EvaluationReport,
     ModelVersion,
     RunRequest,
+    RunSummary,
+    TrainingRequest,
     TrainingResult,
-    VpcConfig,
+    utcnow,
 )
 from trainforge.data.fingerprint import content_fingerprint
 from trainforge.errors import TrainForgeError
 from trainforge.pipeline import steps
 from trainforge.pipeline.admission import admit, dataset_refs, load_run, record_admission, resolve_data_uri
 from trainforge.pipeline.keys import classify_key
-from trainforge.pipeline.layout import RunLayout, latest_success_uri
+from trainforge.pipeline.layout import latest_success_uri
 from trainforge.pipeline.platform import Platform
+from trainforge.pipeline.schedules import debounce_new_data
 from trainforge.settings import Settings
 from trainforge.spec import JobSpec, parse_spec
 from trainforge.store import join, open_store, pin_version
 
+#: CloudWatch log groups SageMaker writes job logs to
+LOG_GROUPS = {"training": "/aws/sagemaker/TrainingJobs", "processing": "/aws/sagemaker/ProcessingJobs"}
+
 
 def aws_platform(settings: Settings) -> Platform:
-    return Platform.from_settings(settings, local=False, image_uri=settings.image_uri)
+    return Platform.from_settings(settings, local=False)
 
 
-def _vpc(settings: Settings) -> VpcConfig | None:
-    if not settings.subnet_ids:
-        return None
-    return VpcConfig(subnets=settings.subnet_ids.split(","), security_group_ids=settings.security_group_ids.split(","))
+def _region() -> str:
+    return os.environ.get("AWS_REGION") or boto3.session.Session().region_name or "us-east-1"
+
+
+def aws_resources(settings: Settings) -> AwsResources:
+    return AwsResources.from_settings(settings, _region())
+
+
+# --- the state machine's payload, typed ------------------------------------------------------------------
+
+
+class _State(BaseModel):
+    """A state's input: what the state machine has gathered so far (later fields are ignored here)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+T = TypeVar("T")
+
+
+class _Value(BaseModel, Generic[T]):
+    """A Lambda task's result as the state machine keeps it (``ResultSelector: {"value.$": "$.Payload"}``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    value: T
+
+
+class StepError(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    Error: str = "Unknown"
+    Cause: str = ""
+
+
+class JobRef(BaseModel):
+    """A SageMaker job as a .sync task's ResultSelector keeps it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    name: str
+    arn: str
+
+
+class RunEvent(_State):
+    run: RunRequest
+
+
+class PrepareEvent(RunEvent):
+    dataset: DatasetReport
+
+
+class PrepareEvaluationEvent(RunEvent):
+    training: TrainingRequest
+    job: JobRef
+
+
+class RegisterEvent(RunEvent):
+    dataset: DatasetReport
+    training: TrainingResult
+    evaluation: EvaluationReport
+
+
+class DeployEvent(RunEvent):
+    version: ModelVersion
+
+
+class Prepared(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    training: TrainingRequest
+
+
+class Evaluating(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    result: TrainingResult
+
+
+class ReadResult(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    evaluation: EvaluationReport
+
+
+class Registered(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    version: ModelVersion
+
+
+class PipelineState(RunEvent):
+    """Everything a run may have reached, for the states that close it (outcome, failure)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    dataset: _Value[DatasetReport] | None = None
+    prepared: _Value[Prepared] | None = None
+    trained: JobRef | None = None
+    evaluating: _Value[Evaluating] | None = None
+    evaluated: JobRef | None = None
+    result: _Value[ReadResult] | None = None
+    registered: _Value[Registered] | None = None
+    deployment: _Value[Deployment] | None = None
+    endpoint: dict[str, Any] | None = None
+    #: GetModelImportJob's answer (the state machine keeps it as ``$.import``)
+    imported: dict[str, Any] | None = Field(None, alias="import")
+    error: StepError | None = None
+    failed_state: str = "unknown"
+
+    def passed(self) -> list[str]:
+        """The Task states the run went through, from what it gathered (the local runner lists its own)."""
+        reached = {
+            "Validate": self.dataset,
+            "Prepare": self.prepared,
+            "Train": self.trained,
+            "PrepareEvaluation": self.evaluating,
+            "Evaluate": self.evaluated,
+            "ReadEvaluation": self.result,
+            "Register": self.registered,
+            "Deploy": self.deployment,
+        }
+        return [name for name, value in reached.items() if value is not None]
+
+    def final_deployment(self) -> Deployment | None:
+        """The deployment as the wait loop last saw it."""
+        if self.deployment is None:
+            return None
+        deployment = self.deployment.value
+        if self.endpoint is not None:
+            return deployment.model_copy(update={"status": str(self.endpoint.get("EndpointStatus", deployment.status))})
+        if self.imported is not None:
+            return deployment.model_copy(
+                update={
+                    "status": str(self.imported.get("status", deployment.status)),
+                    "model_arn": self.imported.get("importedModelArn") or deployment.model_arn,
+                }
+            )
+        return deployment
+
+
+def _summary(state: PipelineState, status: Literal["succeeded", "rejected", "failed"], **extra: Any) -> RunSummary:
+    evaluation = state.result.value.evaluation if state.result else None
+    return RunSummary(
+        run_id=state.run.run_id,
+        status=status,
+        steps=state.passed(),
+        wall_seconds=(utcnow() - state.run.created_at).total_seconds(),
+        gate=evaluation.verdict if evaluation else None,
+        metrics=evaluation.metrics if evaluation else [],
+        forgetting=evaluation.forgetting if evaluation else None,
+        model_version=state.registered.value.version if state.registered else None,
+        deployment=state.final_deployment(),
+        **extra,
+    )
+
+
+# --- admission --------------------------------------------------------------------------------------------
 
 
 def start_run(request: RunRequest, spec: JobSpec, settings: Settings, client: Any = None) -> bool:
@@ -58,7 +224,7 @@ def start_run(request: RunRequest, spec: JobSpec, settings: Settings, client: An
     return True
 
 
-def _specs_reading(data_root: str, object_uri: str) -> list[tuple[str, str | None]]:
+def _specs_reading(data_root: str, object_uri: str) -> list[JobSpec]:
     """The job specs with trigger.on_new_data whose data includes ``object_uri``."""
     store = open_store(join(data_root, "jobs"))
     found = []
@@ -69,33 +235,37 @@ def _specs_reading(data_root: str, object_uri: str) -> list[tuple[str, str | Non
             continue  # an invalid spec has its own report from validate_upload
         targets = [resolve_data_uri(data_root, ref) for ref in (spec.data.train, spec.data.validation) if ref]
         if spec.trigger.on_new_data and any(object_uri.startswith(target) for target in targets):
-            found.append((info.uri, store.head(info.uri).version_id))
+            found.append(spec)
     return found
 
 
 def handle_admit(
     bucket: str, raw_key: str, version_id: str | None, settings: Settings, client: Any = None
 ) -> dict[str, list[str]]:
-    """An upload under jobs/ admits that spec; one under datasets/ admits the jobs that train on it."""
+    """An upload under jobs/ admits that spec. One under datasets/ moves the debounce schedule of each job
+    that trains on it with trigger.on_new_data: one run starts once the upload has gone quiet."""
     uploaded = classify_key(raw_key)
     data_root = f"s3://{bucket}"
-    if uploaded.kind == "job":
-        specs = [(join(data_root, uploaded.key), version_id)]
-    else:
-        specs = _specs_reading(data_root, join(data_root, uploaded.key))
-    result: dict[str, list[str]] = {"started": [], "duplicates": []}
-    for spec_uri, spec_version in specs:
-        body = open_store(spec_uri).read_bytes(pin_version(spec_uri, spec_version))
-        request, spec = admit(spec_uri, body, spec_version, data_root, settings.resolved_artifacts_uri(), "upload")
-        result["started" if start_run(request, spec, settings, client) else "duplicates"].append(request.run_id)
+    result: dict[str, list[str]] = {"started": [], "duplicates": [], "scheduled": []}
+    if uploaded.kind == "dataset":
+        for spec in _specs_reading(data_root, join(data_root, uploaded.key)):
+            debounce_new_data(spec.name, spec.trigger.quiet_minutes, settings)
+            result["scheduled"].append(spec.name)
+        return result
+    spec_uri = join(data_root, uploaded.key)
+    body = open_store(spec_uri).read_bytes(pin_version(spec_uri, version_id))
+    request, spec = admit(spec_uri, body, version_id, data_root, settings.resolved_artifacts_uri(), "upload")
+    result["started" if start_run(request, spec, settings, client) else "duplicates"].append(request.run_id)
     return result
 
 
 def admit_once(
-    bucket: str, raw_key: str, version_id: str | None, settings: Settings, client: Any = None
+    bucket: str, raw_key: str, version_id: str | None, settings: Settings, context: Any, client: Any = None
 ) -> dict[str, list[str]]:
     """handle_admit behind Powertools idempotency on the runs table: EventBridge delivers at least once,
-    and one object version must be admitted once (the execution name guards the rest)."""
+    and one object version must be admitted once (the execution name guards the rest). The Lambda context
+    bounds the in-progress record by the invocation's remaining time, so a timed-out attempt does not block
+    EventBridge's retries for the record's whole lifetime."""
     from aws_lambda_powertools.utilities.idempotency import (
         DynamoDBPersistenceLayer,
         IdempotencyConfig,
@@ -103,128 +273,217 @@ def admit_once(
     )
 
     persistence = DynamoDBPersistenceLayer(table_name=settings.table_name, key_attr="pk", sort_key_attr="sk")
+    config = IdempotencyConfig(expires_after_seconds=7 * 86400)
+    config.register_lambda_context(context)
 
-    @idempotent_function(
-        data_keyword_argument="upload",
-        persistence_store=persistence,
-        config=IdempotencyConfig(expires_after_seconds=7 * 86400),
-    )
+    @idempotent_function(data_keyword_argument="upload", persistence_store=persistence, config=config)
     def once(upload: dict[str, Any]) -> dict[str, list[str]]:
         return handle_admit(upload["bucket"], upload["key"], upload["version_id"], settings, client)
 
     return once(upload={"bucket": bucket, "key": raw_key, "version_id": version_id})
 
 
+# --- the state machine's steps ----------------------------------------------------------------------------
+
+
+def _run(event: RunEvent, settings: Settings) -> JobSpec:
+    return load_run(settings.resolved_artifacts_uri(), event.run.run_id)[1]
+
+
 def handle_validate(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    request = RunRequest.model_validate(event["run"])
-    _, spec = load_run(settings.resolved_artifacts_uri(), request.run_id)
-    return steps.validate_run(request, spec, aws_platform(settings)).model_dump(mode="json")
+    parsed = RunEvent.model_validate(event)
+    return steps.validate_run(parsed.run, _run(parsed, settings), aws_platform(settings)).model_dump(mode="json")
 
 
 def handle_prepare(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    request = RunRequest.model_validate(event["run"])
-    _, spec = load_run(settings.resolved_artifacts_uri(), request.run_id)
-    training = steps.prepare_training(
-        request, spec, DatasetReport.model_validate(event["dataset"]), aws_platform(settings)
-    )
-    layout = RunLayout(settings.resolved_artifacts_uri(), request.run_id)
-    evaluation_data = training.channels.get("validation", training.channels["train"])
+    """The training request and the CreateTrainingJob body the Train state sends unchanged."""
+    parsed = PrepareEvent.model_validate(event)
+    training = steps.prepare_training(parsed.run, _run(parsed, settings), parsed.dataset, aws_platform(settings))
+    bound = training.max_wait_seconds if training.spot and training.max_wait_seconds else training.max_runtime_seconds
     return {
-        "request": training.model_dump(mode="json"),
-        "evaluation_data_uri": evaluation_data,
-        "evaluation_config_uri": join(layout.evaluation, "config") + "/",
-        "evaluation_output_uri": layout.evaluation + "/",
-        "deploy_target": spec.deploy.target,
+        "training": training.model_dump(mode="json"),
+        "job": create_training_job(training, aws_resources(settings)),
+        "timeout_seconds": steps.job_timeout_seconds(bound),
+    }
+
+
+def handle_prepare_evaluation(event: dict[str, Any], settings: Settings, client: Any = None) -> dict[str, Any]:
+    """What training produced, as the training job reports it, and the evaluation job's request."""
+    parsed = PrepareEvaluationEvent.model_validate(event)
+    spec = _run(parsed, settings)
+    platform = aws_platform(settings)
+    described = (client or boto3.client("sagemaker")).describe_training_job(TrainingJobName=parsed.job.name)
+    result = steps.training_result(
+        parsed.run,
+        described["ModelArtifacts"]["S3ModelArtifacts"],
+        platform,
+        training_job_name=parsed.job.name,
+        billable_seconds=described.get("BillableTimeInSeconds"),
+    )
+    evaluation = steps.prepare_evaluation(parsed.run, spec, parsed.training, result, platform)
+    return {
+        "result": result.model_dump(mode="json"),
+        "job": create_processing_job(evaluation, aws_resources(settings)),
+        "timeout_seconds": steps.job_timeout_seconds(evaluation.max_runtime_seconds),
     }
 
 
 def handle_read_evaluation(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    request = RunRequest.model_validate(event["run"])
-    _, spec = load_run(settings.resolved_artifacts_uri(), request.run_id)
-    platform = aws_platform(settings)
-    training = steps.training_result(request, event["model_uri"], platform)
-    evaluation = steps.read_evaluation(request, spec, platform)
-    passed = bool(evaluation.verdict and evaluation.verdict.passed)
+    parsed = RunEvent.model_validate(event)
+    evaluation = steps.read_evaluation(parsed.run, _run(parsed, settings), aws_platform(settings))
     return {
-        "training": training.model_dump(mode="json"),
         "evaluation": evaluation.model_dump(mode="json"),
-        "gate_passed": passed,
+        "gate_passed": bool(evaluation.verdict and evaluation.verdict.passed),
     }
+
+
+def model_container(model_uri: str, spec: JobSpec, settings: Settings) -> dict[str, Any]:
+    """The container that serves this model on SageMaker: LMI where vLLM serves the architecture (or the
+    spec asks for it), else this project's image."""
+    config_uri = join(model_uri, "config.json")
+    architectures = list(json.loads(open_store(config_uri).read_bytes(config_uri)).get("architectures") or [])
+    return serving_container(
+        model_uri,
+        serving_engine(spec.deploy.engine, architectures),
+        name=spec.name,
+        max_model_len=spec.deploy.max_model_len,
+        image_uri=settings.image_uri,
+        region=_region(),
+    )
 
 
 def handle_register(event: dict[str, Any], settings: Settings, client: Any = None) -> dict[str, Any]:
     from trainforge.registry.sagemaker import SageMakerRegistry
 
-    request = RunRequest.model_validate(event["run"])
-    _, spec = load_run(settings.resolved_artifacts_uri(), request.run_id)
+    parsed = RegisterEvent.model_validate(event)
+    spec = _run(parsed, settings)
     version = steps.register_model(
-        request,
+        parsed.run,
         spec,
-        DatasetReport.model_validate(event["dataset"]),
-        TrainingResult.model_validate(event["training"]),
-        EvaluationReport.model_validate(event["evaluation"]),
+        parsed.dataset,
+        parsed.training,
+        parsed.evaluation,
         aws_platform(settings),
-        SageMakerRegistry(settings.image_uri, client),
+        SageMakerRegistry(client),
+        container=model_container(parsed.training.model_uri, spec, settings),
     )
-    return version.model_dump(mode="json")
+    return {"version": version.model_dump(mode="json"), "deploy": steps.should_deploy(version, spec)}
 
 
 def handle_deploy(event: dict[str, Any], settings: Settings, client: Any = None) -> dict[str, Any]:
-    from trainforge.serving.deployers.bedrock import BedrockDeployer, ImportSettings
+    """Start the deployment; the state machine waits for InService (endpoint) or Completed (import)."""
+    from trainforge.serving.deployers.bedrock import BedrockDeployer
     from trainforge.serving.deployers.sagemaker import EndpointSettings, SageMakerDeployer
 
-    request = RunRequest.model_validate(event["run"])
-    _, spec = load_run(settings.resolved_artifacts_uri(), request.run_id)
-    vpc = _vpc(settings)
+    parsed = DeployEvent.model_validate(event)
+    spec = _run(parsed, settings)
     deployer: Any
     if spec.deploy.target == "local":  # a local-mode spec uploaded to AWS: register, but start nothing
         return Deployment(
-            run_id=request.run_id, target="local", status="Skipped: deploy.target local applies to local mode"
+            run_id=parsed.run.run_id, target="local", status="Skipped: deploy.target local applies to local mode"
         ).model_dump(mode="json")
+    aws = aws_resources(settings)
     if spec.deploy.target == "bedrock_import":
-        deployer = BedrockDeployer(
-            ImportSettings(role_arn=settings.bedrock_role_arn, kms_key_id=settings.kms_key_arn or None, vpc=vpc), client
-        )
+        deployer = BedrockDeployer(aws, client)
     else:
-        alarms = [a for a in settings.rollback_alarms.split(",") if a]
         deployer = SageMakerDeployer(
             EndpointSettings(
-                role_arn=settings.sagemaker_role_arn,
-                image_uri=settings.image_uri,
+                aws=aws,
                 instance_type=spec.deploy.instance_type,
-                kms_key_id=settings.kms_key_arn or None,
-                vpc=vpc,
-                rollback_alarms=alarms,
+                rollback_alarms=[a for a in settings.rollback_alarms.split(",") if a],
             ),
+            lambda version: model_container(version.model_uri, spec, settings),
             client,
         )
-    return steps.deploy_model(ModelVersion.model_validate(event["version"]), spec, deployer).model_dump(mode="json")
+    return deployer.deploy(parsed.version).model_dump(mode="json")
 
 
-def handle_record_failure(event: dict[str, Any], settings: Settings, client: Any = None) -> dict[str, Any]:
-    """The whole state comes in: whatever the failed run had reached is kept and pointed at."""
-    run_id = event["run"]["run_id"]
-    error = event.get("error") or {}
-    cause = str(error.get("Cause", ""))
-    logs = []
-    job = (event.get("training") or {}).get("job") or {}
-    if job.get("name"):
-        logs.append(f"cloudwatch:/aws/sagemaker/TrainingJobs/{job['name']}")
-        if error.get("Error") == "TrainingFailed":
-            try:
-                described = (client or boto3.client("sagemaker")).describe_training_job(TrainingJobName=job["name"])
-                cause = f"{cause}: {described.get('FailureReason', 'no FailureReason given')}"
-            except ClientError:
-                pass
+def handle_record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """outcome.json for a run that succeeded or that the gate rejected; the notification's message."""
+    status = event["status"]
+    state = PipelineState.model_validate(event["state"])
+    summary = _summary(state, status)
+    message = steps.record_outcome(summary, aws_platform(settings))
+    return {"status": status, "message": message}
+
+
+# --- failures ---------------------------------------------------------------------------------------------
+
+
+def _failed_job(error: StepError) -> dict[str, Any] | None:
+    """A .sync task whose job ended Failed or Stopped fails with the job's Describe* output as its cause."""
+    try:
+        cause = json.loads(error.Cause)
+    except json.JSONDecodeError:
+        return None
+    return cause if isinstance(cause, dict) and ("TrainingJobName" in cause or "ProcessingJobName" in cause) else None
+
+
+def _stop_running_jobs(run_id: str, client: Any) -> list[str]:
+    """Every training or processing job of the run still running: stopped, because it bills until it ends
+    (a task timeout or a failed step elsewhere does not stop it)."""
+    stopped = []
+    for list_call, stop_call, key, name_key in (
+        ("list_training_jobs", "stop_training_job", "TrainingJobSummaries", "TrainingJobName"),
+        ("list_processing_jobs", "stop_processing_job", "ProcessingJobSummaries", "ProcessingJobName"),
+    ):
+        for page in client.get_paginator(list_call).paginate(NameContains=run_id, StatusEquals="InProgress"):
+            for job in page[key]:
+                getattr(client, stop_call)(**{name_key: job[name_key]})
+                stopped.append(job[name_key])
+    return stopped
+
+
+def _log_streams(job_names: dict[str, str], logs: Any) -> list[str]:
+    """The CloudWatch log streams of the run's jobs (SageMaker names them JOB/algo-N-...)."""
+    found = []
+    for name, kind in job_names.items():
+        group = LOG_GROUPS[kind]
+        try:
+            streams = logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=name)["logStreams"]
+        except ClientError:
+            continue  # a job that never started has no log group yet
+        found += [f"cloudwatch:{group}/{stream['logStreamName']}" for stream in streams]
+    return found
+
+
+def handle_record_failure(
+    event: dict[str, Any], settings: Settings, client: Any = None, logs: Any = None
+) -> dict[str, Any]:
+    """The whole state comes in: whatever the failed run had reached is kept and pointed at; jobs still
+    running are stopped; failure.json and outcome.json are written."""
+    state = PipelineState.model_validate(event)
+    error = state.error or StepError()
+    client = client or boto3.client("sagemaker")
+    cause = error.Cause
+    jobs: dict[str, str] = {}
+    if state.trained:
+        jobs[state.trained.name] = "training"
+    if state.evaluated:
+        jobs[state.evaluated.name] = "processing"
+    failed = _failed_job(error)
+    if failed is not None:
+        name = failed.get("TrainingJobName") or failed["ProcessingJobName"]
+        jobs[name] = "training" if "TrainingJobName" in failed else "processing"
+        status = failed.get("TrainingJobStatus") or failed.get("ProcessingJobStatus")
+        reason = failed.get("FailureReason") or failed.get("ExitMessage") or "no FailureReason given"
+        cause = f"{jobs[name]} job {name} ended {status}: {reason}"
+    stopped = _stop_running_jobs(state.run.run_id, client)
     failure = steps.record_failure(
-        run_id,
-        str(event.get("failed_state", "unknown")),
-        str(error.get("Error", "Unknown")),
+        state.run.run_id,
+        state.failed_state,
+        error.Error,
         cause,
         aws_platform(settings),
-        logs,
+        _log_streams(jobs, logs or boto3.client("logs")),
+        stopped,
     )
-    return failure.model_dump(mode="json")
+    summary = _summary(state, "failed", failure=failure)
+    message = steps.record_outcome(summary, aws_platform(settings))
+    return {**failure.model_dump(mode="json"), "summary": message}
+
+
+# --- scheduled retraining ------------------------------------------------------------------------------------
 
 
 def _sha256(uri: str) -> str:

@@ -1,4 +1,5 @@
-"""Where a run's objects live (DESIGN.md §4), in one place, for both roots (s3:// and file://)."""
+"""Where a run's objects live, in one place, for both roots (s3:// and file://); docs/architecture.md
+shows the tree."""
 
 from __future__ import annotations
 
@@ -35,6 +36,11 @@ class RunLayout:
     def train(self) -> str:
         return self.path("train")
 
+    def channel(self, name: str) -> str:
+        """The run's own copy of a data channel (train, validation): the admitted object versions, or their
+        redacted copy. Jobs read these, never the user's prefixes, which may change while the run waits."""
+        return self.path("data", name)
+
     @property
     def metrics(self) -> str:
         """The training metric history: /opt/ml/checkpoints/metrics.jsonl, which SageMaker syncs here."""
@@ -47,6 +53,10 @@ class RunLayout:
     @property
     def evaluation(self) -> str:
         return self.path("evaluation")
+
+    @property
+    def evaluation_config(self) -> str:
+        return self.path("evaluation", "config", "evaluation.json")
 
     @property
     def bom(self) -> str:

@@ -21,8 +21,10 @@ from trainforge.contracts import (
     DatasetReport,
     Deployment,
     EvaluationReport,
+    EvaluationRequest,
     ModelVersion,
     RunFailure,
+    RunSummary,
     TrainingRequest,
     TrainingResult,
     Trigger,
@@ -39,13 +41,13 @@ from trainforge.settings import Settings
 SUCCESS_PATH = (
     "Validate",
     "Prepare",
-    "StartTraining",
-    "DescribeTraining",
-    "StartEvaluation",
-    "DescribeEvaluation",
+    "Train",
+    "PrepareEvaluation",
+    "Evaluate",
     "ReadEvaluation",
     "Register",
     "Deploy",
+    "RecordOutcome",
     "Notify",
 )
 
@@ -65,21 +67,19 @@ class RunOutcome:
     wall_seconds: float = 0.0
     reused: bool = False
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "status": self.status,
-            "steps": self.steps,
-            "wall_seconds": round(self.wall_seconds, 1),
-            "gate": self.evaluation.verdict.model_dump() if self.evaluation and self.evaluation.verdict else None,
-            "metrics": [m.model_dump() for m in self.evaluation.metrics] if self.evaluation else [],
-            "forgetting": self.evaluation.forgetting.model_dump()
-            if self.evaluation and self.evaluation.forgetting
-            else None,
-            "model_version": self.version.model_dump() if self.version else None,
-            "deployment": self.deployment.model_dump() if self.deployment else None,
-            "failure": self.failure.model_dump(mode="json") if self.failure else None,
-        }
+    def summary(self) -> RunSummary:
+        return RunSummary(
+            run_id=self.run_id,
+            status=self.status,  # type: ignore[arg-type]
+            steps=self.steps,
+            wall_seconds=round(self.wall_seconds, 1),
+            gate=self.evaluation.verdict if self.evaluation else None,
+            metrics=self.evaluation.metrics if self.evaluation else [],
+            forgetting=self.evaluation.forgetting if self.evaluation else None,
+            model_version=self.version,
+            deployment=self.deployment,
+            failure=self.failure,
+        )
 
 
 class LocalRunner:
@@ -129,13 +129,14 @@ class LocalRunner:
             training_request = self._step(
                 outcome, "Prepare", lambda: steps.prepare_training(request, spec, dataset, self.platform)
             )
-            outcome.steps.append("StartTraining")
+            outcome.steps.append("Train")
             model_dir = self._train(training_request, run_dir)
-            outcome.steps.append("DescribeTraining")
-            training = outcome.training = steps.training_result(request, model_dir.as_uri(), self.platform)
-            outcome.steps.append("StartEvaluation")
-            self._evaluate(run_dir, model_dir)
-            outcome.steps.append("DescribeEvaluation")
+            training = outcome.training = self._step(
+                outcome, "PrepareEvaluation", lambda: steps.training_result(request, model_dir.as_uri(), self.platform)
+            )
+            evaluation_request = steps.prepare_evaluation(request, spec, training_request, training, self.platform)
+            outcome.steps.append("Evaluate")
+            self._evaluate(run_dir, evaluation_request)
             evaluation = outcome.evaluation = self._step(
                 outcome, "ReadEvaluation", lambda: steps.read_evaluation(request, spec, self.platform)
             )
@@ -147,16 +148,12 @@ class LocalRunner:
                 ),
             )
             if evaluation.verdict is not None and evaluation.verdict.passed:
-                if version.approval == "Approved" and spec.deploy.target != "none":  # the ASL's DeployTarget choice
-                    outcome.deployment = self._step(
-                        outcome, "Deploy", lambda: steps.deploy_model(version, spec, self._deployer())
-                    )
+                if steps.should_deploy(version, spec):
+                    outcome.deployment = self._step(outcome, "Deploy", lambda: self._deployer().deploy(version))
                 outcome.status = "succeeded"
             else:
                 outcome.status = "rejected"
-                reasons = "; ".join(evaluation.verdict.reasons) if evaluation.verdict else "no verdict"
-                outcome.failure = steps.record_failure(request.run_id, "Gate", "GateFailed", reasons, self.platform)
-            outcome.steps.append("Notify")
+            outcome.steps.append("RecordOutcome")
         except TrainForgeError as exc:
             outcome.status = "failed"
             logs = [str(p) for p in sorted(run_dir.rglob("*.log"))]
@@ -165,7 +162,9 @@ class LocalRunner:
                 request.run_id, failed_state, type(exc).__name__, str(exc), self.platform, logs
             )
         outcome.wall_seconds = time.time() - started
-        (run_dir / "outcome.json").write_text(json.dumps(outcome.summary(), indent=2, default=str))
+        steps.record_outcome(outcome.summary(), self.platform)
+        if outcome.status != "failed":
+            outcome.steps.append("Notify")
         return outcome
 
     def _step(self, outcome: RunOutcome, name: str, action: Any) -> Any:
@@ -210,21 +209,14 @@ class LocalRunner:
 
             return run_training_job(request, run_dir / "train", run_dir / "model", on_record)
 
-    def _evaluate(self, run_dir: Path, model_dir: Path) -> None:
+    def _evaluate(self, run_dir: Path, request: EvaluationRequest) -> None:
         from trainforge.local.launcher import run_evaluation_job
 
-        config = json.loads((run_dir / "evaluation" / "config" / "evaluation.json").read_text())
-        config["tuned_model_uri"] = model_dir.as_uri()
-        inputs = {
-            "model": model_dir,
-            "base_model": uri_to_path(
-                json.loads((run_dir / "train" / "request.json").read_text())["channels"]["base_model"]
-            ),
-            "data": uri_to_path(config["data_uri"]),
-            "metrics": run_dir / "train" / "checkpoints" / "metrics.jsonl",
-        }
+        config_dir = request.inputs["config"]
+        config = json.loads((uri_to_path(config_dir) / "evaluation.json").read_text())
+        inputs = {name: uri_to_path(uri) for name, uri in request.inputs.items() if name != "config"}
         with self.console.status("evaluating tuned vs base ..."):
             output = run_evaluation_job(run_dir / "evaluation" / "processing", inputs, config)
         for name in ("report.json", "report.html"):
-            shutil.copyfile(output / name, run_dir / "evaluation" / name)
+            shutil.copyfile(output / name, uri_to_path(request.output_uri) / name)
         self.console.print("[green]✓[/] Evaluate")

@@ -13,16 +13,20 @@ class Platform:
     data_root: str
     artifacts_uri: str
     local: bool
+    #: the CUDA image (also CPU instance types); "local" in local mode
     image_uri: str = "local"
+    #: the Trainium image; "" when none was built
+    neuron_image_uri: str = ""
     #: local mode: where base models are built or downloaded once
     cache_dir: Path = Path(".trainforge/cache")
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, local: bool, image_uri: str = "local") -> Platform:
+    def from_settings(cls, settings: Settings, *, local: bool) -> Platform:
         return cls(
             data_root=settings.resolved_data_uri(),
             artifacts_uri=settings.resolved_artifacts_uri(),
             local=local,
-            image_uri=image_uri,
+            image_uri="local" if local else settings.image_uri,
+            neuron_image_uri="" if local else settings.neuron_image_uri,
             cache_dir=settings.workspace.resolve() / "cache",
         )

@@ -8,33 +8,41 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from trainforge.aws.sagemaker_requests import placement, volume_size_gb
 from trainforge.catalog import ResolvedBase, resolve_base_model
 from trainforge.contracts import (
+    DatasetRef,
     DatasetReport,
-    Deployment,
     EvaluationReport,
+    EvaluationRequest,
     ModelVersion,
     RunFailure,
     RunRequest,
+    RunSummary,
     TrainingRequest,
     TrainingResult,
 )
 from trainforge.data import ValidationOptions, validate_dataset
 from trainforge.data.fingerprint import content_fingerprint
 from trainforge.data.report import write_report
-from trainforge.errors import DatasetRejected
+from trainforge.errors import DatasetRejected, SpecInvalid
 from trainforge.evaluation.gate import decide
+from trainforge.instances import instance_type, smallest_fitting
 from trainforge.pipeline.admission import resolve_data_uri
 from trainforge.pipeline.layout import RunLayout, latest_success_uri
 from trainforge.pipeline.platform import Platform
 from trainforge.pipeline.triage import hint_for
 from trainforge.registry import ModelRegistry, Registration, approval_for
 from trainforge.registry.bom import build_bom
-from trainforge.serving.deployers import Deployer
 from trainforge.spec import JobSpec
 from trainforge.store import join, open_store, pin_version
 
 LINEAGE_FILE = "trainforge.json"
+#: what a SageMaker job may take beyond its own bound before the state machine gives up on it: instance
+#: provisioning, image pull, data download and the model upload happen outside MaxRuntimeInSeconds
+JOB_TIMEOUT_MARGIN_SECONDS = 2 * 3600
+#: the longest a training job may run or wait (CreateTrainingJob StoppingCondition: 28 days)
+SAGEMAKER_MAX_SECONDS = 28 * 86400
 
 
 def _write_json(uri: str, payload: str | dict[str, Any]) -> None:
@@ -69,19 +77,57 @@ def _tokenizer_file(base_uri: str, into: Path) -> Path | None:
     return target
 
 
-# --- validate -> prepare -------------------------------------------------------------------------------
+def weights_footprint(model_uri: str) -> tuple[int, int]:
+    """(bytes of the weight files, bytes per stored parameter) of an HF folder, from the store's listing
+    and config.json alone: the Lambdas size volumes and instances without loading anything."""
+    store = open_store(model_uri)
+    weights = sum(info.size for info in store.list(model_uri.rstrip("/") + "/") if info.uri.endswith(".safetensors"))
+    config_uri = join(model_uri, "config.json")
+    dtype = str(_read_json(config_uri).get("torch_dtype") or "float32") if store.exists(config_uri) else "float32"
+    return weights, 4 if dtype == "float32" else 2
+
+
+# --- data: validate, then the run's own copy of each channel -------------------------------------------
+
+
+def dataset_channels(request: RunRequest, spec: JobSpec, data_root: str) -> dict[str, list[tuple[DatasetRef, str]]]:
+    """The run's admitted objects by channel, each with its name inside the channel (its path under the
+    spec's reference): ``validation`` holds what ``data.validation`` names, ``train`` the rest."""
+    references = {"train": resolve_data_uri(data_root, spec.data.train)}
+    if spec.data.validation:
+        references["validation"] = resolve_data_uri(data_root, spec.data.validation)
+    channels: dict[str, list[tuple[DatasetRef, str]]] = {}
+    for ref in request.datasets:
+        channel = next(
+            (name for name in ("validation", "train") if name in references and _under(ref.uri, references[name])),
+            "train",
+        )
+        reference = references[channel]
+        name = ref.uri.rsplit("/", 1)[-1] if ref.uri == reference else ref.uri[len(reference.rstrip("/")) + 1 :]
+        channels.setdefault(channel, []).append((ref, name))
+    return channels
+
+
+def _under(uri: str, reference: str) -> bool:
+    return uri == reference or uri.startswith(reference.rstrip("/") + "/")
 
 
 def validate_run(request: RunRequest, spec: JobSpec, platform: Platform) -> DatasetReport:
     """Validate every data object of the run, at the admitted versions, with the spec's settings and the
-    base model's tokenizer; raise DatasetRejected (naming the report) when the data is not fit to train."""
+    base model's tokenizer; raise DatasetRejected (naming the report) when the data is not fit to train.
+    With ``pii: redact`` the redacted copy of each channel is written into the run's own data folder."""
     layout = RunLayout(platform.artifacts_uri, request.run_id)
     _, base_uri = base_model(spec, platform)
+    channels = dataset_channels(request, spec, platform.data_root)
+    redact_into = {
+        pin_version(ref.uri, ref.version_id): join(layout.channel(channel), "redacted.jsonl")
+        for channel, refs in channels.items()
+        for ref, _ in refs
+        if spec.data.pii == "redact"
+    }
     with tempfile.TemporaryDirectory() as tmp:
         options = ValidationOptions.from_spec(
-            spec,
-            tokenizer_file=_tokenizer_file(base_uri, Path(tmp)),
-            redacted_uri=layout.path("data", "redacted.jsonl") if spec.data.pii == "redact" else None,
+            spec, tokenizer_file=_tokenizer_file(base_uri, Path(tmp)), redact_into=redact_into
         )
         uris = [pin_version(ref.uri, ref.version_id) for ref in request.datasets]
         report = validate_dataset(uris, open_store(uris[0]), options)
@@ -92,8 +138,28 @@ def validate_run(request: RunRequest, spec: JobSpec, platform: Platform) -> Data
     return report
 
 
+def snapshot_channels(request: RunRequest, spec: JobSpec, platform: Platform) -> dict[str, str]:
+    """Each channel as a folder of the run's own: the admitted object versions copied there (server-side in
+    S3), or, with ``pii: redact``, the redacted copy validation wrote. Training and evaluation read only
+    these, so an object uploaded while the run waits is neither trained unvalidated nor missing from the
+    lineage."""
+    layout = RunLayout(platform.artifacts_uri, request.run_id)
+    folders = {}
+    for channel, refs in dataset_channels(request, spec, platform.data_root).items():
+        folder = layout.channel(channel)
+        if spec.data.pii != "redact":
+            for ref, name in refs:
+                source = pin_version(ref.uri, ref.version_id)
+                open_store(source).copy(source, join(folder, name))
+        folders[channel] = folder + "/"
+    return folders
+
+
+# --- prepare -------------------------------------------------------------------------------------------
+
+
 def training_hyperparameters(
-    spec: JobSpec, report: DatasetReport, base_model_id: str, spec_hash: str
+    spec: JobSpec, report: DatasetReport, base_model_id: str, spec_hash: str, device: str = "auto"
 ) -> dict[str, str]:
     """The spec's hyperparameters plus what the pipeline decided, as SageMaker's all-strings mapping."""
     from trainforge.training.config import TrainConfig  # pydantic only: no torch
@@ -104,80 +170,148 @@ def training_hyperparameters(
         data_format=report.format or "auto",
         validation_fraction=0.0 if spec.data.validation else spec.data.validation_fraction,
         split_seed=spec.data.split_seed,
+        device=device,
         base_model_id=base_model_id,
         spec_sha256=spec_hash,
     ).to_hyperparameters()
 
 
+def max_wait_seconds(spec: JobSpec) -> int | None:
+    """Spot only: capacity wait plus run time, at least the runtime and at most SageMaker's 28 days."""
+    if not spec.compute.spot:
+        return None
+    runtime = spec.compute.max_runtime_hours * 3600
+    wanted = spec.compute.max_wait_hours * 3600 if spec.compute.max_wait_hours else 2 * runtime
+    return int(min(max(wanted, runtime), SAGEMAKER_MAX_SECONDS))
+
+
 def prepare_training(request: RunRequest, spec: JobSpec, report: DatasetReport, platform: Platform) -> TrainingRequest:
     layout = RunLayout(platform.artifacts_uri, request.run_id)
     resolved, base_uri = base_model(spec, platform)
-    channels = {
-        "train": report.redacted_uri or resolve_data_uri(platform.data_root, spec.data.train),
-        "base_model": base_uri.rstrip("/") + "/",
-    }
-    if spec.data.validation:
-        channels["validation"] = resolve_data_uri(platform.data_root, spec.data.validation)
+    channels = {**snapshot_channels(request, spec, platform), "base_model": base_uri.rstrip("/") + "/"}
+    if platform.local:
+        image, device, environment = "local", "auto", {}
+        instance_name, count, spot, volume = "local", 1, False, 0
+    else:
+        instance = instance_type(spec.compute.instance_type)
+        placed = placement(instance, platform.image_uri, platform.neuron_image_uri)
+        image, device, environment = placed.image, placed.device, placed.environment
+        instance_name, count, spot = instance.name, spec.compute.instance_count, spec.compute.spot
+        volume = volume_size_gb(instance, weights_footprint(base_uri)[0])
     training = TrainingRequest(
         run_id=request.run_id,
         job_name=spec.name,
         training_job_name=request.run_id,
-        image=platform.image_uri,
-        instance_type="local" if platform.local else spec.compute.instance_type,
-        instance_count=1 if platform.local else spec.compute.instance_count,
-        spot=False if platform.local else spec.compute.spot,
+        image=image,
+        instance_type=instance_name,
+        instance_count=count,
+        spot=spot,
         max_runtime_seconds=int(spec.compute.max_runtime_hours * 3600),
+        max_wait_seconds=max_wait_seconds(spec) if spot else None,
+        volume_size_gb=volume,
         channels=channels,
-        sagemaker_channels=[
-            {
-                "ChannelName": name,
-                "InputMode": "File",
-                "DataSource": {
-                    "S3DataSource": {
-                        "S3DataType": "S3Prefix",
-                        "S3Uri": uri,
-                        "S3DataDistributionType": "FullyReplicated",
-                    }
-                },
-            }
-            for name, uri in channels.items()
-        ],
-        hyperparameters=training_hyperparameters(spec, report, resolved.model_id, request.spec_sha256),
+        hyperparameters=training_hyperparameters(spec, report, resolved.model_id, request.spec_sha256, device),
+        environment=environment,
         checkpoint_uri=layout.path("train", "checkpoints"),
         output_uri=layout.path("train", "output"),
     )
     _write_json(layout.path("train", "request.json"), training.model_dump_json(indent=2))
-    evaluation_data = channels.get("validation", channels["train"])
-    split = None if spec.data.validation else {"seed": spec.data.split_seed, "fraction": spec.data.validation_fraction}
-    _write_json(
-        layout.path("evaluation", "config", "evaluation.json"),
-        {
-            "run_id": request.run_id,
-            "base_model": resolved.model_id,
-            "data_format": report.format,
-            "split": split,
-            "data_uri": evaluation_data,
-            "evaluation": spec.evaluation.model_dump(),
-        },
-    )
     return training
 
 
-# --- after training and evaluation ------------------------------------------------------------------------
+def job_timeout_seconds(bound_seconds: int) -> int:
+    """How long the state machine waits on a job bounded by ``bound_seconds`` (MaxRuntime, or MaxWait for
+    spot) before it fails the run; SageMaker itself stops the job at its bound."""
+    return bound_seconds + JOB_TIMEOUT_MARGIN_SECONDS
 
 
-def training_result(request: RunRequest, model_uri: str, platform: Platform) -> TrainingResult:
+# --- after training: evaluate ----------------------------------------------------------------------------
+
+
+def training_result(
+    request: RunRequest,
+    model_uri: str,
+    platform: Platform,
+    *,
+    training_job_name: str | None = None,
+    billable_seconds: float | None = None,
+) -> TrainingResult:
+    """What training produced, read from the model folder's lineage file (``model_uri`` is what the job
+    reports, DescribeTrainingJob's ModelArtifacts in AWS, never rebuilt from a naming convention)."""
     layout = RunLayout(platform.artifacts_uri, request.run_id)
     lineage = _read_json(join(model_uri, LINEAGE_FILE))
     metrics = {key: float(lineage[key]) for key in ("final_loss", "best_eval_loss") if lineage.get(key) is not None}
     return TrainingResult(
         run_id=request.run_id,
+        training_job_name=training_job_name,
         model_uri=model_uri.rstrip("/") + "/",
         metrics=metrics,
         metrics_uri=layout.metrics,
         checkpoint_uri=layout.path("train", "checkpoints"),
         wall_seconds=float(lineage.get("wall_seconds", 0.0)),
         tokens_seen=int(lineage.get("tokens_seen", 0)),
+        billable_seconds=billable_seconds,
+    )
+
+
+def evaluation_instance(spec: JobSpec, base_uri: str) -> str:
+    """The spec's choice, or the smallest single-GPU type that holds the base and the tuned model in bf16
+    with room for activations and generation (evaluation runs one process on one device)."""
+    if spec.evaluation.instance_type:
+        if instance_type(spec.evaluation.instance_type).accelerator == "neuron":
+            raise SpecInvalid("evaluation.instance_type: evaluation runs on a GPU or CPU type, not on Trainium")
+        return spec.evaluation.instance_type
+    weight_bytes, bytes_per_parameter = weights_footprint(base_uri)
+    bf16_gib = weight_bytes / bytes_per_parameter * 2 / 2**30
+    return smallest_fitting(2 * bf16_gib * 1.25 + 2).name
+
+
+def prepare_evaluation(
+    request: RunRequest, spec: JobSpec, training: TrainingRequest, result: TrainingResult, platform: Platform
+) -> EvaluationRequest:
+    """The evaluation job: the tuned model against its base on the held-out examples (the validation
+    channel, or the same split training held out), sized from the base model, and its config file."""
+    layout = RunLayout(platform.artifacts_uri, request.run_id)
+    base_uri = training.channels["base_model"]
+    held_out = training.channels.get("validation", training.channels["train"])
+    if platform.local:
+        image, device, instance_name, environment, volume = "local", "auto", "local", {}, 0
+    else:
+        instance = instance_type(evaluation_instance(spec, base_uri))
+        placed = placement(instance, platform.image_uri, platform.neuron_image_uri)
+        image, device, instance_name, environment = placed.image, placed.device, instance.name, placed.environment
+        volume = volume_size_gb(instance, weights_footprint(base_uri)[0])
+    dataset = _read_json(layout.dataset_report)
+    split = None if spec.data.validation else {"seed": spec.data.split_seed, "fraction": spec.data.validation_fraction}
+    _write_json(
+        layout.evaluation_config,
+        {
+            "run_id": request.run_id,
+            "base_model": json.loads(training.hyperparameters["base_model_id"]),
+            "tuned_model_uri": result.model_uri,
+            "data_format": dataset.get("format"),
+            "split": split,
+            "device": device,
+            "dpo_beta": spec.hyperparameters.dpo_beta,
+            "evaluation": spec.evaluation.model_dump(),
+        },
+    )
+    return EvaluationRequest(
+        run_id=request.run_id,
+        processing_job_name=f"{request.run_id}-eval",
+        image=image,
+        instance_type=instance_name,
+        inputs={
+            "model": result.model_uri,
+            "base_model": base_uri,
+            "data": held_out,
+            "config": layout.evaluation_config.rsplit("/", 1)[0] + "/",
+            "metrics": layout.metrics,
+        },
+        output_uri=layout.evaluation + "/",
+        environment=environment,
+        max_runtime_seconds=int(spec.evaluation.max_runtime_hours * 3600),
+        volume_size_gb=volume,
     )
 
 
@@ -197,6 +331,9 @@ def read_evaluation(request: RunRequest, spec: JobSpec, platform: Platform) -> E
     return report
 
 
+# --- register, deploy -------------------------------------------------------------------------------------
+
+
 def register_model(
     request: RunRequest,
     spec: JobSpec,
@@ -205,8 +342,10 @@ def register_model(
     evaluation: EvaluationReport,
     platform: Platform,
     registry: ModelRegistry,
+    container: dict[str, Any] | None = None,
 ) -> ModelVersion:
-    """Write the bill of materials and register the model: Approved, PendingManualApproval or Rejected."""
+    """Write the bill of materials and register the model: Approved, PendingManualApproval or Rejected.
+    ``container`` is the serving container a SageMaker model package records (LMI or this project's)."""
     layout = RunLayout(platform.artifacts_uri, request.run_id)
     resolved, base_uri = base_model(spec, platform)
     lineage = _read_json(join(training.model_uri, LINEAGE_FILE))
@@ -255,6 +394,7 @@ def register_model(
             history=history,
             artifacts=local_files,
             report_uri=evaluation.report_uri,
+            container=container,
         )
     )
     if passed:
@@ -269,18 +409,24 @@ def register_model(
     return version
 
 
-def deploy_model(version: ModelVersion, spec: JobSpec, deployer: Deployer | None) -> Deployment:
-    if spec.deploy.target == "none" or deployer is None:
-        return Deployment(run_id=version.run_id, target="none", status="Skipped: deploy.target is none")
-    if version.approval != "Approved":
-        return Deployment(
-            run_id=version.run_id, target=spec.deploy.target, status=f"Skipped: model version is {version.approval}"
-        )
-    return deployer.deploy(version)
+def should_deploy(version: ModelVersion, spec: JobSpec) -> bool:
+    """The one place that decides whether a registered version is deployed: approved by the gate and the
+    spec's approval policy, and a target that is not ``none``. The state machine's DeployOrFinish choice
+    and the local runner both read this."""
+    return version.approval == "Approved" and spec.deploy.target != "none"
+
+
+# --- how a run ends ---------------------------------------------------------------------------------------
 
 
 def record_failure(
-    run_id: str, state: str, error: str, cause: str, platform: Platform, log_uris: list[str] | None = None
+    run_id: str,
+    state: str,
+    error: str,
+    cause: str,
+    platform: Platform,
+    log_uris: list[str] | None = None,
+    stopped_jobs: list[str] | None = None,
 ) -> RunFailure:
     """Write failure.json beside everything the run produced (nothing is deleted) and say what to try."""
     layout = RunLayout(platform.artifacts_uri, run_id)
@@ -292,8 +438,17 @@ def record_failure(
         error=error,
         cause=cause[:8000],
         log_uris=log_uris or [],
+        stopped_jobs=stopped_jobs or [],
         report_uri=report_uri,
         hint=hint_for(error, cause),
     )
     _write_json(layout.failure, failure.model_dump_json(indent=2))
     return failure
+
+
+def record_outcome(summary: RunSummary, platform: Platform) -> str:
+    """Write outcome.json, the run's last word in both modes; returns the one-paragraph message the
+    notification carries."""
+    layout = RunLayout(platform.artifacts_uri, summary.run_id)
+    _write_json(layout.outcome, summary.model_dump_json(indent=2))
+    return summary.message(layout.root)

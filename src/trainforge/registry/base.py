@@ -30,6 +30,8 @@ class Registration:
     #: local files logged as artifacts (report.json, report.html, bom.json, dataset report)
     artifacts: list[str] = field(default_factory=list)
     report_uri: str | None = None
+    #: the SageMaker serving container (Image, ModelDataSource, Environment) a model package records
+    container: dict[str, Any] | None = None
 
 
 class ModelRegistry(Protocol):

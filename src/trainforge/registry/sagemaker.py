@@ -15,8 +15,7 @@ from trainforge.registry.base import Approval, Registration
 
 
 class SageMakerRegistry:
-    def __init__(self, image_uri: str, client: Any = None) -> None:
-        self.image_uri = image_uri
+    def __init__(self, client: Any = None) -> None:
         self.client = client or boto3.client("sagemaker")
 
     def _ensure_group(self, name: str) -> None:
@@ -28,32 +27,25 @@ class SageMakerRegistry:
             )
 
     def register(self, registration: Registration) -> ModelVersion:
+        if registration.container is None:
+            raise RegistryError("a SageMaker model package needs the serving container of the model")
         self._ensure_group(registration.name)
         verdict = registration.evaluation.verdict
-        primary = next((m for m in registration.evaluation.metrics if m.name == "perplexity"), None)
+        evaluation = registration.evaluation
+        primary = next((m for m in evaluation.metrics if m.name == evaluation.primary), None)
         metadata = {
             "run_id": registration.run_id,
             "bom_uri": registration.bom_uri,
             "gate": "passed" if verdict and verdict.passed else "failed",
         }
         if primary is not None:
-            metadata |= {"perplexity_base": f"{primary.base:.4f}", "perplexity_tuned": f"{primary.tuned:.4f}"}
+            metadata |= {f"{primary.name}_base": f"{primary.base:.4f}", f"{primary.name}_tuned": f"{primary.tuned:.4f}"}
         request: dict[str, Any] = {
             "ModelPackageGroupName": registration.name,
             "ModelPackageDescription": f"TrainForge run {registration.run_id}",
             "InferenceSpecification": {
-                "Containers": [
-                    {
-                        "Image": self.image_uri,
-                        "ModelDataSource": {
-                            "S3DataSource": {
-                                "S3Uri": registration.model_uri.rstrip("/") + "/",
-                                "S3DataType": "S3Prefix",
-                                "CompressionType": "None",
-                            }
-                        },
-                    }
-                ],
+                # the container that serves it (LMI or this project's), so a package deploys as registered
+                "Containers": [registration.container],
                 "SupportedContentTypes": ["application/json"],
                 "SupportedResponseMIMETypes": ["application/json", "text/event-stream"],
             },

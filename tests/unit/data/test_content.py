@@ -113,11 +113,32 @@ def test_pii_redact_writes_a_copy_and_leaves_the_source_alone(write_jsonl, tmp_p
     source = write_jsonl([chat(assistant="Write to jane@example.com or call +1 415 555 0132")])
     before = source.read_bytes()
     target = tmp_path / "artifacts" / "redacted" / "data.jsonl"
-    report = validate(source, pii="redact", redacted_uri=target.as_uri())
-    assert report.ok and report.redacted_uri == target.as_uri()
+    report = validate(source, pii="redact", redact_into={source.as_uri(): target.as_uri()})
+    assert report.ok and report.redacted_uris == [target.as_uri()]
     assert source.read_bytes() == before
     redacted = json.loads(target.read_text())
     assert redacted["messages"][1]["content"] == "Write to [REDACTED_EMAIL] or call [REDACTED_PHONE]"
+
+
+def test_pii_redact_keeps_each_input_in_its_own_copy(write_jsonl, tmp_path):
+    """Given a train file and a held-out validation file, when both are redacted in one pass,
+    then each copy holds only its own records (validation never leaks into the training copy)."""
+    train = write_jsonl([chat(assistant=f"train {i} jane@example.com") for i in range(3)], "train.jsonl")
+    held_out = write_jsonl([chat(assistant="held out: call +1 415 555 0132")], "validation.jsonl")
+    targets = {name: tmp_path / "artifacts" / "redacted" / f"{name}.jsonl" for name in ("train", "validation")}
+    report = validate_dataset(
+        [train.as_uri(), held_out.as_uri()],
+        FileStore(),
+        ValidationOptions(
+            pii="redact",
+            redact_into={train.as_uri(): targets["train"].as_uri(), held_out.as_uri(): targets["validation"].as_uri()},
+        ),
+    )
+    assert report.ok and report.redacted_uris == [targets["train"].as_uri(), targets["validation"].as_uri()]
+    train_copy = [json.loads(line) for line in targets["train"].read_text().splitlines()]
+    validation_copy = [json.loads(line) for line in targets["validation"].read_text().splitlines()]
+    assert [r["messages"][1]["content"] for r in train_copy] == [f"train {i} [REDACTED_EMAIL]" for i in range(3)]
+    assert [r["messages"][1]["content"] for r in validation_copy] == ["held out: call [REDACTED_PHONE]"]
 
 
 def test_split_is_deterministic_seeded_and_keeps_duplicates_together():

@@ -5,6 +5,8 @@ import pytest
 from trainforge.contracts import EvaluationReport, GateVerdict, MetricComparison
 from trainforge.registry import Registration
 
+IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/djl-inference:0.36.0-lmi20.0.0-cu128-v1.0"
+
 
 @pytest.fixture
 def registration():
@@ -31,6 +33,12 @@ def registration():
             params={"lr": 0.1},
             history=[{"step": 1, "loss": 3.0}, {"step": 2, "loss": 2.5}, {"step": 2, "eval_loss": 2.7}],
             report_uri=f"s3://art/runs/{run_id}/evaluation/report.json",
+            container={
+                "Image": IMAGE,
+                "ModelDataSource": {
+                    "S3DataSource": {"S3Uri": model_uri, "S3DataType": "S3Prefix", "CompressionType": "None"}
+                },
+            },
         )
 
     return make

@@ -1,26 +1,28 @@
 """SageMakerDeployer: model + endpoint config + endpoint. An existing endpoint is updated blue/green: a
 canary slice of capacity takes traffic first, and CloudWatch alarms roll the update back automatically.
-Models run in the VPC with network isolation and a KMS-encrypted volume."""
+The requests come from ``aws.sagemaker_requests`` (isolated, in the VPC, volume key only where the
+instance type takes one). It returns while SageMaker is still Creating or Updating: the state machine
+waits for InService and fails the run on Failed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 
-from trainforge.contracts import Deployment, ModelVersion, VpcConfig
+from trainforge.aws.sagemaker_requests import AwsResources, create_endpoint_config, create_model
+from trainforge.contracts import Deployment, ModelVersion
+from trainforge.instances import instance_type
 
 
 @dataclass(frozen=True)
 class EndpointSettings:
-    role_arn: str
-    image_uri: str
+    aws: AwsResources
     instance_type: str = "ml.g5.xlarge"
     instance_count: int = 1
-    kms_key_id: str | None = None
-    vpc: VpcConfig | None = None
     #: alarms whose ALARM state rolls a blue/green update back
     rollback_alarms: list[str] = field(default_factory=list)
     canary_percent: int = 10
@@ -33,8 +35,14 @@ def resource_name(name: str, version: str, run_id: str) -> str:
 
 
 class SageMakerDeployer:
-    def __init__(self, settings: EndpointSettings, client: Any = None) -> None:
+    def __init__(
+        self,
+        settings: EndpointSettings,
+        container_for: Callable[[ModelVersion], dict[str, Any]],
+        client: Any = None,
+    ) -> None:
         self.settings = settings
+        self.container_for = container_for
         self.client = client or boto3.client("sagemaker")
 
     def _endpoint_exists(self, name: str) -> bool:
@@ -47,40 +55,10 @@ class SageMakerDeployer:
     def deploy(self, version: ModelVersion) -> Deployment:
         s = self.settings
         model_name = resource_name(version.name, version.version, version.run_id)
-        container = {
-            "Image": s.image_uri,
-            "ModelDataSource": {
-                "S3DataSource": {
-                    "S3Uri": version.model_uri.rstrip("/") + "/",
-                    "S3DataType": "S3Prefix",
-                    "CompressionType": "None",
-                }
-            },
-            "Environment": {"TRAINFORGE_MODEL_NAME": version.name, "HF_HUB_OFFLINE": "1"},
-        }
-        model_args: dict[str, Any] = {
-            "ModelName": model_name,
-            "PrimaryContainer": container,
-            "ExecutionRoleArn": s.role_arn,
-            "EnableNetworkIsolation": True,
-        }
-        if s.vpc:
-            model_args["VpcConfig"] = {"Subnets": s.vpc.subnets, "SecurityGroupIds": s.vpc.security_group_ids}
-        self.client.create_model(**model_args)
-        config_args: dict[str, Any] = {
-            "EndpointConfigName": model_name,
-            "ProductionVariants": [
-                {
-                    "VariantName": "AllTraffic",
-                    "ModelName": model_name,
-                    "InstanceType": s.instance_type,
-                    "InitialInstanceCount": s.instance_count,
-                }
-            ],
-        }
-        if s.kms_key_id:
-            config_args["KmsKeyId"] = s.kms_key_id
-        self.client.create_endpoint_config(**config_args)
+        self.client.create_model(**create_model(model_name, self.container_for(version), s.aws))
+        self.client.create_endpoint_config(
+            **create_endpoint_config(model_name, model_name, instance_type(s.instance_type), s.instance_count, s.aws)
+        )
         if self._endpoint_exists(version.name):
             self.client.update_endpoint(
                 EndpointName=version.name, EndpointConfigName=model_name, DeploymentConfig=self.blue_green()
