@@ -1,6 +1,7 @@
 """PipelineFunction: a Lambda from functions/NAME on the shared core layer, with what a review expects:
-a dead-letter queue (KMS), reserved concurrency, X-Ray, an encrypted log group with retention, and a
-place in the VPC's isolated subnets."""
+a dead-letter queue (KMS), X-Ray, an encrypted log group with retention, a place in the VPC's isolated
+subnets, and reserved concurrency when the deployment asks for it (none by default: see
+``infra.app.Options.reserved_concurrency``)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ class PipelineFunction(Construct):
         environment: dict[str, str],
         timeout: Duration = Duration.minutes(5),
         memory_mb: int = 1024,
-        reserved_concurrency: int = 10,
+        reserved_concurrency: int | None = None,
+        function_name: str | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -51,6 +53,7 @@ class PipelineFunction(Construct):
         self.function = lambda_.Function(
             self,
             "Function",
+            function_name=function_name,
             runtime=RUNTIME,
             architecture=lambda_.Architecture.X86_64,
             handler="app.handler",

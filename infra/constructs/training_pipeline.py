@@ -1,7 +1,8 @@
 """TrainingPipeline: the state machine from statemachines/training_pipeline.asl.json, its definition
-substitutions, logging ALL to an encrypted log group, X-Ray, and a role that may start SageMaker jobs only
-when they are network-isolated, in the VPC, KMS-encrypted, inter-container-encrypted and of an allowed
-instance type (a preventive deny, whatever the definition asks for)."""
+substitutions (function ARNs and the topic), logging ALL to an encrypted log group, X-Ray, and a role that
+runs SageMaker training, processing and tuning jobs through the .sync integrations only when they are
+network-isolated, in the VPC, inter-container-encrypted, of an allowed instance type and, on EBS-only
+types, KMS-encrypted (preventive denies, whatever the definition asks for)."""
 
 from __future__ import annotations
 
@@ -14,25 +15,16 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra.constructs.guardrails import JOB_ACTIONS, job_guardrails, volume_key_grants
+
 ASL_FILE = Path(__file__).resolve().parents[2] / "statemachines" / "training_pipeline.asl.json"
-JOB_ACTIONS = ["sagemaker:CreateTrainingJob", "sagemaker:CreateProcessingJob"]
-
-
-def guardrail_statements(allowed_instance_types: list[str]) -> list[iam.PolicyStatement]:
-    """Deny statements, one per missing control, so any single gap is enough to refuse the job."""
-    conditions = {
-        "DenyWithoutNetworkIsolation": {"Bool": {"sagemaker:NetworkIsolation": "false"}},
-        "DenyWithoutNetworkIsolationKey": {"Null": {"sagemaker:NetworkIsolation": "true"}},
-        "DenyOutsideVpc": {"Null": {"sagemaker:VpcSubnets": "true"}},
-        "DenyWithoutVolumeKmsKey": {"Null": {"sagemaker:VolumeKmsKey": "true"}},
-        "DenyWithoutInterContainerEncryption": {"Bool": {"sagemaker:InterContainerTrafficEncryption": "false"}},
-        "DenyWithoutInterContainerEncryptionKey": {"Null": {"sagemaker:InterContainerTrafficEncryption": "true"}},
-        "DenyOtherInstanceTypes": {"ForAnyValue:StringNotLike": {"sagemaker:InstanceTypes": allowed_instance_types}},
-    }
-    return [
-        iam.PolicyStatement(sid=sid, effect=iam.Effect.DENY, actions=JOB_ACTIONS, resources=["*"], conditions=condition)
-        for sid, condition in conditions.items()
-    ]
+#: Step Functions' .sync integrations watch SageMaker jobs through these managed EventBridge rules
+#: (https://docs.aws.amazon.com/step-functions/latest/dg/sagemaker-iam.html)
+SYNC_RULES = (
+    "StepFunctionsGetEventsForSageMakerTrainingJobsRule",
+    "StepFunctionsGetEventsForSageMakerProcessingJobsRule",
+    "StepFunctionsGetEventsForSageMakerTuningJobsRule",
+)
 
 
 class TrainingPipeline(Construct):
@@ -66,19 +58,50 @@ class TrainingPipeline(Construct):
             logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
             tracing_enabled=True,
             timeout=Duration.days(30),
-            encryption_configuration=sfn.CustomerManagedEncryptionConfiguration(key),
+            # by ARN: given the key itself, CDK adds kms:Decrypt* for delivery.logs.amazonaws.com to its policy
+            # without aws:SourceAccount; DataStack's key policy carries that statement with the conditions
+            encryption_configuration=sfn.CustomerManagedEncryptionConfiguration(
+                kms.Key.from_key_arn(self, "EncryptionKey", key.key_arn)
+            ),
         )
-        job_arn = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}"
+        arn = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}"
+        # what https://docs.aws.amazon.com/step-functions/latest/dg/sagemaker-iam.html gives a .sync job task
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="RunJobs",
                 actions=[
                     *JOB_ACTIONS,
                     "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
                     "sagemaker:DescribeProcessingJob",
+                    "sagemaker:StopProcessingJob",
+                    "sagemaker:DescribeHyperParameterTuningJob",
+                    "sagemaker:StopHyperParameterTuningJob",
+                    "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
                     "sagemaker:AddTags",
                 ],
-                resources=[f"{job_arn}:training-job/*", f"{job_arn}:processing-job/*"],
+                resources=[f"{arn}:training-job/*", f"{arn}:processing-job/*", f"{arn}:hyper-parameter-tuning-job/*"],
+            )
+        )
+        self.role.add_to_policy(iam.PolicyStatement(sid="ReadJobTags", actions=["sagemaker:ListTags"], resources=["*"]))
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="SyncJobEvents",
+                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                resources=[
+                    f"arn:{stack.partition}:events:{stack.region}:{stack.account}:rule/{rule}" for rule in SYNC_RULES
+                ],
+            )
+        )
+        # aws-sdk integrations: the deploy step's endpoint and Bedrock import job, polled to completion
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PollDeployments",
+                actions=["sagemaker:DescribeEndpoint", "bedrock:GetModelImportJob"],
+                resources=[
+                    f"{arn}:endpoint/*",
+                    f"arn:{stack.partition}:bedrock:{stack.region}:{stack.account}:model-import-job/*",
+                ],
             )
         )
         self.role.add_to_policy(
@@ -89,6 +112,6 @@ class TrainingPipeline(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
             )
         )
-        for statement in guardrail_statements(allowed_instance_types):
+        for statement in [*volume_key_grants(key), *job_guardrails(allowed_instance_types)]:
             self.role.add_to_policy(statement)
         key.grant_encrypt_decrypt(self.role)

@@ -44,11 +44,7 @@ class DataStack(Stack):
             removal_policy=RemovalPolicy.RETAIN,
             description="TrainForge: data, artifacts, logs, queues, topic, table",
         )
-        for service in ("logs", "sns", "states", "events"):
-            principal = iam.ServicePrincipal(
-                f"{service}.{self.region}.amazonaws.com" if service == "logs" else f"{service}.amazonaws.com"
-            )
-            self.key.grant_encrypt_decrypt(principal)
+        self._allow_services()
         # S3 server access logs can only be delivered to a bucket with SSE-S3 (not SSE-KMS)
         self.log_bucket = s3.Bucket(
             self,
@@ -93,3 +89,47 @@ class DataStack(Stack):
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
+
+    def _allow_services(self) -> None:
+        """The AWS services that encrypt with the key on the account's behalf, each only for this account
+        (aws:SourceAccount, against the confused deputy:
+        https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html)."""
+        account = {"StringEquals": {"aws:SourceAccount": self.account}}
+        encrypt_decrypt = ["kms:Decrypt", "kms:Encrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"]
+
+        def allow(sid: str, service: str, actions: list[str], conditions: dict[str, dict[str, str]]) -> None:
+            self.key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=sid,
+                    principals=[iam.ServicePrincipal(service)],
+                    actions=actions,
+                    resources=["*"],
+                    conditions=conditions,
+                )
+            )
+
+        # CloudWatch Logs names the log group in the encryption context instead
+        # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html)
+        allow(
+            "LogGroups",
+            f"logs.{self.region}.amazonaws.com",
+            ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            {
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:*"
+                }
+            },
+        )
+        allow("TopicAndQueues", "sns.amazonaws.com", encrypt_decrypt, account)
+        allow("StateMachine", "states.amazonaws.com", encrypt_decrypt, account)
+        allow("EventBridge", "events.amazonaws.com", encrypt_decrypt, account)
+        # the state machine's log delivery (vended logs; https://docs.aws.amazon.com/step-functions/latest/dg/encryption-at-rest.html)
+        allow(
+            "StateMachineLogDelivery",
+            "delivery.logs.amazonaws.com",
+            ["kms:Decrypt"],
+            {**account, "ArnLike": {"aws:SourceArn": f"arn:{self.partition}:logs:{self.region}:{self.account}:*"}},
+        )
+        # alarms publish to the encrypted run-outcome topic: without this no alarm ever notifies
+        # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html)
+        allow("AlarmNotifications", "cloudwatch.amazonaws.com", ["kms:Decrypt", "kms:GenerateDataKey*"], account)

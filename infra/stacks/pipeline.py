@@ -1,10 +1,10 @@
-"""PipelineStack: the Lambda functions (one shared core layer), the state machine, the EventBridge rules
-that turn uploads into validations and runs, the retraining schedule group, the run-outcome topic, alarms
-and a dashboard."""
+"""PipelineStack: the Lambda functions (one shared core layer) and what each may do, the state machine, the
+EventBridge rules that turn uploads into validations and runs, the retraining schedule group and the role
+EventBridge Scheduler invokes retrain as, the run-outcome topic, alarms and a dashboard."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_dynamodb as dynamodb
@@ -13,12 +13,14 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra.constructs.core_layer import CoreLayer
+from infra.constructs.guardrails import endpoint_guardrails, volume_key_grants
 from infra.constructs.pipeline_function import PipelineFunction
 from infra.constructs.training_pipeline import TrainingPipeline
 from infra.stacks.data import import_buckets
@@ -30,12 +32,20 @@ FUNCTIONS: dict[str, str | None] = {
     "retrain": None,
     "validate_run": "ValidateRunFunctionArn",
     "prepare_training": "PrepareTrainingFunctionArn",
+    "prepare_evaluation": "PrepareEvaluationFunctionArn",
     "read_evaluation": "ReadEvaluationFunctionArn",
     "register_model": "RegisterModelFunctionArn",
     "deploy_model": "DeployModelFunctionArn",
     "record_failure": "RecordFailureFunctionArn",
+    "record_outcome": "RecordOutcomeFunctionArn",
 }
 LONG_RUNNING = {"validate_upload", "validate_run", "retrain"}  # stream whole datasets
+#: read the user's jobs/ and datasets/ (everything else reads TrainForge's own objects only)
+READ_USER_DATA = ("validate_upload", "admit_run", "retrain", "validate_run", "prepare_training")
+#: touch nothing in S3 but the run folders
+RUNS_ONLY = ("prepare_evaluation", "record_outcome")
+#: SageMaker writes these log groups for its jobs (record_failure names the failed job's stream)
+JOB_LOG_GROUPS = ("/aws/sagemaker/TrainingJobs", "/aws/sagemaker/ProcessingJobs")
 
 
 class PipelineStack(Stack):
@@ -52,9 +62,11 @@ class PipelineStack(Stack):
         jobs_security_group: ec2.ISecurityGroup,
         subnet_ids: list[str],
         sagemaker_role: iam.IRole,
+        bedrock_role: iam.IRole,
         image_uri: str,
+        neuron_image_uri: str,
         allowed_instance_types: list[str],
-        evaluation_instance_type: str = "ml.g5.xlarge",
+        reserved_concurrency: int | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
@@ -62,16 +74,58 @@ class PipelineStack(Stack):
         self.topic = sns.Topic(
             self, "RunOutcomes", master_key=key, enforce_ssl=True, display_name="TrainForge run outcomes"
         )
+        # the topic's policy replaces SNS's default one, so the account's alarms must be let in by name
+        # (https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html)
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": self.account},
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:{self.partition}:cloudwatch:{self.region}:{self.account}:alarm:*"
+                    },
+                },
+            )
+        )
+        schedule_group = f"{prefix}-retrain"
+        self.schedule_group = scheduler.CfnScheduleGroup(self, "RetrainSchedules", name=schedule_group)
+        self.scheduler_role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com").with_conditions(
+                {"StringEquals": {"aws:SourceAccount": self.account}}
+            ),
+            description="EventBridge Scheduler: invoke the retrain function for job schedules",
+        )
+        # named, so that every function can be told its ARN without a reference back to it (the state
+        # machine's functions would otherwise depend on retrain, which depends on the state machine)
+        retrain_name = f"{prefix}-retrain"
         layer = CoreLayer(self, "CoreLayer").layer
         environment = {
             "TRAINFORGE_DATA_URI": f"s3://{data_bucket.bucket_name}",
             "TRAINFORGE_ARTIFACTS_URI": f"s3://{artifacts_bucket.bucket_name}",
             "TRAINFORGE_TABLE_NAME": table.table_name,
             "TRAINFORGE_IMAGE_URI": image_uri,
+            "TRAINFORGE_NEURON_IMAGE_URI": neuron_image_uri,
             "TRAINFORGE_SAGEMAKER_ROLE_ARN": sagemaker_role.role_arn,
+            "TRAINFORGE_BEDROCK_ROLE_ARN": bedrock_role.role_arn,
             "TRAINFORGE_KMS_KEY_ARN": key.key_arn,
             "TRAINFORGE_SUBNET_IDS": ",".join(subnet_ids),
             "TRAINFORGE_SECURITY_GROUP_IDS": jobs_security_group.security_group_id,
+            # endpoints are named per run at run time, so no alarm of the stack's can watch one: a blue/green
+            # update rolls back only when SageMaker's own deployment of the new fleet fails
+            "TRAINFORGE_ROLLBACK_ALARMS": "",
+            "TRAINFORGE_SCHEDULE_GROUP": schedule_group,
+            "TRAINFORGE_SCHEDULER_ROLE_ARN": self.scheduler_role.role_arn,
+            "TRAINFORGE_RETRAIN_FUNCTION_ARN": self.format_arn(
+                service="lambda",
+                resource="function",
+                resource_name=retrain_name,
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            ),
         }
         self.functions = {
             name: PipelineFunction(
@@ -85,22 +139,14 @@ class PipelineStack(Stack):
                 environment=environment,
                 timeout=Duration.minutes(15 if name in LONG_RUNNING else 5),
                 memory_mb=3008 if name in LONG_RUNNING else 1024,
+                reserved_concurrency=reserved_concurrency,
+                function_name=retrain_name if name == "retrain" else None,
             )
             for name in FUNCTIONS
         }
-        self._grant(key, data_bucket, artifacts_bucket, table, sagemaker_role)
+        self._grant(key, data_bucket, artifacts_bucket, table, sagemaker_role, bedrock_role, allowed_instance_types)
         substitutions = {sub: self.functions[name].function.function_arn for name, sub in FUNCTIONS.items() if sub}
-        substitutions |= {
-            "TopicArn": self.topic.topic_arn,
-            "SageMakerRoleArn": sagemaker_role.role_arn,
-            "KmsKeyArn": key.key_arn,
-            "SubnetIds": ",".join(subnet_ids),
-            "SecurityGroupIds": jobs_security_group.security_group_id,
-            "EvaluationInstanceType": evaluation_instance_type,
-            "MaxTrainingRuntimeSeconds": str(5 * 86400),
-            "MaxTrainingWaitSeconds": str(10 * 86400),
-            "MaxEvaluationRuntimeSeconds": str(6 * 3600),
-        }
+        substitutions["TopicArn"] = self.topic.topic_arn
         self.pipeline = TrainingPipeline(
             self,
             "TrainingPipeline",
@@ -113,20 +159,12 @@ class PipelineStack(Stack):
             if sub:
                 self.functions[name].function.grant_invoke(self.pipeline.role)
         self.topic.grant_publish(self.pipeline.role)
-        self.pipeline.state_machine.grant_start_execution(self.functions["admit_run"].function)
-        self.pipeline.state_machine.grant_start_execution(self.functions["retrain"].function)
         for name in ("admit_run", "retrain"):
+            self.pipeline.state_machine.grant_start_execution(self.functions[name].function)
             self.functions[name].function.add_environment(
                 "TRAINFORGE_STATE_MACHINE_ARN", self.pipeline.state_machine.state_machine_arn
             )
         self._rules(data_bucket)
-        self.schedule_group = scheduler.CfnScheduleGroup(self, "RetrainSchedules", name=f"{prefix}-retrain")
-        self.scheduler_role = iam.Role(
-            self,
-            "SchedulerRole",
-            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
-            description="EventBridge Scheduler: invoke the retrain function for job schedules",
-        )
         self.functions["retrain"].function.grant_invoke(self.scheduler_role)
         self._alarms_and_dashboard(prefix)
 
@@ -137,23 +175,46 @@ class PipelineStack(Stack):
         artifacts_bucket: s3.IBucket,
         table: dynamodb.ITableV2,
         sagemaker_role: iam.IRole,
+        bedrock_role: iam.IRole,
+        allowed_instance_types: list[str],
     ) -> None:
+        """Each function gets what its step does. Run folders are the audit trail: read and add, never delete."""
         f = {name: fn.function for name, fn in self.functions.items()}
-        for name in ("validate_upload", "admit_run", "retrain", "validate_run", "prepare_training"):
+        for name in READ_USER_DATA:
             data_bucket.grant_read(f[name], "jobs/*")
             data_bucket.grant_read(f[name], "datasets/*")
-        for fn in f.values():
-            artifacts_bucket.grant_read(fn, "base-models/*")
-            artifacts_bucket.grant_read_write(fn, "runs/*")
-        artifacts_bucket.grant_read_write(f["validate_upload"], "reports/*")
+        for name, fn in f.items():
+            if name not in RUNS_ONLY:
+                artifacts_bucket.grant_read(fn, "base-models/*")
+            artifacts_bucket.grant_read(fn, "runs/*")
+            artifacts_bucket.grant_put(fn, "runs/*")
+            key.grant_encrypt_decrypt(fn)
+        artifacts_bucket.grant_read(f["validate_upload"], "reports/*")
+        artifacts_bucket.grant_put(f["validate_upload"], "reports/*")
         table.grant_read_write_data(f["admit_run"])
+        arn = f"arn:{self.partition}:sagemaker:{self.region}:{self.account}"
         f["record_failure"].add_to_role_policy(
             iam.PolicyStatement(
-                actions=["sagemaker:DescribeTrainingJob"],
-                resources=[f"arn:{self.partition}:sagemaker:{self.region}:{self.account}:training-job/*"],
+                sid="StopFailedJobs",
+                actions=[
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:StopProcessingJob",
+                ],
+                resources=[f"{arn}:training-job/*", f"{arn}:processing-job/*"],
             )
         )
-        model_arn = f"arn:{self.partition}:sagemaker:{self.region}:{self.account}"
+        f["record_failure"].add_to_role_policy(
+            iam.PolicyStatement(
+                sid="FindJobLogStreams",
+                actions=["logs:DescribeLogStreams"],
+                resources=[
+                    f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:{group}:*"
+                    for group in JOB_LOG_GROUPS
+                ],
+            )
+        )
         f["register_model"].add_to_role_policy(
             iam.PolicyStatement(
                 actions=[
@@ -164,39 +225,90 @@ class PipelineStack(Stack):
                     "sagemaker:UpdateModelPackage",
                     "sagemaker:ListModelPackages",
                 ],
-                resources=[f"{model_arn}:model-package-group/*", f"{model_arn}:model-package/*"],
+                resources=[f"{arn}:model-package-group/*", f"{arn}:model-package/*"],
             )
         )
-        f["deploy_model"].add_to_role_policy(
+        self._grant_deploy(f["deploy_model"], key, sagemaker_role, bedrock_role, allowed_instance_types)
+        self._grant_schedules(f["admit_run"], self.schedule_group.ref)
+
+    def _grant_deploy(
+        self,
+        deploy: lambda_.IFunction,
+        key: kms.IKey,
+        sagemaker_role: iam.IRole,
+        bedrock_role: iam.IRole,
+        allowed_instance_types: list[str],
+    ) -> None:
+        """SageMaker models, endpoint configs and endpoints, and Bedrock import jobs; within the guardrails."""
+        arn = f"arn:{self.partition}:sagemaker:{self.region}:{self.account}"
+        bedrock = f"arn:{self.partition}:bedrock:{self.region}:{self.account}"
+        deploy.add_to_role_policy(
             iam.PolicyStatement(
+                sid="DeployEndpoints",
                 actions=[
                     "sagemaker:CreateModel",
                     "sagemaker:CreateEndpointConfig",
                     "sagemaker:CreateEndpoint",
                     "sagemaker:UpdateEndpoint",
                     "sagemaker:DescribeEndpoint",
-                    "bedrock:CreateModelImportJob",
+                    "sagemaker:DescribeEndpointConfig",
+                    "sagemaker:AddTags",
+                ],
+                resources=[f"{arn}:model/*", f"{arn}:endpoint-config/*", f"{arn}:endpoint/*"],
+            )
+        )
+        deploy.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="ReadImports",
+                actions=["bedrock:GetModelImportJob", "bedrock:GetImportedModel"],
+                resources=[f"{bedrock}:model-import-job/*", f"{bedrock}:imported-model/*"],
+            )
+        )
+        # CreateModelImportJob has no resource type: it can only be granted on "*"
+        # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonbedrock.html)
+        deploy.add_to_role_policy(
+            iam.PolicyStatement(sid="ImportModels", actions=["bedrock:CreateModelImportJob"], resources=["*"])
+        )
+        for sid, role, service in (
+            ("PassTheSageMakerRole", sagemaker_role, "sagemaker.amazonaws.com"),
+            ("PassTheBedrockImportRole", bedrock_role, "bedrock.amazonaws.com"),
+        ):
+            deploy.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid=sid,
+                    actions=["iam:PassRole"],
+                    resources=[role.role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": service}},
+                )
+            )
+        for statement in [*volume_key_grants(key), *endpoint_guardrails(allowed_instance_types)]:
+            deploy.add_to_role_policy(statement)
+
+    def _grant_schedules(self, admit: lambda_.IFunction, schedule_group: str) -> None:
+        """admit_run debounces a multi-file upload with a one-time schedule in the stack's group that
+        invokes retrain as the scheduler role."""
+        admit.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="DebounceSchedules",
+                actions=[
+                    "scheduler:CreateSchedule",
+                    "scheduler:UpdateSchedule",
+                    "scheduler:GetSchedule",
+                    "scheduler:DeleteSchedule",
                 ],
                 resources=[
-                    f"{model_arn}:model/*",
-                    f"{model_arn}:endpoint-config/*",
-                    f"{model_arn}:endpoint/*",
-                    f"arn:{self.partition}:bedrock:{self.region}:{self.account}:model-import-job/*",
-                    f"arn:{self.partition}:bedrock:{self.region}:{self.account}:imported-model/*",
+                    self.format_arn(service="scheduler", resource="schedule", resource_name=f"{schedule_group}/*")
                 ],
             )
         )
-        f["deploy_model"].add_to_role_policy(
+        admit.add_to_role_policy(
             iam.PolicyStatement(
+                sid="PassTheSchedulerRole",
                 actions=["iam:PassRole"],
-                resources=[sagemaker_role.role_arn],
-                conditions={
-                    "StringEquals": {"iam:PassedToService": ["sagemaker.amazonaws.com", "bedrock.amazonaws.com"]}
-                },
+                resources=[self.scheduler_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
             )
         )
-        for fn in f.values():
-            key.grant_encrypt_decrypt(fn)
 
     def _rules(self, data_bucket: s3.IBucket) -> None:
         def object_created(name: str, prefixes: list[str], function: str) -> None:

@@ -1,6 +1,7 @@
 """TrainingStack: where training runs. A VPC with isolated subnets only (no internet path at all) and the
-endpoints the jobs and the Lambdas need, security groups, the SageMaker execution role (least privilege),
-the training image as an ECR asset, and optionally a SageMaker managed MLflow tracking server."""
+endpoints the jobs and the Lambdas need, security groups, the SageMaker execution role and the Bedrock
+import role (least privilege), the CUDA image and (for Trainium) the Neuron image as ECR assets, and
+optionally a SageMaker managed MLflow tracking server."""
 
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ class TrainingStack(Stack):
         key: kms.IKey,
         vpc_id: str | None = None,
         enable_mlflow: bool = False,
+        neuron_image: bool = True,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
@@ -113,12 +115,15 @@ class TrainingStack(Stack):
                 private_dns_enabled=True,
                 open=False,
             )  # ingress only from the two groups above
-        # distributed training talks to itself; everything else goes to the VPC endpoints only
+        # members of a multi-instance job talk to each other on every protocol: inter-container traffic
+        # encryption is IPsec (UDP 500 and ESP, IP protocol 50:
+        # https://docs.aws.amazon.com/sagemaker/latest/dg/train-encrypt.html) and EFA needs all traffic within
+        # the group (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/efa-start.html#efa-start-security)
         self.jobs_security_group.add_ingress_rule(
-            self.jobs_security_group, ec2.Port.all_tcp(), "inter-node training traffic"
+            self.jobs_security_group, ec2.Port.all_traffic(), "members of a distributed job (IPsec, EFA)"
         )
         self.jobs_security_group.add_egress_rule(
-            self.jobs_security_group, ec2.Port.all_tcp(), "inter-node training traffic"
+            self.jobs_security_group, ec2.Port.all_traffic(), "members of a distributed job (IPsec, EFA)"
         )
         # isolated subnets have no route out: HTTPS egress reaches only the interface and S3/DynamoDB gateway endpoints
         self.jobs_security_group.add_egress_rule(
@@ -127,15 +132,11 @@ class TrainingStack(Stack):
         self.lambda_security_group.add_egress_rule(
             ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "VPC endpoints (no internet route exists)"
         )
-        self.image = ecr_assets.DockerImageAsset(
-            self,
-            "TrainingImage",
-            directory=str(REPO_ROOT),
-            file="training_image/Dockerfile",
-            exclude=IMAGE_EXCLUDES,
-            platform=ecr_assets.Platform.LINUX_AMD64,
-        )
+        self.image = self._image("TrainingImage", "training_image/Dockerfile")
+        #: the Trainium image (torch-neuronx exists only in AWS's Neuron DLC); None when no ml.trn* type is allowed
+        self.neuron_image = self._image("NeuronImage", "training_image/Dockerfile.neuron") if neuron_image else None
         self.role = self._execution_role(key, data_bucket, artifacts_bucket)
+        self.bedrock_role = self._bedrock_import_role(key, artifacts_bucket)
         self.isolated_subnet_ids = [
             subnet.subnet_id for subnet in self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnets
         ]
@@ -155,8 +156,20 @@ class TrainingStack(Stack):
                 automatic_model_registration=False,
             )
 
+    def _image(self, construct_id: str, dockerfile: str) -> ecr_assets.DockerImageAsset:
+        """Built and pushed by `cdk deploy` (`cdk synth` needs no Docker)."""
+        return ecr_assets.DockerImageAsset(
+            self,
+            construct_id,
+            directory=str(REPO_ROOT),
+            file=dockerfile,
+            exclude=IMAGE_EXCLUDES,
+            platform=ecr_assets.Platform.LINUX_AMD64,
+        )
+
     def _execution_role(self, key: kms.IKey, data_bucket: s3.IBucket, artifacts_bucket: s3.IBucket) -> iam.Role:
-        """Reads only the data, base-model and run prefixes it needs; writes only runs/."""
+        """Reads only the data, base-model and run prefixes it needs; adds objects under runs/ and never
+        deletes one there (the run folders are the audit trail)."""
         role = iam.Role(
             self,
             "SageMakerRole",
@@ -165,9 +178,21 @@ class TrainingStack(Stack):
         )
         data_bucket.grant_read(role, "datasets/*")
         artifacts_bucket.grant_read(role, "base-models/*")
-        artifacts_bucket.grant_read_write(role, "runs/*")
+        artifacts_bucket.grant_read(role, "runs/*")
+        artifacts_bucket.grant_put(role, "runs/*")
         key.grant_encrypt_decrypt(role)
-        self.image.repository.grant_pull(role)
+        for image in (self.image, self.neuron_image):
+            if image:
+                image.repository.grant_pull(role)
+        # endpoints default to AWS's LMI container: a cross-account pull from the Deep Learning Containers
+        # registry of the region (its account differs by region), which the role's own policy must allow too
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PullLargeModelInference",
+                actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                resources=[f"arn:{self.partition}:ecr:{self.region}:*:repository/djl-inference"],
+            )
+        )
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="ListRunPrefixes",
@@ -208,4 +233,32 @@ class TrainingStack(Stack):
                 resources=["*"],
             )
         )
+        return role
+
+    def _bedrock_import_role(self, key: kms.IKey, artifacts_bucket: s3.IBucket) -> iam.Role:
+        """The service role of Bedrock Custom Model Import: assumed only by this account's import jobs, reads a
+        run's model folder (https://docs.aws.amazon.com/bedrock/latest/userguide/model-import-iam-role.html)."""
+        role = iam.Role(
+            self,
+            "BedrockImportRole",
+            assumed_by=iam.ServicePrincipal("bedrock.amazonaws.com").with_conditions(
+                {
+                    "StringEquals": {"aws:SourceAccount": self.account},
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:{self.partition}:bedrock:{self.region}:{self.account}:model-import-job/*"
+                    },
+                }
+            ),
+            description="TrainForge: Bedrock Custom Model Import reads a run's model",
+        )
+        artifacts_bucket.grant_read(role, "runs/*")
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListRuns",
+                actions=["s3:ListBucket"],
+                resources=[artifacts_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": ["runs/*"]}},
+            )
+        )
+        key.grant_decrypt(role)
         return role

@@ -1,0 +1,247 @@
+"""The roles: what each may do, what the preventive denies refuse, and the environment the functions read."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.constructs.guardrails import JOB_ACTIONS
+from infra.stacks.pipeline import FUNCTIONS, RUNS_ONLY
+from tests.infra.policies import actions, allowed, by_sid, denied_by, resources, role_statements, text
+from trainforge.instances import INSTANCE_TYPES
+
+#: a request with every control the state machine's requests carry, on an instance type
+ISOLATED = {
+    "sagemaker:NetworkIsolation": "true",
+    "sagemaker:VpcSubnets": ["subnet-1"],
+    "sagemaker:InterContainerTrafficEncryption": "true",
+}
+KEY = {"sagemaker:VolumeKmsKey": "arn:aws:kms:us-east-1:123456789012:key/k"}
+#: the environment every pipeline function gets (pydantic-settings TRAINFORGE_* in trainforge.settings)
+ENVIRONMENT = {
+    "TRAINFORGE_DATA_URI",
+    "TRAINFORGE_ARTIFACTS_URI",
+    "TRAINFORGE_TABLE_NAME",
+    "TRAINFORGE_IMAGE_URI",
+    "TRAINFORGE_NEURON_IMAGE_URI",
+    "TRAINFORGE_SAGEMAKER_ROLE_ARN",
+    "TRAINFORGE_BEDROCK_ROLE_ARN",
+    "TRAINFORGE_KMS_KEY_ARN",
+    "TRAINFORGE_SUBNET_IDS",
+    "TRAINFORGE_SECURITY_GROUP_IDS",
+    "TRAINFORGE_ROLLBACK_ALARMS",
+    "TRAINFORGE_SCHEDULE_GROUP",
+    "TRAINFORGE_SCHEDULER_ROLE_ARN",
+    "TRAINFORGE_RETRAIN_FUNCTION_ARN",
+}
+
+
+def job(instance_type: str, **keys: object) -> dict[str, object]:
+    return {**ISOLATED, "sagemaker:InstanceTypes": [instance_type], **keys}
+
+
+@pytest.fixture(scope="module")
+def machine(synthesized) -> list[dict]:
+    return role_statements(synthesized, "pipeline", "TrainingPipelineRole")
+
+
+def function_statements(synthesized, name: str) -> list[dict]:
+    return role_statements(synthesized, "pipeline", name.title().replace("_", "") + "FunctionServiceRole")
+
+
+def functions(synthesized) -> dict[str, dict]:
+    found = resources(synthesized, "pipeline", "AWS::Lambda::Function")
+    return {
+        name: next(f["Properties"] for logical_id, f in found.items() if logical_id.startswith(prefix + "Function"))
+        for name in FUNCTIONS
+        for prefix in [name.title().replace("_", "")]
+    }
+
+
+# --- defect 1: volume keys only where SageMaker accepts them -------------------------------------------------
+
+
+@pytest.mark.parametrize("action", JOB_ACTIONS)
+@pytest.mark.parametrize("instance_type", ["ml.g5.2xlarge", "ml.p5.48xlarge", "ml.trn1.32xlarge", "ml.g6e.xlarge"])
+def test_jobs_on_nvme_types_run_without_a_volume_key(machine, action, instance_type):
+    # Given a job on a type with local NVMe storage, which SageMaker refuses a VolumeKmsKeyId for
+    assert INSTANCE_TYPES[instance_type].local_nvme
+    # Then the denies let it through without one
+    assert denied_by(machine, action, job(instance_type)) == []
+
+
+@pytest.mark.parametrize("action", JOB_ACTIONS)
+def test_jobs_on_ebs_types_need_a_volume_key(machine, action):
+    assert denied_by(machine, action, job("ml.m5.xlarge")) == ["DenyWithoutVolumeKmsKey"]
+    assert denied_by(machine, action, job("ml.m5.xlarge", **KEY)) == []
+
+
+@pytest.mark.parametrize("action", JOB_ACTIONS)
+def test_each_missing_control_refuses_every_kind_of_job(machine, action):
+    without = {key: value for key, value in job("ml.g5.2xlarge").items() if key != "sagemaker:VpcSubnets"}
+    assert denied_by(machine, action, without) == ["DenyOutsideVpc"]
+    assert denied_by(machine, action, job("ml.g5.2xlarge", **{"sagemaker:NetworkIsolation": "false"})) == [
+        "DenyWithoutNetworkIsolation"
+    ]
+    assert "DenyWithoutInterContainerEncryption" in denied_by(
+        machine, action, job("ml.g5.2xlarge", **{"sagemaker:InterContainerTrafficEncryption": "false"})
+    )
+    assert denied_by(machine, action, job("ml.c5.xlarge", **KEY)) == ["DenyOtherInstanceTypes"]
+
+
+def test_callers_that_make_sagemaker_encrypt_volumes_may_create_grants_for_aws_resources_only(synthesized, machine):
+    for statements in (machine, function_statements(synthesized, "deploy_model")):
+        (grant,) = allowed(statements, "kms:CreateGrant")
+        assert grant["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+        assert "Key" in text(grant["Resource"])
+        assert allowed(statements, "kms:DescribeKey")
+
+
+def test_deploy_is_held_to_isolated_models_and_encrypted_endpoint_volumes(synthesized):
+    deploy = function_statements(synthesized, "deploy_model")
+    model = {"sagemaker:NetworkIsolation": "true", "sagemaker:VpcSubnets": ["subnet-1"]}
+    assert denied_by(deploy, "sagemaker:CreateModel", model) == []
+    assert denied_by(deploy, "sagemaker:CreateModel", {"sagemaker:VpcSubnets": ["subnet-1"]}) == [
+        "DenyModelWithoutNetworkIsolationKey"
+    ]
+    assert denied_by(deploy, "sagemaker:CreateModel", {"sagemaker:NetworkIsolation": "true"}) == ["DenyModelOutsideVpc"]
+    config = "sagemaker:CreateEndpointConfig"
+    assert denied_by(deploy, config, {"sagemaker:InstanceTypes": ["ml.g5.xlarge"]}) == []
+    assert denied_by(deploy, config, {"sagemaker:InstanceTypes": ["ml.m5.xlarge"]}) == [
+        "DenyEndpointConfigWithoutVolumeKmsKey"
+    ]
+    assert denied_by(deploy, config, {"sagemaker:InstanceTypes": ["ml.m5.xlarge"], **KEY}) == []
+    assert denied_by(deploy, config, {"sagemaker:InstanceTypes": ["ml.c5.xlarge"], **KEY}) == [
+        "DenyEndpointConfigOtherInstanceTypes"
+    ]
+
+
+# --- the state machine's role: the .sync integrations, polling, passing the role -----------------------------
+
+
+def test_state_machine_role_has_what_aws_documents_for_sync_jobs(machine):
+    jobs = by_sid(machine)["RunJobs"]
+    for action in (
+        *JOB_ACTIONS,
+        "sagemaker:DescribeTrainingJob",
+        "sagemaker:StopTrainingJob",
+        "sagemaker:DescribeProcessingJob",
+        "sagemaker:StopProcessingJob",
+        "sagemaker:DescribeHyperParameterTuningJob",
+        "sagemaker:StopHyperParameterTuningJob",
+        "sagemaker:AddTags",
+    ):
+        assert action in actions(jobs), action
+    assert allowed(machine, "sagemaker:ListTags")
+    (rules,) = allowed(machine, "events:PutRule")
+    assert set(actions(rules)) == {"events:PutTargets", "events:PutRule", "events:DescribeRule"}
+    assert {r.rsplit("/", 1)[1] for r in rules["Resource"]} == {
+        "StepFunctionsGetEventsForSageMakerTrainingJobsRule",
+        "StepFunctionsGetEventsForSageMakerProcessingJobsRule",
+        "StepFunctionsGetEventsForSageMakerTuningJobsRule",
+    }
+    assert "endpoint/*" in text(allowed(machine, "sagemaker:DescribeEndpoint"))
+    assert "model-import-job/*" in text(allowed(machine, "bedrock:GetModelImportJob"))
+    (pass_role,) = allowed(machine, "iam:PassRole")
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    assert "SageMakerRole" in text(pass_role["Resource"])
+
+
+# --- defect 7: Bedrock Custom Model Import --------------------------------------------------------------------
+
+
+def test_bedrock_import_role_is_trusted_by_this_accounts_import_jobs_and_reads_runs(synthesized):
+    roles = resources(synthesized, "training", "AWS::IAM::Role")
+    (role,) = [r for logical_id, r in roles.items() if logical_id.startswith("BedrockImportRole")]
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "bedrock.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": "123456789012"}
+    assert text(trust["Condition"]["ArnLike"]["aws:SourceArn"]).endswith(
+        ':bedrock:us-east-1:123456789012:model-import-job/*"'
+    )
+    statements = role_statements(synthesized, "training", "BedrockImportRole")
+    assert "/runs/*" in text(allowed(statements, "s3:GetObject*"))
+    assert allowed(statements, "kms:Decrypt") and not allowed(statements, "s3:PutObject")
+
+
+def test_deploy_may_import_into_bedrock_and_pass_only_the_import_role_to_it(synthesized):
+    deploy = function_statements(synthesized, "deploy_model")
+    for action in ("bedrock:CreateModelImportJob", "bedrock:GetModelImportJob", "bedrock:GetImportedModel"):
+        assert allowed(deploy, action), action
+    passes = {s["Condition"]["StringEquals"]["iam:PassedToService"]: s for s in allowed(deploy, "iam:PassRole")}
+    assert set(passes) == {"sagemaker.amazonaws.com", "bedrock.amazonaws.com"}
+    assert "BedrockImportRole" in text(passes["bedrock.amazonaws.com"]["Resource"])
+    assert "SageMakerRole" in text(passes["sagemaker.amazonaws.com"]["Resource"])
+    for action in ("sagemaker:DescribeEndpointConfig", "sagemaker:UpdateEndpoint", "sagemaker:AddTags"):
+        assert allowed(deploy, action), action
+
+
+# --- defect 15: the run folders are an audit trail -----------------------------------------------------------
+
+
+def test_nothing_may_delete_under_runs(synthesized):
+    roles = [
+        *(function_statements(synthesized, name) for name in FUNCTIONS),
+        role_statements(synthesized, "training", "SageMakerRole"),
+        role_statements(synthesized, "training", "BedrockImportRole"),
+    ]
+    for statements in roles:
+        assert not [
+            s for s in statements if s["Effect"] == "Allow" and any(a.startswith("s3:Delete") for a in actions(s))
+        ]
+    for name in FUNCTIONS:
+        statements = function_statements(synthesized, name)
+        assert "/runs/*" in text(allowed(statements, "s3:PutObject")), name
+        if name in RUNS_ONLY:  # S3 under runs/ only
+            assert all(
+                "/runs/*" in text(s["Resource"]) for s in statements if any(a.startswith("s3:") for a in actions(s))
+            )
+
+
+# --- the other functions' permissions -------------------------------------------------------------------------
+
+
+def test_record_failure_stops_jobs_and_finds_their_log_streams(synthesized):
+    statements = function_statements(synthesized, "record_failure")
+    for action in ("StopTrainingJob", "StopProcessingJob", "DescribeTrainingJob", "DescribeProcessingJob"):
+        assert allowed(statements, f"sagemaker:{action}"), action
+    (streams,) = allowed(statements, "logs:DescribeLogStreams")
+    assert {r.split(":log-group:")[1] for r in streams["Resource"]} == {
+        "/aws/sagemaker/TrainingJobs:*",
+        "/aws/sagemaker/ProcessingJobs:*",
+    }
+
+
+def test_admit_run_debounces_with_schedules_in_the_stacks_group(synthesized):
+    statements = function_statements(synthesized, "admit_run")
+    (schedules,) = allowed(statements, "scheduler:CreateSchedule")
+    assert set(actions(schedules)) >= {"scheduler:UpdateSchedule", "scheduler:GetSchedule", "scheduler:DeleteSchedule"}
+    assert "RetrainSchedules" in text(schedules["Resource"]) and text(schedules["Resource"]).endswith('/*"]]}')
+    (pass_role,) = allowed(statements, "iam:PassRole")
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+    assert "SchedulerRole" in text(pass_role["Resource"])
+    scheduler = resources(synthesized, "pipeline", "AWS::IAM::Role")
+    (role,) = [r for logical_id, r in scheduler.items() if logical_id.startswith("SchedulerRole")]
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    assert "RetrainFunction" in text(
+        allowed(role_statements(synthesized, "pipeline", "SchedulerRole"), "lambda:InvokeFunction")
+    )
+
+
+def test_every_function_gets_the_contracts_environment(synthesized):
+    found = functions(synthesized)
+    assert set(found) == set(FUNCTIONS)
+    for name, props in found.items():
+        variables = props["Environment"]["Variables"]
+        assert set(variables) >= ENVIRONMENT, (name, ENVIRONMENT - set(variables))
+        assert ("TRAINFORGE_STATE_MACHINE_ARN" in variables) == (name in ("admit_run", "retrain")), name
+    variables = found["validate_run"]["Environment"]["Variables"]
+    assert "BedrockImportRole" in text(variables["TRAINFORGE_BEDROCK_ROLE_ARN"])
+    assert "SchedulerRole" in text(variables["TRAINFORGE_SCHEDULER_ROLE_ARN"])
+    assert variables["TRAINFORGE_SCHEDULE_GROUP"] == "trainforge-retrain"
+    assert variables["TRAINFORGE_ROLLBACK_ALARMS"] == ""
+    # the retrain function is named, so its ARN needs no reference to it (no dependency cycle)
+    assert found["retrain"]["FunctionName"] == "trainforge-retrain"
+    assert variables["TRAINFORGE_RETRAIN_FUNCTION_ARN"].endswith(
+        ":lambda:us-east-1:123456789012:function:trainforge-retrain"
+    )
