@@ -72,6 +72,11 @@ FINDING_PATTERNS: tuple[tuple[str, str], ...] = (
         "admit_run's one-time debounce schedules are named per upload at run time, inside the stack's own schedule group only.",
     ),
     (
+        _RESOURCE_ARN + r"ec2:" + _REGION_ACCOUNT + r"network-interface/\*\]",
+        "Bedrock's import jobs create their network interfaces under run-time ids, only when tagged BedrockManaged "
+        "and only in the stack's subnets and jobs security group.",
+    ),
+    (
         _RESOURCE_ARN + r"ecr:" + _REGION + r":\*:repository/djl-inference\]",
         "Pulling AWS's LMI serving image: one repository name, whose Deep Learning Containers account differs by region; "
         "the image URI is built by trainforge.pipeline, never taken from a user.",
@@ -80,7 +85,9 @@ FINDING_PATTERNS: tuple[tuple[str, str], ...] = (
         r"AwsSolutions-IAM5\[Resource::\*\]",
         "APIs that only accept Resource '*': X-Ray PutTraceSegments/PutTelemetryRecords (Lambda tracing), EC2 network-interface calls "
         "for VPC jobs, CloudWatch PutMetricData (limited by namespace condition), bedrock:CreateModelImportJob (no resource type), "
-        "and sagemaker:ListTags, which AWS documents on '*' for Step Functions' .sync job integrations.",
+        "sagemaker:ListTrainingJobs/ListProcessingJobs (no resource type), sagemaker:ListTags, which AWS documents on '*' "
+        "for Step Functions' .sync job integrations, and the EC2 calls of Bedrock's import jobs in the VPC (describe; "
+        "manage only interfaces tagged BedrockManaged in the stack's subnets).",
     ),
 )
 

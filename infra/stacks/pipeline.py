@@ -42,7 +42,7 @@ FUNCTIONS: dict[str, str | None] = {
 LONG_RUNNING = {"validate_upload", "validate_run", "retrain"}  # stream whole datasets
 #: read the user's jobs/ and datasets/ (everything else reads TrainForge's own objects only)
 READ_USER_DATA = ("validate_upload", "admit_run", "retrain", "validate_run", "prepare_training")
-#: touch nothing in S3 but the run folders
+#: touch nothing in S3 but the run folders (prepare_evaluation also describes the training job)
 RUNS_ONLY = ("prepare_evaluation", "record_outcome")
 #: SageMaker writes these log groups for its jobs (record_failure names the failed job's stream)
 JOB_LOG_GROUPS = ("/aws/sagemaker/TrainingJobs", "/aws/sagemaker/ProcessingJobs")
@@ -205,6 +205,14 @@ class PipelineStack(Stack):
                 resources=[f"{arn}:training-job/*", f"{arn}:processing-job/*"],
             )
         )
+        # List* have no resource type: record_failure finds the run's jobs still running by name
+        f["record_failure"].add_to_role_policy(
+            iam.PolicyStatement(
+                sid="FindRunningJobs",
+                actions=["sagemaker:ListTrainingJobs", "sagemaker:ListProcessingJobs"],
+                resources=["*"],
+            )
+        )
         f["record_failure"].add_to_role_policy(
             iam.PolicyStatement(
                 sid="FindJobLogStreams",
@@ -213,6 +221,14 @@ class PipelineStack(Stack):
                     f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:{group}:*"
                     for group in JOB_LOG_GROUPS
                 ],
+            )
+        )
+        # the model's location, as the training job reports it
+        f["prepare_evaluation"].add_to_role_policy(
+            iam.PolicyStatement(
+                sid="ReadTrainingJob",
+                actions=["sagemaker:DescribeTrainingJob"],
+                resources=[f"{arn}:training-job/*"],
             )
         )
         f["register_model"].add_to_role_policy(

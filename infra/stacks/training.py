@@ -136,10 +136,10 @@ class TrainingStack(Stack):
         #: the Trainium image (torch-neuronx exists only in AWS's Neuron DLC); None when no ml.trn* type is allowed
         self.neuron_image = self._image("NeuronImage", "training_image/Dockerfile.neuron") if neuron_image else None
         self.role = self._execution_role(key, data_bucket, artifacts_bucket)
-        self.bedrock_role = self._bedrock_import_role(key, artifacts_bucket)
         self.isolated_subnet_ids = [
             subnet.subnet_id for subnet in self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnets
         ]
+        self.bedrock_role = self._bedrock_import_role(key, artifacts_bucket)
         self.model_package_group = sagemaker.CfnModelPackageGroup(
             self,
             "QuickstartModels",
@@ -261,4 +261,50 @@ class TrainingStack(Stack):
             )
         )
         key.grant_decrypt(role)
+        # the import job runs in the stack's VPC (CreateModelImportJob vpcConfig): Bedrock creates and tags
+        # its network interfaces in the isolated subnets with the jobs' group, as this role
+        # (https://docs.aws.amazon.com/bedrock/latest/userguide/vpc-custom-model-import.html)
+        ec2_arn = f"arn:{self.partition}:ec2:{self.region}:{self.account}"
+        subnets = [f"{ec2_arn}:subnet/{subnet}" for subnet in self.isolated_subnet_ids]
+        managed = {"StringEquals": {"aws:RequestTag/BedrockManaged": "true"}}
+        for sid, actions, resources, conditions in (
+            (
+                "DescribeNetwork",
+                [
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeVpcs",
+                    "ec2:DescribeDhcpOptions",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeSecurityGroups",
+                ],
+                ["*"],
+                None,
+            ),
+            ("CreateManagedInterfaces", ["ec2:CreateNetworkInterface"], [f"{ec2_arn}:network-interface/*"], managed),
+            (
+                "InTheJobsSubnetsAndGroup",
+                ["ec2:CreateNetworkInterface"],
+                [*subnets, f"{ec2_arn}:security-group/{self.jobs_security_group.security_group_id}"],
+                None,
+            ),
+            (
+                "ManageItsInterfaces",
+                [
+                    "ec2:CreateNetworkInterfacePermission",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:DeleteNetworkInterfacePermission",
+                ],
+                ["*"],
+                {"ArnEquals": {"ec2:Subnet": subnets}, "StringEquals": {"ec2:ResourceTag/BedrockManaged": "true"}},
+            ),
+            (
+                "TagItsInterfaces",
+                ["ec2:CreateTags"],
+                [f"{ec2_arn}:network-interface/*"],
+                {"StringEquals": {"ec2:CreateAction": "CreateNetworkInterface"}},
+            ),
+        ):
+            role.add_to_policy(
+                iam.PolicyStatement(sid=sid, actions=actions, resources=resources, conditions=conditions)
+            )
         return role

@@ -161,6 +161,15 @@ def test_bedrock_import_role_is_trusted_by_this_accounts_import_jobs_and_reads_r
     statements = role_statements(synthesized, "training", "BedrockImportRole")
     assert "/runs/*" in text(allowed(statements, "s3:GetObject*"))
     assert allowed(statements, "kms:Decrypt") and not allowed(statements, "s3:PutObject")
+    # the import job runs in the VPC: its interfaces are Bedrock-managed, in the stack's subnets only
+    interfaces = {s["Sid"]: s for s in allowed(statements, "ec2:CreateNetworkInterface")}
+    assert interfaces["CreateManagedInterfaces"]["Condition"] == {
+        "StringEquals": {"aws:RequestTag/BedrockManaged": "true"}
+    }
+    assert "JobsSecurityGroup" in text(interfaces["InTheJobsSubnetsAndGroup"]["Resource"])
+    (manage,) = allowed(statements, "ec2:DeleteNetworkInterface")
+    assert manage["Condition"]["StringEquals"] == {"ec2:ResourceTag/BedrockManaged": "true"}
+    assert manage["Condition"]["ArnEquals"]["ec2:Subnet"]
 
 
 def test_deploy_may_import_into_bedrock_and_pass_only_the_import_role_to_it(synthesized):
@@ -191,7 +200,7 @@ def test_nothing_may_delete_under_runs(synthesized):
     for name in FUNCTIONS:
         statements = function_statements(synthesized, name)
         assert "/runs/*" in text(allowed(statements, "s3:PutObject")), name
-        if name in RUNS_ONLY:  # S3 under runs/ only
+        if name in RUNS_ONLY:  # S3 under runs/ only (prepare_evaluation reads the training job's outcome)
             assert all(
                 "/runs/*" in text(s["Resource"]) for s in statements if any(a.startswith("s3:") for a in actions(s))
             )
@@ -202,7 +211,14 @@ def test_nothing_may_delete_under_runs(synthesized):
 
 def test_record_failure_stops_jobs_and_finds_their_log_streams(synthesized):
     statements = function_statements(synthesized, "record_failure")
-    for action in ("StopTrainingJob", "StopProcessingJob", "DescribeTrainingJob", "DescribeProcessingJob"):
+    for action in (
+        "StopTrainingJob",
+        "StopProcessingJob",
+        "DescribeTrainingJob",
+        "DescribeProcessingJob",
+        "ListTrainingJobs",
+        "ListProcessingJobs",
+    ):
         assert allowed(statements, f"sagemaker:{action}"), action
     (streams,) = allowed(statements, "logs:DescribeLogStreams")
     assert {r.split(":log-group:")[1] for r in streams["Resource"]} == {
@@ -245,3 +261,8 @@ def test_every_function_gets_the_contracts_environment(synthesized):
     assert variables["TRAINFORGE_RETRAIN_FUNCTION_ARN"].endswith(
         ":lambda:us-east-1:123456789012:function:trainforge-retrain"
     )
+
+
+def test_prepare_evaluation_reads_the_model_location_from_the_training_job(synthesized):
+    (describe,) = allowed(function_statements(synthesized, "prepare_evaluation"), "sagemaker:DescribeTrainingJob")
+    assert text(describe["Resource"]).endswith(':training-job/*"')

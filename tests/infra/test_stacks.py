@@ -110,10 +110,7 @@ def test_state_machine_definition_is_the_asl_file_with_function_and_topic_substi
     assert "RunOutcomes" in json.dumps(substitutions["TopicArn"])
     assert props["LoggingConfiguration"]["Level"] == "ALL" and props["TracingConfiguration"] == {"Enabled": True}
     assert props["EncryptionConfiguration"]["Type"] == "CUSTOMER_MANAGED_KMS_KEY"
-    placeholders = set(re.findall(r"\$\{(\w+)\}", source))
-    if not placeholders <= SUBSTITUTIONS:  # the ASL on the new contract is being written: until it lands,
-        pytest.skip(f"the ASL still names {sorted(placeholders - SUBSTITUTIONS)}")  # only the stack's side holds
-    assert placeholders == SUBSTITUTIONS
+    assert set(re.findall(r"\$\{(\w+)\}", source)) == SUBSTITUTIONS
 
 
 def test_rules_match_jobs_and_datasets_prefixes(synthesized):
