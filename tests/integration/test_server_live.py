@@ -93,9 +93,11 @@ def test_boto3_sagemaker_runtime_invoke_endpoint(open_server):
     chat = runtime.invoke_endpoint(
         EndpointName="tiny-assistant",
         ContentType="application/json",
-        Body=json.dumps({"messages": [{"role": "user", "content": "hi"}], "parameters": {"max_new_tokens": 3}}),
+        Body=json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}),
     )
-    assert "generated_text" in json.loads(chat["Body"].read())
+    answer = json.loads(chat["Body"].read())  # LMI's chat schema: an OpenAI chat completion
+    assert answer["object"] == "chat.completion" and answer["usage"]["completion_tokens"] <= 3
+    assert isinstance(answer["choices"][0]["message"]["content"], str)
     with pytest.raises(runtime.exceptions.ClientError):
         runtime.invoke_endpoint(EndpointName="other", ContentType="application/json", Body=json.dumps(body))
     assert httpx.get(f"{open_server}/ping").json()["status"] == "healthy"

@@ -6,6 +6,15 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+
+
+class BadRequest(HTTPException):
+    """A 400 naming the field at fault (OpenAI's ``error.param``)."""
+
+    def __init__(self, param: str | None, message: str) -> None:
+        super().__init__(400, message)
+        self.param = param
 
 
 class ChatMessage(BaseModel):
@@ -36,9 +45,9 @@ class CompletionRequest(SamplingFields):
 
 
 class InvocationRequest(BaseModel):
-    """The SageMaker /invocations body: HF-style ``{"inputs": ..., "parameters": {...}}`` or a chat body."""
+    """The SageMaker /invocations text body, in LMI's schema: ``{"inputs": ..., "parameters": {...}}`` (a
+    ``messages`` body is a ChatCompletionRequest)."""
 
     model_config = ConfigDict(extra="ignore")
     inputs: str | None = None
-    messages: list[ChatMessage] | None = None
     parameters: dict[str, float | int | str | list[str] | bool] = Field(default_factory=dict)
