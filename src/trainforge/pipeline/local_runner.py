@@ -112,8 +112,8 @@ class LocalRunner:
         )
         layout = RunLayout(self.platform.artifacts_uri, request.run_id)
         run_dir = uri_to_path(layout.root)
-        if (run_dir / "outcome.json").is_file() and not force:
-            previous = json.loads((run_dir / "outcome.json").read_text())
+        if uri_to_path(layout.outcome).is_file() and not force:
+            previous = json.loads(uri_to_path(layout.outcome).read_text())
             self.console.print(
                 f"run [bold]{request.run_id}[/] already ran for this spec and data ({previous['status']}); nothing to do"
             )
@@ -130,13 +130,13 @@ class LocalRunner:
                 outcome, "Prepare", lambda: steps.prepare_training(request, spec, dataset, self.platform)
             )
             outcome.steps.append("Train")
-            model_dir = self._train(training_request, run_dir)
+            model_dir = self._train(training_request, layout)
             training = outcome.training = self._step(
                 outcome, "PrepareEvaluation", lambda: steps.training_result(request, model_dir.as_uri(), self.platform)
             )
             evaluation_request = steps.prepare_evaluation(request, spec, training_request, training, self.platform)
             outcome.steps.append("Evaluate")
-            self._evaluate(run_dir, evaluation_request)
+            self._evaluate(layout, evaluation_request)
             evaluation = outcome.evaluation = self._step(
                 outcome, "ReadEvaluation", lambda: steps.read_evaluation(request, spec, self.platform)
             )
@@ -174,7 +174,7 @@ class LocalRunner:
         self.console.print(f"[green]✓[/] {name}")
         return result
 
-    def _train(self, request: TrainingRequest, run_dir: Path) -> Path:
+    def _train(self, request: TrainingRequest, layout: RunLayout) -> Path:
         from trainforge.local.launcher import run_training_job
 
         columns = [
@@ -207,16 +207,16 @@ class LocalRunner:
                         f"  data: {record.get('examples')} examples -> {record.get('sequences')} packed sequences, padding waste {record.get('padding_waste', 0):.1%}"
                     )
 
-            return run_training_job(request, run_dir / "train", run_dir / "model", on_record)
+            return run_training_job(request, uri_to_path(layout.train), uri_to_path(layout.model), on_record)
 
-    def _evaluate(self, run_dir: Path, request: EvaluationRequest) -> None:
+    def _evaluate(self, layout: RunLayout, request: EvaluationRequest) -> None:
         from trainforge.local.launcher import run_evaluation_job
 
         config_dir = request.inputs["config"]
         config = json.loads((uri_to_path(config_dir) / "evaluation.json").read_text())
         inputs = {name: uri_to_path(uri) for name, uri in request.inputs.items() if name != "config"}
         with self.console.status("evaluating tuned vs base ..."):
-            output = run_evaluation_job(run_dir / "evaluation" / "processing", inputs, config)
+            output = run_evaluation_job(uri_to_path(layout.path("evaluation", "processing")), inputs, config)
         for name in ("report.json", "report.html"):
             shutil.copyfile(output / name, uri_to_path(request.output_uri) / name)
         self.console.print("[green]✓[/] Evaluate")
