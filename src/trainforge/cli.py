@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from rich.console import Console
 from rich.table import Table
@@ -15,6 +15,7 @@ from rich.table import Table
 from trainforge.contracts import DatasetReport
 from trainforge.errors import SpecInvalid, TrainForgeError, UsageError
 from trainforge.settings import Settings
+from trainforge.spec import FormatChoice
 
 console = Console(stderr=True)
 out = Console()
@@ -277,9 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("path", help="a file or folder, or a file:// / s3:// URI")
     validate.add_argument("--spec", help="job spec whose data settings (format, limits, pii policy, split) apply")
-    validate.add_argument(
-        "--format", choices=["auto", "chat", "prompt_completion", "bedrock_conversation", "text", "preference"]
-    )
+    validate.add_argument("--format", choices=get_args(FormatChoice))
     validate.add_argument("--json", action="store_true", help="print the DatasetReport as JSON")
     validate.add_argument("--report", help="also write the report (JSON + Markdown twin) to this path or URI")
     validate.set_defaults(handler=cmd_validate)

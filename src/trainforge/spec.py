@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from trainforge.errors import SpecInvalid
 
 Method = Literal["lora", "full", "continued_pretraining", "dpo"]
+#: ``auto`` or one of contracts.DataFormat (a test keeps the two lists equal; a Union of the two Literals
+#: would answer a typo with two errors instead of one)
 FormatChoice = Literal["auto", "chat", "prompt_completion", "bedrock_conversation", "text", "preference"]
 PiiPolicy = Literal["report", "redact", "reject"]
 

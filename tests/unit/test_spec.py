@@ -85,3 +85,13 @@ def test_not_yaml_and_not_a_mapping():
 def test_examples_validate(pytestconfig):
     for path in sorted((pytestconfig.rootpath / "examples" / "jobs").glob("*.yaml")):
         assert isinstance(parse_spec(path.read_text(), str(path)), JobSpec)
+
+
+def test_the_format_choices_are_auto_and_the_data_formats():
+    """One list of data formats (contracts.DataFormat): the spec, the training config and the CLI read it."""
+    from typing import get_args
+
+    from trainforge.contracts import DataFormat
+    from trainforge.spec import FormatChoice
+
+    assert get_args(FormatChoice) == ("auto", *get_args(DataFormat))

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict
 
-from trainforge.spec import Hyperparameters, Method
+from trainforge.spec import FormatChoice, Hyperparameters, Method
 
 
 class TrainConfig(Hyperparameters):
@@ -21,7 +21,7 @@ class TrainConfig(Hyperparameters):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     method: Method = "lora"
-    data_format: Literal["auto", "chat", "prompt_completion", "bedrock_conversation", "text", "preference"] = "auto"
+    data_format: FormatChoice = "auto"
     validation_fraction: float = 0.1
     split_seed: int = 0
     device: Literal["auto", "cpu", "cuda", "neuron"] = "auto"
