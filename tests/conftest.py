@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -86,3 +87,27 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "POWERTOOLS_DEV": "false",
     }.items():
         monkeypatch.setenv(name, value)
+
+
+def cdk_json_context() -> dict[str, Any]:
+    """The context `npx cdk synth` reads from cdk.json (feature flags included): the tests synthesize what a
+    deployment synthesizes."""
+    return json.loads((ROOT / "cdk.json").read_text())["context"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """All stacks, synthesized once per session with cdk.json's context and every nag pack attached (an
+    unacknowledged finding fails synth): the infra tests read the templates, the end-to-end tests deploy
+    them on moto. Bundling is skipped (the layer's pip install is exercised by `npx cdk synth`, see
+    docs/deploy.md)."""
+    import aws_cdk as cdk
+
+    from infra.app import build
+
+    outdir: Path = tmp_path_factory.mktemp("cdk.out")
+    context = cdk_json_context() | {"aws:cdk:bundling-stacks": [], "account": "123456789012", "region": "us-east-1"}
+    app = cdk.App(outdir=str(outdir), context=context)
+    stacks = build(app)
+    app.synth()
+    return {"app": app, "outdir": outdir, **stacks._asdict()}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aws_cdk
 
-from tests.infra.conftest import cdk_json_context
+from tests.conftest import cdk_json_context
 from tests.infra.policies import resources
 
 #: flag -> (the value cdk.json keeps, why it differs from the recommendation); docs/security.md says the same

@@ -3,6 +3,7 @@ time, and one run per multi-file upload."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -122,3 +123,48 @@ def test_an_admission_in_progress_expires_with_the_invocation(aws, monkeypatch):
     assert record["status"]["S"] == "INPROGRESS"
     deadline = int(record["in_progress_expiration"]["N"]) / 1000
     assert started + 55 <= deadline <= time.time() + 61  # FakeContext has 60 s left
+
+
+def test_duplicate_events_start_one_execution_and_a_new_version_starts_another(aws):
+    """EventBridge delivers at least once: a hundred copies of one upload's event, shuffled, start one
+    execution (idempotency record, then the execution name); a new version of the spec starts another."""
+    import random
+
+    aws.put_object(Bucket=DATA, Key="datasets/support/a.jsonl", Body=json.dumps(chat()) + "\n")
+    spec = SPEC.replace("on_new_data: true", "on_new_data: false")
+    first = aws.put_object(Bucket=DATA, Key="jobs/support.yaml", Body=spec.encode())["VersionId"]
+    handler = load_handler("admit_run")
+    events = [s3_event(DATA, "jobs/support.yaml", first) for _ in range(100)]
+    random.Random(7).shuffle(events)
+    for event in events:
+        handler(event, FakeContext())
+    assert len(executions()) == 1
+    second = aws.put_object(Bucket=DATA, Key="jobs/support.yaml", Body=(spec + "# v2\n").encode())["VersionId"]
+    handler(s3_event(DATA, "jobs/support.yaml", second), FakeContext())
+    assert len(executions()) == 2
+
+
+def test_retrain_starts_a_run_only_when_the_data_content_changed(aws):
+    from trainforge.pipeline.layout import latest_success_uri
+
+    rows = json.dumps(chat()) + "\n"
+    aws.put_object(Bucket=DATA, Key="datasets/support/a.jsonl", Body=rows)
+    aws.put_object(Bucket=DATA, Key="jobs/support.yaml", Body=SPEC.encode())
+    retrain = load_handler("retrain")
+    first = retrain({"job": "support"}, FakeContext())
+    assert first["started"] is True
+    # the run succeeded: what register_model records for the job
+    fingerprint = handlers.content_fingerprint([hashlib.sha256(rows.encode()).hexdigest()])
+    latest = latest_success_uri(f"s3://{ARTIFACTS}", "support").removeprefix(f"s3://{ARTIFACTS}/")
+    aws.put_object(
+        Bucket=ARTIFACTS, Key=latest, Body=json.dumps({"run_id": first["run_id"], "fingerprint": fingerprint})
+    )
+    assert retrain({"job": "support"}, FakeContext()) == {
+        "started": False,
+        "reason": "data unchanged since the last successful run",
+    }
+    aws.put_object(Bucket=DATA, Key="datasets/support/a.jsonl", Body=rows)  # a new version, the same bytes
+    assert retrain({"job": "support"}, FakeContext())["started"] is False
+    aws.put_object(Bucket=DATA, Key="datasets/support/a.jsonl", Body=rows + json.dumps(chat("one more", "row")) + "\n")
+    changed = retrain({"job": "support"}, FakeContext())
+    assert changed["started"] is True and changed["run_id"] != first["run_id"] and len(executions()) == 2
