@@ -96,8 +96,11 @@ class Container:
             self._signal(signal.SIGKILL)
 
     def kill(self) -> None:
+        """SIGKILL the group and wait for it, output included: nothing is left running or writing."""
         self._stopped.set()
         self._signal(signal.SIGKILL)
+        self.process.wait()
+        self._reader.join(timeout=10)
 
     def _signal(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError):

@@ -31,7 +31,7 @@ from moto.sagemaker.models import sagemaker_backends
 
 from tests.twin import storage
 from tests.twin.container import FAILURE_REASON_LIMIT, Container
-from tests.twin.jobs import container_environment, now
+from tests.twin.jobs import Published, container_environment
 from tests.twin.logs import LogStream
 from tests.twin.wire import ValidationException
 
@@ -81,24 +81,19 @@ class Server:
             return False
 
 
-class Endpoint:
+class Endpoint(Published):
     def __init__(self, twin: SageMakerTwin, record: Any, account: str, region: str) -> None:
+        super().__init__()
         self.twin = twin
         self.record = record
         self.account, self.region = account, region
         self.name: str = record.endpoint_name
         self.s3 = storage.client("s3", region)
         self.logs = storage.client("logs", region)
-        self.servers: list[Server] = []
+        self.servers: list[Server] = []  # the ones serving
+        self.started: list[Server] = []  # every one ever started, for shutdown
         self.closed = False  # deleted (or the twin uninstalled): containers started from now on are stopped
-        self._lock = threading.Lock()
         self.thread: threading.Thread | None = None
-
-    def publish(self, **fields: Any) -> None:
-        with self._lock:
-            for name, value in fields.items():
-                setattr(self.record, name, value)
-            self.record.last_modified_time = now()
 
     @property
     def backend(self) -> Any:
@@ -151,16 +146,18 @@ class Endpoint:
         servers: list[Server] = []
         try:
             for variant in self.backend.describe_endpoint_config(config_name)["ProductionVariants"]:
+                if self.closed:
+                    return [], "the endpoint was deleted"
                 server = self.start_variant(config_name, variant)
                 servers.append(server)
                 failure = self.wait_healthy(server, variant)
                 if failure:
-                    for started in servers:
-                        started.container.kill()
+                    for begun in servers:
+                        begun.container.kill()
                     return [], failure
         except Exception as error:  # the twin's own failure, reported as SageMaker reports its own
-            for started in servers:
-                started.container.kill()
+            for begun in servers:
+                begun.container.kill()
             return [], f"InternalServerError: the SageMaker twin failed: {type(error).__name__}: {error}"
         return servers, ""
 
@@ -188,7 +185,9 @@ class Endpoint:
         )
         entrypoint = list(runtime.recipe.entrypoint)
         argv = [runtime.executable(entrypoint[0]), *entrypoint[1:], "serve"]
-        return Server(variant["VariantName"], port, Container(argv, env, folder, stream.write), stream)
+        server = Server(variant["VariantName"], port, Container(argv, env, folder, stream.write), stream)
+        self.started.append(server)
+        return server
 
     def fetch_model(self, container: dict[str, Any], target: Path) -> None:
         source = container.get("ModelDataSource", {}).get("S3DataSource")
@@ -206,7 +205,7 @@ class Endpoint:
         deadline = time.monotonic() + variant.get(
             "ContainerStartupHealthCheckTimeoutInSeconds", DEFAULT_STARTUP_SECONDS
         )
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self.closed:
             if server.ping():
                 return ""
             if not server.container.running:
@@ -250,7 +249,8 @@ class Endpoint:
         return 200, reply, payload
 
     def shutdown(self) -> None:
+        """Every container this endpoint started goes (deleted endpoint, or the twin uninstalled)."""
         self.closed = True
-        for server in self.servers:
-            server.container.kill()
         self.servers = []
+        for server in self.started:
+            server.container.kill()

@@ -48,7 +48,22 @@ def container_environment(runtime: Runtime, folder: Path, *layers: dict[str, str
     return env
 
 
-class ContainerJob:
+class Published:
+    """A resource whose state lives on moto's record of it (``record``), which every Describe reads."""
+
+    record: Any
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def publish(self, **fields: Any) -> None:
+        with self._lock:
+            for name, value in fields.items():
+                setattr(self.record, name, value)
+            self.record.last_modified_time = now()
+
+
+class ContainerJob(Published):
     """Subclasses say how to lay out the instance, what to run and what to upload (``prepare``, ``argv``,
     ``finish``) and which record fields hold the status."""
 
@@ -57,6 +72,7 @@ class ContainerJob:
     status_field = ""  # the moto record's attribute holding the primary status
 
     def __init__(self, twin: SageMakerTwin, request: dict[str, Any], record: Any, region: str) -> None:
+        super().__init__()
         self.twin = twin
         self.request = request
         self.record = record
@@ -68,16 +84,7 @@ class ContainerJob:
         self.opt_ml = self.folder / "opt" / "ml"
         self.container: Container | None = None
         self.stop_cause = ""  # why the twin stopped the container ("" while nobody asked)
-        self.started = now()
-        self._lock = threading.Lock()
         self.thread = threading.Thread(target=self._main, daemon=True, name=f"twin-{self.kind}-{self.name}")
-
-    # --- moto's record: the single state every Describe reads
-    def publish(self, **fields: Any) -> None:
-        with self._lock:
-            for name, value in fields.items():
-                setattr(self.record, name, value)
-            self.record.last_modified_time = now()
 
     @property
     def status(self) -> str:
