@@ -23,8 +23,8 @@ class ObjectInfo:
 
 
 class ObjectStore(Protocol):
-    def open(self, uri: str) -> BinaryIO:
-        """A readable binary stream over the object's bytes."""
+    def open(self, uri: str, start: int = 0) -> BinaryIO:
+        """A readable binary stream over the object's bytes, from byte ``start`` (less than its size) on."""
 
     def read_bytes(self, uri: str) -> bytes:
         """The whole object: only for small objects (specs, reports)."""

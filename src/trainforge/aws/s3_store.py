@@ -34,10 +34,12 @@ class S3Store:
         code = exc.response.get("Error", {}).get("Code", "Error")
         return StoreError(f"{uri}: {code}")
 
-    def open(self, uri: str) -> BinaryIO:
+    def open(self, uri: str, start: int = 0) -> BinaryIO:
         bucket, key = split_s3(uri)
+        ranged = {"Range": f"bytes={start}-"} if start else {}
         try:
-            return cast(BinaryIO, self.client.get_object(Bucket=bucket, Key=key, **_version_args(uri))["Body"])
+            body = self.client.get_object(Bucket=bucket, Key=key, **_version_args(uri), **ranged)["Body"]
+            return cast(BinaryIO, body)
         except ClientError as exc:
             raise self._fail(uri, exc) from exc
 

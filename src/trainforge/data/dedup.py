@@ -42,6 +42,9 @@ class Deduplicator:
 
     threshold: float
     near: bool = True
+    #: the number the first record has in ``fingerprints`` (which makes a text too short for any shingle
+    #: unique by its number): 0 for a whole pass, a range of its own for each shard of a sharded one
+    first_record: int = 0
     _digests: list[np.ndarray] = field(default_factory=list)
     _bands: list[np.ndarray] = field(default_factory=list)
     _count: int = 0
@@ -56,8 +59,19 @@ class Deduplicator:
 
     @property
     def count(self) -> int:
-        """How many examples were recorded: the dataset index of the next one."""
+        """How many examples were recorded."""
         return self._count
+
+    @property
+    def next_record(self) -> int:
+        """The number to give the next example's fingerprint (``fingerprints(first=...)``)."""
+        return self.first_record + self._count
+
+    def band_keys(self) -> np.ndarray | None:
+        """Every record's LSH band keys, in record order (None when near duplicates are not looked for)."""
+        if not self.near:
+            return None
+        return np.concatenate(self._bands) if self._bands else np.empty((0, self.bands), dtype=np.uint64)
 
     def extend(self, digests: np.ndarray, band_keys: np.ndarray | None) -> None:
         """Record the next examples by their digests and (when ``near``) LSH band keys."""
@@ -79,8 +93,8 @@ class Deduplicator:
         first = _first_occurrence(self.digests())
         exact = first != records
         near = np.zeros(count, dtype=bool)
-        if self.near and self._bands:
-            bands = np.concatenate(self._bands)
+        bands = self.band_keys()
+        if bands is not None and len(bands):
             for band in range(self.bands):  # one band at a time: the sort's memory is one column's
                 band_first = _first_occurrence(np.ascontiguousarray(bands[:, band]))
                 # the first record sharing a band with this one, from the lowest band that has one

@@ -91,6 +91,69 @@ class _Gunzip(io.RawIOBase):
                 return len(out)
 
 
+class LineSpan(io.RawIOBase):
+    """The lines of an object that start in bytes [start, end): a shard's share of a file, so that shards
+    cut at any offsets cover every line exactly once and never split one.
+
+    ``source`` is the object opened at ``max(start - 1, 0)``. Unless ``start`` is 0, everything up to and
+    including the first newline at or after ``start - 1`` belongs to the line before (another shard's); the
+    span then runs to the first newline at or after ``end - 1``, inclusive. A line longer than a whole span
+    leaves it empty. ``first`` is where the span's first line starts in the object, ``count`` how many bytes
+    it has delivered and ``lines`` how many lines they hold (a last line without a newline included).
+    """
+
+    def __init__(self, source: BinaryIO, start: int, end: int) -> None:
+        self.source = io.BufferedReader(RawSource(source), buffer_size=_BUFFER)
+        self.first = max(start - 1, 0)
+        self.end = end
+        self.count = 0
+        self.lines = 0
+        self._done = False
+        self._last = b"\n"
+        if start > 0:
+            while True:  # skip the line that started before the span, a bounded chunk at a time
+                piece = self.source.readline(_CHUNK)
+                self.first += len(piece)
+                if not piece or piece.endswith(b"\n"):
+                    break
+            self._done = not piece.endswith(b"\n") or self.first >= end
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._done:
+            return 0
+        view = memoryview(buffer).cast("B")
+        filled = self.source.readinto(view)
+        if not filled:
+            self._done = True
+        else:
+            position = self.first + self.count
+            # the last line is the one holding byte end - 1: stop after the first newline from there on
+            newline = (
+                bytes(view[max(self.end - 1 - position, 0) : filled]).find(b"\n")
+                if position + filled >= self.end
+                else -1
+            )
+            if newline >= 0:
+                filled = max(self.end - 1 - position, 0) + newline + 1
+                self._done = True
+            self.lines += int(np.count_nonzero(np.frombuffer(view, dtype=np.uint8, count=filled) == 10))
+            self._last = bytes(view[filled - 1 : filled])
+            self.count += filled
+        if self._done and self._last != b"\n":
+            self.lines += 1  # a last line without its newline
+            self._last = b"\n"
+        return filled
+
+    def drain(self) -> None:
+        """Read to the span's end, so that ``lines`` and ``count`` are complete however far a reader got."""
+        scratch = bytearray(_CHUNK)
+        while self.readinto(memoryview(scratch)):
+            pass
+
+
 class Line(NamedTuple):
     number: int
     offset: int
@@ -136,13 +199,19 @@ class Block(NamedTuple):
             yield self.overlong
 
 
-def iter_blocks(stream: io.BufferedReader, max_line_bytes: int) -> Iterator[Block]:
+def block_bytes(max_line_bytes: int) -> int:
+    """How many bytes a block of lines reads before completing its last line."""
+    return min(_CHUNK, max_line_bytes)
+
+
+def iter_blocks(stream: io.BufferedReader, max_line_bytes: int, offset: int = 0) -> Iterator[Block]:
     """~1 MB of whole lines at a time. No line in ``data`` is longer than ``max_line_bytes``: at most
     ``max_line_bytes`` are read before the last line is completed, and that line alone is measured; a longer
-    one is cut off as ``overlong`` and the rest of it skipped without being held in memory."""
-    size = min(_CHUNK, max_line_bytes)
+    one is cut off as ``overlong`` and the rest of it skipped without being held in memory. Whether a line is
+    over the limit does not depend on where a block starts, so a shard of a file (``shards.py``: its stream
+    starts at byte ``offset`` of the file, its lines numbered from 1) finds exactly what a whole pass does."""
+    size = block_bytes(max_line_bytes)
     number = 1
-    offset = 0
     while True:
         data = bytearray(size)
         del data[stream.readinto(data) :]

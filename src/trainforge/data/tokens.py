@@ -46,28 +46,38 @@ class TokenCounter:
         self._lengths.extend(len(enc.ids) + extra for enc, extra in zip(encodings, self._overheads, strict=False))
         self._pending, self._overheads = [], []
 
-    def stats(self) -> TokenStats | None:
+    def lengths(self) -> np.ndarray:
+        """Every example's token count so far, in example order (uint32)."""
         self._flush()
-        if not self._lengths:
-            return None
-        lengths = np.frombuffer(self._lengths, dtype=np.uint32).astype(np.int64)
-        histogram: dict[str, int] = {}
-        lower = 0
-        for upper in (*_BUCKETS, int(lengths.max()) + 1):
-            count = int(((lengths > lower) & (lengths <= upper)).sum())
-            if count:
-                histogram[f"<={upper}" if upper in _BUCKETS else f">{lower}"] = count
-            lower = upper
-            if upper >= lengths.max():
-                break
-        return TokenStats(
-            tokenizer=self.name,
-            total_tokens=int(lengths.sum()),
-            mean_tokens=round(float(lengths.mean()), 2),
-            max_tokens=int(lengths.max()),
-            p50_tokens=int(np.percentile(lengths, 50)),
-            p95_tokens=int(np.percentile(lengths, 95)),
-            truncated_examples=int((lengths > self.max_seq_len).sum()),
-            max_seq_len=self.max_seq_len,
-            histogram=histogram,
-        )
+        return np.frombuffer(self._lengths, dtype=np.uint32)
+
+    def stats(self) -> TokenStats | None:
+        return token_stats(self.lengths(), self.name, self.max_seq_len)
+
+
+def token_stats(lengths: np.ndarray, name: str, max_seq_len: int) -> TokenStats | None:
+    """The report's token statistics of per-example counts; a sharded pass merges its shards' counts and
+    calls this once, so percentiles are of the whole dataset, never averaged."""
+    if not len(lengths):
+        return None
+    lengths = lengths.astype(np.int64)
+    histogram: dict[str, int] = {}
+    lower = 0
+    for upper in (*_BUCKETS, int(lengths.max()) + 1):
+        count = int(((lengths > lower) & (lengths <= upper)).sum())
+        if count:
+            histogram[f"<={upper}" if upper in _BUCKETS else f">{lower}"] = count
+        lower = upper
+        if upper >= lengths.max():
+            break
+    return TokenStats(
+        tokenizer=name,
+        total_tokens=int(lengths.sum()),
+        mean_tokens=round(float(lengths.mean()), 2),
+        max_tokens=int(lengths.max()),
+        p50_tokens=int(np.percentile(lengths, 50)),
+        p95_tokens=int(np.percentile(lengths, 95)),
+        truncated_examples=int((lengths > max_seq_len).sum()),
+        max_seq_len=max_seq_len,
+        histogram=histogram,
+    )

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO, Literal
 import numpy as np
 import orjson
 
-from trainforge.contracts import DataFormat, DataIssue, DatasetReport, PiiFinding, SplitStats
+from trainforge.contracts import DataFormat, DataIssue, DatasetReport, PiiFinding, SplitStats, TokenStats
 from trainforge.data.dedup import Deduplicator
 from trainforge.data.fast import FAST_FORMATS, decode_block
 from trainforge.data.fingerprint import fingerprints
@@ -34,6 +34,7 @@ from trainforge.data.reader import (
     BudgetExceeded,
     CorruptInput,
     Line,
+    LineSpan,
     RawSource,
     iter_blocks,
     iter_lines,
@@ -47,7 +48,8 @@ from trainforge.data.tokens import TokenCounter
 from trainforge.spec import DataLimits, FormatChoice, JobSpec, PiiPolicy
 from trainforge.store import ObjectStore
 
-_DETECT_SAMPLE = 64
+#: how many records ``format: auto`` looks at (the first ones of the first block that has any)
+DETECT_SAMPLE = 64
 #: valid records the per-line path hands on together (fingerprints are computed a batch at a time)
 _ACCEPT_BATCH = 512
 
@@ -218,7 +220,7 @@ def _with_detected_format(records: Iterator[tuple[int, Any]], run: _Run) -> Iter
     sample = []
     for item in records:
         sample.append(item)
-        if len(sample) >= _DETECT_SAMPLE:
+        if len(sample) >= DETECT_SAMPLE:
             break
     fmt, why = detect_format(record for _, record in sample)
     if fmt is not None:
@@ -258,7 +260,7 @@ def _accept(
     first = len(run.lines)
     run.valid += len(batch)
     run.lines.extend(numbers)
-    prints = fingerprints(batch, derived.dedup.lsh, derived.dedup.count)
+    prints = fingerprints(batch, derived.dedup.lsh, derived.dedup.next_record)
     derived.dedup.extend(prints.digests, prints.band_keys)
     if derived.tokens is not None:
         for values in batch:
@@ -291,12 +293,12 @@ def validate_dataset(
     progress: Callable[[int], None] | None = None,
 ) -> DatasetReport:
     """Validate every object in ``uris`` (files, or prefixes expanded to their objects) as one dataset."""
-    with _no_cycle_collection():
+    with no_cycle_collection():
         return _validate_dataset(uris, store, options, progress)
 
 
 @contextlib.contextmanager
-def _no_cycle_collection() -> Iterator[None]:
+def no_cycle_collection() -> Iterator[None]:
     """Validation allocates millions of short-lived containers (records, their texts) that form no
     reference cycles; the cyclic collector would walk them every few hundred allocations (~5% of the time).
     Reference counting still frees everything as it goes."""
@@ -309,16 +311,20 @@ def _no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
+def _derived(options: ValidationOptions, first_record: int = 0) -> _Derived:
+    redacting = options.pii == "redact" and bool(options.redact_into)
+    return _Derived(
+        dedup=Deduplicator(options.near_duplicate_threshold, near=options.near_duplicates, first_record=first_record),
+        tokens=TokenCounter.from_file(options.tokenizer_file, options.max_seq_len) if options.tokenizer_file else None,
+        redaction=RedactedCopies(options.redact_into) if redacting else None,
+    )
+
+
 def _validate_dataset(
     uris: list[str], store: ObjectStore, options: ValidationOptions, progress: Callable[[int], None] | None
 ) -> DatasetReport:
     run = _Run(options=options, format=None if options.format == "auto" else options.format)
-    redacting = options.pii == "redact" and bool(options.redact_into)
-    derived = _Derived(
-        dedup=Deduplicator(options.near_duplicate_threshold, near=options.near_duplicates),
-        tokens=TokenCounter.from_file(options.tokenizer_file, options.max_seq_len) if options.tokenizer_file else None,
-        redaction=RedactedCopies(options.redact_into) if redacting else None,
-    )
+    derived = _derived(options)
     files = [(uri, info) for uri in uris for info in store.list(uri)]
     names = [info.uri for _, info in files]
     for file_index, (uri, info) in enumerate(files):
@@ -327,11 +333,24 @@ def _validate_dataset(
         _validate_file(file_index, info.uri, info.size, store, run, derived, progress)
         if run.records >= options.limits.max_records:
             break
-    if not files:
-        run.issue(", ".join(uris), None, "", "no_files", "no data files found at this location")
-    elif run.records == 0 and not run.error_counts:
-        run.issue(names[0], None, "", "no_records", "the dataset holds no records")
-    return _report(run, names, derived)
+    tokens = derived.tokens.stats() if derived.tokens is not None else None
+    redacted = derived.redaction.finish() if derived.redaction is not None else []
+    return _report(run, uris, names, derived.dedup, tokens, redacted)
+
+
+def _validate_span(
+    file_index: int, uri: str, start: int, end: int, store: ObjectStore, run: _Run, derived: _Derived
+) -> int:
+    """The lines of a plain JSON-lines object that start in bytes [start, end) (a shard of it, see
+    ``shards.py``); returns how many lines that is. Line numbers in ``run`` count from the span's first."""
+    source = LineSpan(store.open(uri, max(start - 1, 0)), start, end)
+    try:
+        stream = io.BufferedReader(source, buffer_size=1 << 16)
+        _check_blocks(file_index, uri, stream, run, derived, lambda: None, offset=source.first)
+        source.drain()
+    finally:
+        run.bytes_read += source.count
+    return source.lines
 
 
 def _validate_file(
@@ -379,11 +398,12 @@ def _validate_file(
 
 
 def _check_blocks(
-    file_index: int, uri: str, stream: Any, run: _Run, derived: _Derived, progress: Callable[[], None]
+    file_index: int, uri: str, stream: Any, run: _Run, derived: _Derived, progress: Callable[[], None], offset: int = 0
 ) -> None:
     """JSON lines a block at a time: the fast path (``fast.py``) where it vouches for the whole block, the
-    per-line path where it does not (and before the format is known, and when redacting)."""
-    for block in iter_blocks(stream, run.options.limits.max_line_bytes):
+    per-line path where it does not (and before the format is known, and when redacting). ``stream`` starts
+    at byte ``offset`` of the object."""
+    for block in iter_blocks(stream, run.options.limits.max_line_bytes, offset):
         fast = FAST_FORMATS.get(run.format) if run.format is not None and derived.redaction is None else None
         decoded = decode_block(block, fast) if fast is not None else None
         if fast is None or decoded is None:
@@ -456,8 +476,21 @@ def _record_fields(records: list[dict[str, Any]], fmt: DataFormat, index: int) -
     return text_fields(records[index], fmt)
 
 
-def _report(run: _Run, names: list[str], derived: _Derived) -> DatasetReport:
-    duplicates = derived.dedup.finish()
+def _report(
+    run: _Run,
+    uris: list[str],
+    names: list[str],
+    dedup: Deduplicator,
+    token_stats: TokenStats | None,
+    redacted_uris: list[str],
+) -> DatasetReport:
+    """The report of a finished pass, whole or merged from shards (``partial.py``): the dataset-level
+    issues, duplicates resolved over every record, the split decided on the whole set."""
+    if not names:
+        run.issue(", ".join(uris), None, "", "no_files", "no data files found at this location")
+    elif run.records == 0 and not run.error_counts:
+        run.issue(names[0], None, "", "no_records", "the dataset holds no records")
+    duplicates = dedup.finish()
     exact = sum(1 for dup in duplicates if dup.exact)
     examples = []
     for dup in duplicates[: run.options.max_errors_per_code]:
@@ -476,9 +509,7 @@ def _report(run: _Run, names: list[str], derived: _Derived) -> DatasetReport:
         )
     split = None
     if run.options.validation_fraction is not None:
-        held_out = int(
-            validation_mask(derived.dedup.digests(), run.options.split_seed, run.options.validation_fraction).sum()
-        )
+        held_out = int(validation_mask(dedup.digests(), run.options.split_seed, run.options.validation_fraction).sum())
         split = SplitStats(
             seed=run.options.split_seed,
             validation_fraction=run.options.validation_fraction,
@@ -486,7 +517,6 @@ def _report(run: _Run, names: list[str], derived: _Derived) -> DatasetReport:
             validation_examples=held_out,
         )
     rejected_pii = run.options.pii == "reject" and bool(run.pii_counts)
-    tokens = derived.tokens
     return DatasetReport(
         ok=not run.error_counts and not rejected_pii,
         files=names,
@@ -504,8 +534,8 @@ def _report(run: _Run, names: list[str], derived: _Derived) -> DatasetReport:
         pii_policy=run.options.pii,
         pii_counts=dict(run.pii_counts),
         pii_findings=run.pii_findings,
-        token_stats=tokens.stats() if tokens is not None else None,
+        token_stats=token_stats,
         split=split,
         sha256=run.sha256,
-        redacted_uris=derived.redaction.finish() if derived.redaction is not None else [],
+        redacted_uris=redacted_uris,
     )

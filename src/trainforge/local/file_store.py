@@ -33,12 +33,14 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 class FileStore:
-    def open(self, uri: str) -> BinaryIO:
+    def open(self, uri: str, start: int = 0) -> BinaryIO:
         path = uri_to_path(uri)
         try:
-            return path.open("rb")
+            handle = path.open("rb")
         except OSError as exc:
             raise StoreError(f"cannot read {uri}: {exc.strerror}") from exc
+        handle.seek(start)
+        return handle
 
     def read_bytes(self, uri: str) -> bytes:
         with self.open(uri) as handle:
