@@ -4,7 +4,8 @@
 
 ``twin_images`` (session): this repository's two images, registered as ``GPU_IMAGE`` (which also stands in
 for AWS's LMI images) and ``NEURON_IMAGE``, their venvs built before the first test that needs them.
-``twin_aws``: moto with the Step Functions engine executing definitions and Lambda without Docker.
+``twin_aws``: moto with the Step Functions engine executing definitions and Lambda without Docker, in the
+environment of ``aws_env`` (tests/conftest.py).
 ``sagemaker_twin``: the twin installed in ``twin_aws``; it asserts on teardown that no request broke a rule.
 """
 
@@ -39,13 +40,8 @@ def twin_images(tmp_path_factory: pytest.TempPathFactory) -> ImageRegistry:
 
 
 @pytest.fixture
-def twin_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
+def twin_aws(aws_env: None) -> Iterator[None]:
+    """``aws_env`` (tests/conftest.py: region us-east-1, test credentials) and moto as the twin needs it."""
     with mock_aws(config=MOTO_CONFIG):
         yield
 
