@@ -64,8 +64,9 @@ class Published:
 
 
 class ContainerJob(Published):
-    """Subclasses say how to lay out the instance, what to run and what to upload (``prepare``, ``argv``,
-    ``finish``) and which record fields hold the status."""
+    """Subclasses run the job (``run``: lay out the instance, ``run_container``, upload), say how a stop
+    and the twin's own failure read on the record (``stopping``, ``finish_failed``) and which record field
+    holds the status (``status_field``)."""
 
     kind = ""  # "TrainingJob" / "ProcessingJob": the API's noun
     log_group = ""
