@@ -1,0 +1,37 @@
+"""The local process pool gives the whole pass's report, and says how far it got."""
+
+from __future__ import annotations
+
+import random
+
+import orjson
+
+from tests.unit.data.test_shards import _line
+from trainforge.data import ValidationOptions, validate_dataset
+from trainforge.data.parallel import validate_parallel
+from trainforge.local.file_store import FileStore
+from trainforge.spec import DataLimits
+
+
+def test_two_processes_give_the_whole_pass_report(tmp_path):
+    rng = random.Random(11)
+    pool: list[bytes] = []
+    for name in ("a.jsonl", "b.jsonl"):
+        (tmp_path / name).write_bytes(b"\n".join(_line(rng, pool) for _ in range(400)) + b"\n")
+    uris = [tmp_path.as_uri()]
+    options = ValidationOptions(limits=DataLimits(max_line_bytes=4096), validation_fraction=0.1)
+    seen = []
+    parallel = validate_parallel(
+        uris, FileStore(), options, processes=2, shard_bytes=20_000, progress=lambda *p: seen.append(p)
+    )
+    whole = validate_dataset(uris, FileStore(), options)
+    assert parallel.model_dump(exclude={"created_at"}) == whole.model_dump(exclude={"created_at"})
+    assert len(seen) > 4 and seen[-1] == (whole.bytes_read, whole.records)
+    assert whole.exact_duplicates and whole.error_counts  # the data had something to find
+
+
+def test_one_shard_takes_the_whole_pass_in_process(tmp_path):
+    (tmp_path / "a.jsonl").write_bytes(orjson.dumps({"text": "one small record"}) + b"\n")
+    seen = []
+    report = validate_parallel([tmp_path.as_uri()], FileStore(), processes=2, progress=lambda *p: seen.append(p))
+    assert report.ok and report.records == 1 and seen[-1][0] == report.bytes_read
