@@ -1,16 +1,21 @@
-"""Training throughput: TrainForge's loop vs Hugging Face ``Trainer`` on the same model, data and length.
+"""Training throughput: TrainForge's loop against TRL's SFTTrainer and HF Trainer at equal real tokens per step.
 
-    python benchmarks/train_throughput.py                 # CPU: real SmolLM2-135M, LoRA, fp32
-    python benchmarks/train_throughput.py --device cuda   # GPU: a ~1B Llama in bf16, full fine-tune, MFU
+    python -m benchmarks.train_throughput --seq-len 256    # CPU: real SmolLM2-135M, LoRA, fp32 and auto
+    python -m benchmarks.train_throughput --seq-len 1024 --profile trainforge-auto   # where a step's time goes
+    python -m benchmarks.train_throughput --device cuda    # GPU: a ~1B Llama in bf16, full fine-tune, MFU
 
-Both sides train on the same examples (real chitchat conversations, chat template, assistant-only loss)
-with the same batch size in sequences and the same maximum sequence length. HF Trainer runs with its
-defaults and padded batches (DataCollatorForSeq2Seq) and peft's LoRA as its users attach it; TrainForge packs
-and trains as ``trainforge-train`` does (its LoRA layers, its loss, its attention on a CPU). Same adapter on
-both sides: rank 16, alpha 32, every linear layer. Throughput counts real (non-pad)
-tokens per second (the median step after warm-up), measured in the same process in alternating rounds
-(each round runs both sides back to back); the ratio printed is the median of the rounds' ratios.
-Targets (issue #3): ratio >= 1.5 on a 2-core CPU; TrainForge padding waste <= 2%; MFU >= 50% on an H100.
+Every side trains the same model on the same tokenized examples (real chitchat conversations, chat
+template, loss on the assistant's tokens), with the same adapter (rank 16, alpha 32, every linear layer),
+sequence length and budget of real tokens per step (``--tokens-per-step``): TrainForge and TRL
+(``packing=True``, best-fit decreasing, padding-free) train that many tokens' worth of packed rows, HF
+Trainer a padded batch of as many whole examples as fill it (benchmarks/train_sides.py). Tokens are counted
+at the model's forward between two step ends; a side's rate is its median step after ``--warmup``.
+
+A round runs every side once, in an order that rotates from round to round (no side always runs first on
+a warming or cooling machine). A comparison's ratio is the median over rounds of TrainForge's rate divided
+by the best peer's rate in that round. Comparisons: fp32 against the peers in fp32 (target >= 2); ``auto``
+against the peers' defaults (TRL: bf16 autocast and gradient checkpointing; HF Trainer: fp32), target
+>= 3 on a CPU with native bf16; and bf16 against the peers in bf16 when those sides run.
 """
 
 from __future__ import annotations
@@ -19,14 +24,36 @@ import argparse
 import contextlib
 import platform
 import statistics
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from datasets import disable_progress_bars
+from transformers.utils import logging as hf_logging
+
+from benchmarks.train_sides import Job, Side, StepMeter, hf_trainer, trainforge, trl
 
 H100_BF16_PEAK_FLOPS = 989e12
+
+SIDES = {
+    "trainforge-fp32": Side("TrainForge fp32", trainforge("fp32"), "fp32"),
+    "trainforge-auto": Side("TrainForge auto", trainforge("auto"), "auto"),
+    "trl-fp32": Side("TRL SFTTrainer fp32", trl("fp32"), "fp32"),
+    "hf-fp32": Side("HF Trainer fp32 (its default)", hf_trainer("fp32"), "fp32"),
+    "trl-defaults": Side("TRL SFTTrainer defaults", trl("defaults"), "defaults"),
+    "trl-bf16": Side("TRL SFTTrainer bf16", trl("bf16"), "bf16"),
+    "hf-bf16": Side("HF Trainer bf16", hf_trainer("bf16"), "bf16"),
+}
+DEFAULT_SIDES = {
+    "cpu": ["trainforge-fp32", "trainforge-auto", "trl-fp32", "hf-fp32", "trl-defaults"],
+    "cuda": ["trainforge-auto", "trl-bf16", "hf-bf16"],
+}
+# (what is compared, TrainForge's side, the peers, target ratio)
+COMPARISONS = [
+    ("fp32 vs peers in fp32", "trainforge-fp32", ["trl-fp32", "hf-fp32"], 2.0),
+    ("auto vs peers' defaults", "trainforge-auto", ["trl-defaults", "hf-fp32"], 3.0),
+    ("auto vs peers in bf16", "trainforge-auto", ["trl-bf16", "hf-bf16"], 2.0),
+]
 
 
 def load_model(kind: str, cache: Path, device: str) -> tuple[Any, Any]:
@@ -59,102 +86,36 @@ def examples_for(tokenizer: Any, count: int) -> list[Any]:
     return [encode_record(tokenizer, record, "chat") for record in chitchat_examples(count, max_chars=2000)]
 
 
-def prepare(model: Any, method: str, side: str) -> Any:
-    """The same adapter on both sides (rank 16, alpha 32, every linear layer): TrainForge's (peft's layers,
-    fused forward and backward) or peft's as an HF Trainer user would attach it."""
-    if method != "lora":
-        return model
-    from peft import get_peft_model
+def cpu_flags() -> str:
+    from trainforge.training.cpu_features import CPUINFO, NATIVE_BF16_FLAGS, cpuinfo_flags
 
-    from trainforge.training.config import TrainConfig
-    from trainforge.training.lora import apply_lora, lora_config
-
-    config = TrainConfig(lora_rank=16, lora_alpha=32, lora_dropout=0.0)
-    if side == "trainforge":
-        return apply_lora(model, config)
-    return get_peft_model(model, lora_config(config))
+    flags = cpuinfo_flags(CPUINFO) or frozenset()
+    return ", ".join(flag for flag in NATIVE_BF16_FLAGS if flag in flags) or "none of " + ", ".join(NATIVE_BF16_FLAGS)
 
 
-def run_trainforge(model: Any, tokenizer: Any, examples: list[Any], args: argparse.Namespace) -> tuple[float, float]:
-    from trainforge.training.config import TrainConfig
-    from trainforge.training.devices import select_device
-    from trainforge.training.distributed import World
-    from trainforge.training.loop import run_training
-    from trainforge.training.objectives import LanguageModeling
-    from trainforge.training.packing import pack
+class ProfiledMeter(StepMeter):
+    """A meter that also advances a torch profiler's schedule at each step end."""
 
-    sequences, stats = pack(examples, args.seq_len)
-    objective = LanguageModeling(sequences, args.seq_len, tokenizer.pad_token_id)
-    config = TrainConfig(
-        method=args.method,
-        max_steps=args.warmup + args.steps,
-        batch_size=args.batch_size,
-        max_seq_len=args.seq_len,
-        learning_rate=1e-4,
-        eval_every=10_000,
-        checkpoint_every=10_000,
-        precision=args.precision,
-        device=args.device,
-    )
-    device = select_device(args.device, args.precision)
-    model.to(device.torch_device)
-    records: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as checkpoints:
-        run_training(model, objective, None, config, device, World(0, 1, 0), Path(checkpoints), records.append)
-    rates = [r["tokens_per_s"] for r in records if "tokens_per_s" in r][args.warmup :]
-    return statistics.median(rates), stats.padding_waste
+    profiler: Any = None
+
+    def step_end(self) -> None:
+        super().step_end()
+        self.profiler.step()
 
 
-def run_hf_trainer(model: Any, tokenizer: Any, examples: list[Any], args: argparse.Namespace) -> tuple[float, float]:
-    from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
+def profile(side: Side, model: Any, tokenizer: Any, examples: list[Any], job: Job) -> None:
+    """Where the time of ``side``'s timed steps goes, per op (self time: an op's own, not its children's)."""
+    from torch.profiler import ProfilerActivity, schedule
 
-    rows = [{"input_ids": e.input_ids[: args.seq_len], "labels": e.labels[: args.seq_len]} for e in examples]
-    pad = DataCollatorForSeq2Seq(tokenizer, padding=True)
-    counts = {"real": 0, "padded": 0}
-
-    def collate(features: list[dict[str, Any]]) -> dict[str, Any]:
-        batch = pad(features)
-        counts["real"] += sum(len(f["input_ids"]) for f in features)
-        counts["padded"] += batch["input_ids"].numel()
-        return batch
-
-    class Timer(TrainerCallback):
-        """Step-end to step-end: HF Trainer fetches a step's batches before on_step_begin, so the tokens
-        collated between two step ends are the ones the later step trained on."""
-
-        def __init__(self) -> None:
-            self.rates: list[float] = []
-            self.last = (0.0, 0)
-
-        def on_train_begin(self, *a: Any, **k: Any) -> None:
-            self.last = (time.perf_counter(), counts["real"])
-
-        def on_step_end(self, *a: Any, **k: Any) -> None:
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            now = (time.perf_counter(), counts["real"])
-            self.rates.append((now[1] - self.last[1]) / (now[0] - self.last[0]))
-            self.last = now
-
-    timer = Timer()
-    with tempfile.TemporaryDirectory() as out:
-        training_args = TrainingArguments(
-            output_dir=out,
-            per_device_train_batch_size=args.batch_size,
-            max_steps=args.warmup + args.steps,
-            learning_rate=1e-4,
-            save_strategy="no",
-            report_to=[],
-            logging_steps=10_000,
-            use_cpu=args.device == "cpu",
-            bf16=args.precision == "bf16",
-            dataloader_num_workers=0,
-            remove_unused_columns=False,
-            disable_tqdm=True,
-        )
-        Trainer(model=model, args=training_args, train_dataset=rows, data_collator=collate, callbacks=[timer]).train()
-    waste = 1 - counts["real"] / counts["padded"]
-    return statistics.median(timer.rates[args.warmup :]), waste
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if job.device == "cuda" else [])
+    meter = ProfiledMeter()
+    with torch.profiler.profile(
+        activities=activities, schedule=schedule(wait=0, warmup=job.warmup, active=job.steps, repeat=1)
+    ) as prof:
+        meter.profiler = prof
+        side(model, tokenizer, examples, job, meter)
+    print(f"{side.name}: {meter.rate(job.warmup):.1f} tokens/s over the profiled steps")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
 
 
 def main() -> None:
@@ -164,55 +125,81 @@ def main() -> None:
         "--model", choices=["smollm2", "tiny"], default="smollm2", help="CPU model (GPU always uses the ~1B config)"
     )
     parser.add_argument("--seq-len", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per side, after --warmup")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of both sides; the median ratio is printed")
+    parser.add_argument("--tokens-per-step", type=int, default=2048, help="real-token budget of every side's step")
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per side, after --warmup")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every side; ratios are medians over rounds")
+    parser.add_argument("--sides", nargs="+", choices=sorted(SIDES), help="default: the device's usual sides")
+    parser.add_argument("--profile", choices=sorted(SIDES), help="profile one side's timed steps instead")
     parser.add_argument("--cache", type=Path, default=Path(".trainforge/cache/base-models"))
     args = parser.parse_args()
-    args.method = "full" if args.device == "cuda" else "lora"
-    args.precision = "bf16" if args.device == "cuda" else "fp32"
-    if args.device == "cuda":
-        args.seq_len, args.batch_size = max(args.seq_len, 2048), max(args.batch_size, 8)
+    seq_len = max(args.seq_len, 2048) if args.device == "cuda" else args.seq_len
+    job = Job(
+        seq_len=seq_len,
+        rows=max(1, args.tokens_per_step // seq_len),
+        steps=args.steps,
+        warmup=args.warmup,
+        device=args.device,
+        method="full" if args.device == "cuda" else "lora",
+    )
+    hf_logging.set_verbosity_error()
+    disable_progress_bars()
     torch.manual_seed(0)
     model, tokenizer = load_model(args.model, args.cache, args.device)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     examples = examples_for(tokenizer, 4000)
 
-    def fresh(side: str) -> Any:
+    def fresh() -> Any:
         model, _ = load_model(args.model, args.cache, args.device)
         model.load_state_dict(state)
         with contextlib.suppress(AttributeError):
             model.to("cuda" if args.device == "cuda" else "cpu")
-        return prepare(model, args.method, side)
+        return model
 
-    # Each round runs both sides back to back, so a round's ratio compares them under the same state of a
-    # shared machine; the median over rounds discounts a slow spell that hit one side of one round.
-    rounds: list[tuple[float, float]] = []
-    for _ in range(args.rounds):
-        ours, our_waste = run_trainforge(fresh("trainforge"), tokenizer, examples, args)
-        theirs, their_waste = run_hf_trainer(fresh("hf"), tokenizer, examples, args)
-        rounds.append((ours, theirs))
-    ours, theirs = max(r[0] for r in rounds), max(r[1] for r in rounds)
-    ratio = statistics.median(o / t for o, t in rounds)
-    params = sum(p.numel() for p in model.parameters())
     print(
-        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, device {args.device}"
+        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, native bf16 "
+        f"flags: {cpu_flags()}, torch {torch.__version__}, device {args.device}"
     )
     print(
-        f"model: {args.model if args.device == 'cpu' else 'llama-1.1b (config)'} ({params / 1e6:.0f}M params), method {args.method}, {args.precision}, "
-        f"batch {args.batch_size} x seq {args.seq_len}, {args.steps} timed steps after {args.warmup} warm-up, "
-        f"{args.rounds} rounds, TrainForge vs HF (ratio): "
-        + ", ".join(f"{o:.1f} vs {t:.1f} ({o / t:.2f})" for o, t in rounds)
+        f"model: {args.model if args.device == 'cpu' else 'llama-1.1b (config)'}, method {job.method}, seq {job.seq_len}, "
+        f"{job.budget} real tokens per step ({job.rows} packed rows), {job.steps} timed steps after {job.warmup} warm-up"
     )
-    print(f"HF Trainer (padded batches): {theirs:10.1f} tokens/s (best round)   padding waste {their_waste:6.1%}")
-    print(f"TrainForge (packed):         {ours:10.1f} tokens/s (best round)   padding waste {our_waste:6.1%}")
-    print(f"ratio TrainForge / HF Trainer: {ratio:.2f} (median of the rounds' ratios)")
-    if args.device == "cuda":
-        layers, hidden = model.config.num_hidden_layers, model.config.hidden_size
-        flops_per_token = 6 * params + 12 * layers * hidden * args.seq_len
+    if args.profile:
+        profile(SIDES[args.profile], fresh(), tokenizer, examples, job)
+        return
+    names = args.sides or DEFAULT_SIDES[args.device]
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(args.rounds):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            meter, extra = SIDES[name](fresh(), tokenizer, examples, job)
+            rates[name].append(meter.rate(job.warmup))
+            per_step = statistics.mean(meter.tokens[job.warmup :])
+            notes = ", ".join(f"{k} {v:.1%}" if isinstance(v, float) else f"{k} {v}" for k, v in extra.items())
+            print(
+                f"round {round_index + 1}: {SIDES[name].name:32s} {rates[name][-1]:8.1f} tok/s  {per_step:7.0f} real tokens/step  ({notes})",
+                flush=True,
+            )
+    print(f"\n{'side':32s} per round (tok/s)")
+    for name in names:
+        print(f"{SIDES[name].name:32s} " + " / ".join(f"{rate:.1f}" for rate in rates[name]))
+    for label, ours, peers, target in COMPARISONS:
+        present = [peer for peer in peers if peer in rates]
+        if ours not in rates or not present:
+            continue
+        ratios = [rates[ours][i] / max(rates[peer][i] for peer in present) for i in range(args.rounds)]
+        verdict = "met" if statistics.median(ratios) >= target else "NOT met"
         print(
-            f"MFU (H100 bf16 dense peak {H100_BF16_PEAK_FLOPS / 1e12:.0f} TFLOP/s): {ours * flops_per_token / H100_BF16_PEAK_FLOPS:.1%}"
+            f"{label}: ratio {statistics.median(ratios):.2f} (median; rounds {', '.join(f'{r:.2f}' for r in ratios)}) "
+            f"against the best of {', '.join(present)}; target >= {target:g}: {verdict}"
+        )
+    if args.device == "cuda" and "trainforge-auto" in rates:
+        params = sum(p.numel() for p in model.parameters())
+        layers, hidden = model.config.num_hidden_layers, model.config.hidden_size
+        flops_per_token = 6 * params + 12 * layers * hidden * job.seq_len
+        best = max(rates["trainforge-auto"])
+        print(
+            f"MFU (H100 bf16 dense peak {H100_BF16_PEAK_FLOPS / 1e12:.0f} TFLOP/s): {best * flops_per_token / H100_BF16_PEAK_FLOPS:.1%}"
         )
 
 
