@@ -36,6 +36,18 @@ from moto.stepfunctions.parser.asl.component.common.error_name.failure_event imp
 )
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
+from moto.stepfunctions.parser.asl.component.common.payload.payloadvalue.payloadbinding.payload_binding import (
+    PayloadBindingStringExpressionSimple,
+)
+from moto.stepfunctions.parser.asl.component.common.payload.payloadvalue.payloadvaluelit.payload_value_str import (
+    PayloadValueStr,
+)
+from moto.stepfunctions.parser.asl.component.common.string.string_expression import (
+    StringContextPath,
+    StringExpressionSimple,
+    StringIntrinsicFunction,
+    StringJsonPath,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
@@ -45,6 +57,8 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
     StateTaskServiceCallback,
 )
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.parse.intrinsic.intrinsic_parser import IntrinsicParser
+from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 from moto.stepfunctions.parser.utils import camel_to_snake_case
@@ -226,3 +240,29 @@ def install(patches: Patches) -> None:
         env.stack.append(response)
 
     patches.set(StateTaskServiceAwsSdk, "_eval_service_task", eval_service_task)
+
+
+def _sampled(value: str) -> StringExpressionSimple:
+    """A ``.$`` binding's value as the engine samples it: a context path, an intrinsic function, a path."""
+    if value.startswith("$$"):
+        return StringContextPath(context_object_path=value)
+    if value.startswith("States."):
+        function, _ = IntrinsicParser.parse(value)
+        return StringIntrinsicFunction(intrinsic_function_derivation=value, function=function)
+    return StringJsonPath(json_path=value)
+
+
+def install_keyword_bindings(patches: Patches) -> None:
+    """Payload keys that are also ASL keywords, bound as paths: moto's grammar (LocalStack's) lexes
+    ``"RoleArn.$"`` as the Credentials keyword and then keeps it in Parameters as a literal key named
+    ``RoleArn.$``, so CreateTrainingJob would go out without its RoleArn. Step Functions binds any key
+    that ends in ``.$`` (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-inputpath-params.html)."""
+    original = Preprocessor.visitPayload_binding_value
+
+    def visit(self: Preprocessor, ctx: Any) -> Any:
+        binding = original(self, ctx)
+        if binding.field.endswith(".$") and isinstance(binding.payload_value, PayloadValueStr):
+            return PayloadBindingStringExpressionSimple(binding.field[:-2], _sampled(binding.payload_value.val))
+        return binding
+
+    patches.set(Preprocessor, "visitPayload_binding_value", visit)

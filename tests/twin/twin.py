@@ -107,6 +107,7 @@ class SageMakerTwin:
         intercept(patches, set(CHECKED_SERVICES), self.check)
         self.imports.install(patches)
         stepfunctions.install(patches)
+        stepfunctions.install_keyword_bindings(patches)
         # moto's own list of endpoint instance types predates g5/g6/p5/inf2/trn: the rules own such facts
         patches.set(FakeEndpointConfig, "validate_instance_type", lambda self, instance_type: None)
         self._install_jobs(patches, "create_training_job", "training_jobs", TrainingJob, self.training_jobs)

@@ -135,3 +135,23 @@ def test_aws_sdk_tasks_read_the_twins_state(sagemaker_twin, sagemaker_role, base
     assert json.loads(endpoint["output"])["EndpointStatus"] == "Creating"  # moto alone says InService
     assert json.loads(imported["output"])["JobName"] == "import-1"
     assert BUCKET in base_model_uri
+
+
+def test_a_payload_key_that_is_an_asl_keyword_is_bound_as_a_path(sagemaker_twin):
+    """Step Functions binds every key ending in .$; moto's grammar kept "RoleArn.$" as a literal key, so a
+    CreateTrainingJob whose role comes from the state went out without one."""
+    definition = {
+        "StartAt": "Bind",
+        "States": {
+            "Bind": {
+                "Type": "Pass",
+                "Parameters": {"RoleArn.$": "$.role", "Nested": {"RoleArn.$": "States.Format('{}', $.role)"}},
+                "End": True,
+            }
+        },
+    }
+    described = run(definition, {"role": "arn:aws:iam::123456789012:role/r"})
+    assert json.loads(described["output"]) == {
+        "RoleArn": "arn:aws:iam::123456789012:role/r",
+        "Nested": {"RoleArn": "arn:aws:iam::123456789012:role/r"},
+    }
