@@ -14,7 +14,8 @@ if os.environ.get("TRAINFORGE_PURE_PYTHON") != "1":
             ["src/trainforge/data/_scan.c"],
             extra_compile_args=["-O3"],
             optional=True,
+            py_limited_api=True,  # _scan.c keeps to the stable ABI of 3.11+: one .abi3.so for every later Python
         )
     )
 
-setup(ext_modules=extensions)
+setup(ext_modules=extensions, options={"bdist_wheel": {"py_limited_api": "cp311"}} if extensions else {})

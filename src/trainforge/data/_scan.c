@@ -4,6 +4,9 @@
  * the two equal, bit for bit.
  */
 #define PY_SSIZE_T_CLEAN
+/* The stable ABI of CPython 3.11 and later: one build (``_scan.abi3.so``) loads in every later Python, so the
+ * Lambda layer carries it for the runtime's Python whichever Python built it. */
+#define Py_LIMITED_API 0x030B0000
 #include <Python.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,6 +37,8 @@ static uint8_t space[256];
 static uint8_t starts_pattern[256];
 /* JSON's whitespace: a line that starts with it may be blank */
 static uint8_t json_space[256];
+/* The ASCII characters str.isspace() counts: \t \n \v \f \r, \x1c-\x1f and space */
+static uint8_t str_space[128];
 
 static uint64_t
 mix64(uint64_t value)
@@ -237,7 +242,7 @@ fingerprint(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "need 0 <= bands * rows <= 128");
         return NULL;
     }
-    Py_ssize_t count = PyList_GET_SIZE(batch);
+    Py_ssize_t count = PyList_Size(batch);
     PyObject *digests = PyBytes_FromStringAndSize(NULL, count * 8);
     PyObject *triggers = PyBytes_FromStringAndSize(NULL, count);
     PyObject *keys = Py_None;
@@ -259,7 +264,7 @@ fingerprint(PyObject *self, PyObject *args)
     if (digests == NULL || triggers == NULL || keys == NULL || joined == NULL)
         goto fail;
     for (Py_ssize_t index = 0; index < count; index++) {
-        PyObject *texts = PyList_GET_ITEM(batch, index);
+        PyObject *texts = PyList_GetItem(batch, index);
         if (!PyList_Check(texts)) {
             PyErr_SetString(PyExc_TypeError, "each record must be a list of str");
             goto fail;
@@ -268,8 +273,8 @@ fingerprint(PyObject *self, PyObject *args)
          * copied; the triggers of the joined text are those of its parts (no pattern spans the separator) */
         size_t size = 0;
         long found = 0;
-        for (Py_ssize_t part = 0; part < PyList_GET_SIZE(texts); part++) {
-            PyObject *text = PyList_GET_ITEM(texts, part);
+        for (Py_ssize_t part = 0; part < PyList_Size(texts); part++) {
+            PyObject *text = PyList_GetItem(texts, part);
             if (!PyUnicode_Check(text)) {
                 PyErr_SetString(PyExc_TypeError, "each record must be a list of str");
                 goto fail;
@@ -294,7 +299,7 @@ fingerprint(PyObject *self, PyObject *args)
             copy_folded(joined + size, (const uint8_t *)data, (size_t)length);
             size += (size_t)length;
         }
-        PyBytes_AS_STRING(triggers)[index] = (char)found;
+        PyBytes_AsString(triggers)[index] = (char)found;
         /* normalised: outer ASCII whitespace stripped (folding leaves whitespace as it is) */
         size_t start = 0, end = size;
         while (start < end && space[joined[start]])
@@ -302,13 +307,13 @@ fingerprint(PyObject *self, PyObject *args)
         while (end > start && space[joined[end - 1]])
             end--;
         uint64_t digest = digest_of(joined + start, (Py_ssize_t)(end - start));
-        memcpy(PyBytes_AS_STRING(digests) + index * 8, &digest, 8);
+        memcpy(PyBytes_AsString(digests) + index * 8, &digest, 8);
         if (bands) {
             uint64_t bins[BINS];
             memset(bins, 0xFF, sizeof bins);
             signature_of(joined + start, (Py_ssize_t)(end - start), bins);
             densify(bins, (uint64_t)first + (uint64_t)index);
-            uint64_t *out = (uint64_t *)PyBytes_AS_STRING(keys) + index * bands;
+            uint64_t *out = (uint64_t *)PyBytes_AsString(keys) + index * bands;
             for (Py_ssize_t band = 0; band < bands; band++) {
                 uint64_t sum = 0;
                 for (Py_ssize_t row = 0; row < rows; row++)
@@ -327,19 +332,34 @@ fail:
     return NULL;
 }
 
-/* True when every character of the str is whitespace, as str.isspace() (a non-empty str). */
+/* 1 when every character of the str is whitespace, as str.isspace() (a non-empty str); -1 on error. Decided
+ * from the UTF-8 bytes, which end the loop at the first visible ASCII character (nearly always the first);
+ * only a str of ASCII spaces and other characters asks str.isspace itself. */
 static int
 all_space(PyObject *text)
 {
-    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    if (length == 0)
-        return 0;
-    for (Py_ssize_t index = 0; index < length; index++)
-        if (!Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, index)))
+    Py_ssize_t size;
+    const char *data = PyUnicode_AsUTF8AndSize(text, &size);
+    if (data == NULL)
+        return -1;
+    int ascii = 1;
+    for (Py_ssize_t index = 0; index < size; index++) {
+        uint8_t byte = (uint8_t)data[index];
+        if (byte >= 0x80)
+            ascii = 0;
+        else if (!str_space[byte])
             return 0;
-    return 1;
+    }
+    if (size == 0)
+        return 0;
+    if (ascii)
+        return 1;
+    PyObject *answer = PyObject_CallMethod(text, "isspace", NULL);
+    if (answer == NULL)
+        return -1;
+    int blank = PyObject_IsTrue(answer);
+    Py_DECREF(answer);
+    return blank;
 }
 
 /* chat_texts(records) for decoded fast.ChatRecord structs: each record's message contents, or None as soon
@@ -360,15 +380,15 @@ chat_texts(PyObject *self, PyObject *records)
         if (messages_name == NULL || role_name == NULL || content_name == NULL)
             return NULL;
     }
-    Py_ssize_t count = PyList_GET_SIZE(records);
+    Py_ssize_t count = PyList_Size(records);
     PyObject *out = PyList_New(count);
     if (out == NULL)
         return NULL;
     for (Py_ssize_t index = 0; index < count; index++) {
-        PyObject *messages = PyObject_GetAttr(PyList_GET_ITEM(records, index), messages_name);
+        PyObject *messages = PyObject_GetAttr(PyList_GetItem(records, index), messages_name);
         if (messages == NULL)
             goto fail;
-        Py_ssize_t size = PyList_Check(messages) ? PyList_GET_SIZE(messages) : 0;
+        Py_ssize_t size = PyList_Check(messages) ? PyList_Size(messages) : 0;
         PyObject *texts = PyList_New(size);
         if (texts == NULL) {
             Py_DECREF(messages);
@@ -378,7 +398,7 @@ chat_texts(PyObject *self, PyObject *records)
         char expected = 'u'; /* system first (optional), then user/assistant alternating, assistant last */
         char last = 0;
         for (Py_ssize_t position = 0; valid && position < size; position++) {
-            PyObject *message = PyList_GET_ITEM(messages, position);
+            PyObject *message = PyList_GetItem(messages, position);
             PyObject *role = PyObject_GetAttr(message, role_name);
             PyObject *content = role == NULL ? NULL : PyObject_GetAttr(message, content_name);
             if (content == NULL) {
@@ -396,9 +416,16 @@ chat_texts(PyObject *self, PyObject *records)
             else
                 valid = 0;
             Py_DECREF(role);
-            if (!PyUnicode_Check(content) || all_space(content))
+            int blank = PyUnicode_Check(content) ? all_space(content) : 1;
+            if (blank < 0) {
+                Py_DECREF(content);
+                Py_DECREF(messages);
+                Py_DECREF(texts);
+                goto fail;
+            }
+            if (blank)
                 valid = 0;
-            PyList_SET_ITEM(texts, position, content); /* steals the reference */
+            PyList_SetItem(texts, position, content); /* steals the reference */
         }
         Py_DECREF(messages);
         if (!valid || last != 'a') {
@@ -406,7 +433,7 @@ chat_texts(PyObject *self, PyObject *records)
             Py_DECREF(out);
             Py_RETURN_NONE;
         }
-        PyList_SET_ITEM(out, index, texts);
+        PyList_SetItem(out, index, texts);
     }
     return out;
 fail:
@@ -463,5 +490,7 @@ PyInit__scan(void)
         starts_pattern[(uint8_t)*first] = 1;
     for (const char *first = " \t\n\r"; *first; first++)
         json_space[(uint8_t)*first] = 1;
+    for (int byte = 0; byte < 128; byte++)
+        str_space[byte] = (byte >= 0x09 && byte <= 0x0D) || (byte >= 0x1C && byte <= 0x20);
     return PyModule_Create(&module);
 }
