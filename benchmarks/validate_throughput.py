@@ -1,6 +1,7 @@
 """Validator throughput and memory on a generated chat JSONL, against a raw ``orjson.loads`` pass.
 
     python benchmarks/validate_throughput.py [--mb 200] [--tokens] [--rounds 5]
+    python benchmarks/validate_throughput.py --scaling [--mb 2000] [--processes 2]
 
 Prints MB/s per core (megabytes over the process's CPU seconds, so neither a waiting disk nor a second
 thread can flatter it) for the validator and for the baseline measured in the same run, their ratio, and
@@ -8,6 +9,11 @@ the validator's peak RSS. Each round measures the baseline and then the validato
 round's ratio see the same state of a shared machine; the ratio printed is the median over the rounds. Then the same validation on the pure-Python twins of the
 compiled loops (``TRAINFORGE_PURE_PYTHON=1``), which is what the Lambda functions run. Targets (issue #2): >= 100 MB/s
 per core without token stats, ratio >= 0.3, peak RSS <= 300 MB for a 1 GB file.
+
+``--scaling`` measures sharded validation instead (issue #19): the same file validated by one process (the
+whole pass) and by ``--processes`` workers over 256 MiB shards (``trainforge.data.parallel``), wall-clock
+seconds each in a fresh process, and prints the scaling ratio (one process's time over the pool's) with the
+load average, since the pool's gain depends on idle cores.
 """
 
 from __future__ import annotations
@@ -119,6 +125,45 @@ def measure_validator(path: Path, tokens: bool, pure: bool = False) -> tuple[flo
     return float(out[0]), int(out[1]) / 1024, int(out[2])
 
 
+def measure_wall(path: Path, processes: int) -> tuple[float, int, str]:
+    """Wall seconds of ``validate_parallel`` with ``processes`` workers, in a fresh process: (seconds,
+    records, the report as JSON for the caller to compare across runs)."""
+    code = (
+        "import sys,time,json;from pathlib import Path;from trainforge.data.parallel import validate_parallel;"
+        "from trainforge.local.file_store import FileStore;"
+        "t=time.perf_counter();r=validate_parallel([Path(sys.argv[1]).as_uri()],FileStore(),processes=int(sys.argv[2]));"
+        "e=time.perf_counter()-t;print(e,r.records);"
+        "print(json.dumps(r.model_dump(mode='json',exclude={'created_at'}),sort_keys=True))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path), str(processes)], check=True, capture_output=True, text=True
+    ).stdout.splitlines()
+    seconds, records = out[0].split()
+    return float(seconds), int(records), out[1]
+
+
+def scaling(megabytes: int, processes: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.jsonl"
+        lines = generate(path, megabytes)
+        size_mb = path.stat().st_size / 1e6
+        load_before = os.getloadavg()
+        one_s, one_records, one_report = measure_wall(path, 1)
+        pool_s, pool_records, pool_report = measure_wall(path, processes)
+        load_after = os.getloadavg()
+    assert one_records == pool_records == lines, (one_records, pool_records, lines)
+    assert one_report == pool_report, "the sharded report differs from the whole pass's"
+    print(f"file: {size_mb:.0f} MB, {lines} chat records; {len(os.sched_getaffinity(0))} cores")
+    print(f"1 process (whole pass): {one_s:6.1f} s, {size_mb / one_s:6.1f} MB/s")
+    print(f"{processes} processes (shards):  {pool_s:6.1f} s, {size_mb / pool_s:6.1f} MB/s")
+    print(f"scaling ratio: {one_s / pool_s:.2f} (ideal {processes}); reports equal field for field")
+    print(
+        "load average (1, 5, 15 min) before: {:.2f} {:.2f} {:.2f}, after: {:.2f} {:.2f} {:.2f}".format(
+            *load_before, *load_after
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=int, default=200, help="size of the generated file in MB")
@@ -126,7 +171,12 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=5, help="rounds of baseline then validator; the median ratio is printed"
     )
+    parser.add_argument("--scaling", action="store_true", help="sharded validation: 1 process vs --processes")
+    parser.add_argument("--processes", type=int, default=2, help="workers for --scaling")
     args = parser.parse_args()
+    if args.scaling:
+        scaling(args.mb, args.processes)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.jsonl"
         lines = generate(path, args.mb)
