@@ -16,9 +16,6 @@ from trainforge.data.shards import SHARD_BYTES, Shard, plan_shards
 from trainforge.data.validation import ValidationOptions, validate_dataset
 from trainforge.store import ObjectStore, open_store
 
-#: (bytes validated, records validated) so far, for a progress bar
-Progress = Callable[[int, int], None]
-
 
 def validate_parallel(
     uris: list[str],
@@ -26,16 +23,17 @@ def validate_parallel(
     options: ValidationOptions = ValidationOptions(),
     processes: int | None = None,
     shard_bytes: int = SHARD_BYTES,
-    progress: Progress | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> DatasetReport:
     """``validate_dataset``'s report, computed by ``processes`` workers (default: the cores this process
     may use) over shards of ``shard_bytes``. A dataset of one shard, or one process, takes the whole pass
-    in this process: the pool would only add its start-up."""
+    in this process: the pool would only add its start-up. ``progress`` hears the dataset's bytes read so
+    far, as ``validate_dataset``'s does (here as each shard finishes)."""
     processes = processes or len(os.sched_getaffinity(0))
     plan = plan_shards(uris, store, options, shard_bytes)
     if processes == 1 or sum(shard.kind != "digest" for shard in plan.shards) <= 1:
-        return validate_dataset(uris, store, options, (lambda done: progress(done, 0)) if progress else None)
-    done = [0, 0]
+        return validate_dataset(uris, store, options, progress)
+    done = 0
     partials: list[PartialReport] = []
     with tempfile.TemporaryDirectory(prefix="trainforge-shards-") as work:
         # spawn, not fork: the parent may hold threads (a progress bar, boto3's pools) that fork would copy
@@ -48,10 +46,9 @@ def validate_parallel(
             for future in as_completed(futures):
                 partial = future.result()
                 partials.append(partial)
-                done[0] += partial.bytes_read
-                done[1] += partial.records
+                done += partial.bytes_read
                 if progress is not None:
-                    progress(done[0], done[1])
+                    progress(done)
         return merge_partials(plan, partials, options)
 
 

@@ -292,7 +292,8 @@ def validate_dataset(
     options: ValidationOptions = ValidationOptions(),
     progress: Callable[[int], None] | None = None,
 ) -> DatasetReport:
-    """Validate every object in ``uris`` (files, or prefixes expanded to their objects) as one dataset."""
+    """Validate every object in ``uris`` (files, or prefixes expanded to their objects) as one dataset.
+    ``progress`` hears the bytes of the dataset read so far, after each block of lines."""
     with no_cycle_collection():
         return _validate_dataset(uris, store, options, progress)
 
@@ -379,7 +380,10 @@ def _validate_file(
         if is_text:
             _check_records(file_index, uri, _text_records(stream, uri, run), run, derived)
         else:
-            _check_blocks(file_index, uri, stream, run, derived, lambda: progress(source.count) if progress else None)
+            done = run.bytes_read
+            _check_blocks(
+                file_index, uri, stream, run, derived, lambda: progress(done + source.count) if progress else None
+            )
     except BudgetExceeded:
         run.issue(
             uri,
@@ -394,7 +398,7 @@ def _validate_file(
         run.bytes_read += source.count
         run.sha256[uri] = source.sha.hexdigest()
         if progress is not None:
-            progress(source.count)
+            progress(run.bytes_read)
 
 
 def _check_blocks(
