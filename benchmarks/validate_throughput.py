@@ -7,7 +7,7 @@ Prints MB/s per core (megabytes over the process's CPU seconds, so neither a wai
 thread can flatter it) for the validator and for the baseline measured in the same run, their ratio, and
 the validator's peak RSS. Each round measures the baseline and then the validator, so the two sides of a
 round's ratio see the same state of a shared machine; the ratio printed is the median over the rounds. Then the same validation on the pure-Python twins of the
-compiled loops (``TRAINFORGE_PURE_PYTHON=1``), which is what the Lambda functions run. Targets (issue #2): >= 100 MB/s
+compiled loops (``TRAINFORGE_PURE_PYTHON=1``), the fallback where no C compiler built them. Targets (issue #2): >= 100 MB/s
 per core without token stats, ratio >= 0.3, peak RSS <= 300 MB for a 1 GB file.
 
 ``--scaling`` measures sharded validation instead (issue #19): the same file validated by one process (the
@@ -125,21 +125,22 @@ def measure_validator(path: Path, tokens: bool, pure: bool = False) -> tuple[flo
     return float(out[0]), int(out[1]) / 1024, int(out[2])
 
 
-def measure_wall(path: Path, processes: int) -> tuple[float, int, str]:
-    """Wall seconds of ``validate_parallel`` with ``processes`` workers, in a fresh process: (seconds,
-    records, the report as JSON for the caller to compare across runs)."""
+def measure_wall(path: Path, processes: int) -> tuple[float, float, int, str]:
+    """``validate_parallel`` with ``processes`` workers, in a fresh process: (wall seconds, CPU seconds of it
+    and its workers, records, the report as JSON for the caller to compare across runs)."""
     code = (
-        "import sys,time,json;from pathlib import Path;from trainforge.data.parallel import validate_parallel;"
+        "import sys,time,json,resource as R;from pathlib import Path;from trainforge.data.parallel import validate_parallel;"
         "from trainforge.local.file_store import FileStore;"
-        "t=time.perf_counter();r=validate_parallel([Path(sys.argv[1]).as_uri()],FileStore(),processes=int(sys.argv[2]));"
-        "e=time.perf_counter()-t;print(e,r.records);"
+        "c=lambda:sum(u.ru_utime+u.ru_stime for u in (R.getrusage(R.RUSAGE_SELF),R.getrusage(R.RUSAGE_CHILDREN)));"
+        "t=time.perf_counter();c0=c();r=validate_parallel([Path(sys.argv[1]).as_uri()],FileStore(),processes=int(sys.argv[2]));"
+        "print(time.perf_counter()-t,c()-c0,r.records);"
         "print(json.dumps(r.model_dump(mode='json',exclude={'created_at'}),sort_keys=True))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(path), str(processes)], check=True, capture_output=True, text=True
     ).stdout.splitlines()
-    seconds, records = out[0].split()
-    return float(seconds), int(records), out[1]
+    seconds, cpu, records = out[0].split()
+    return float(seconds), float(cpu), int(records), out[1]
 
 
 def scaling(megabytes: int, processes: int) -> None:
@@ -148,15 +149,20 @@ def scaling(megabytes: int, processes: int) -> None:
         lines = generate(path, megabytes)
         size_mb = path.stat().st_size / 1e6
         load_before = os.getloadavg()
-        one_s, one_records, one_report = measure_wall(path, 1)
-        pool_s, pool_records, pool_report = measure_wall(path, processes)
+        one_s, one_cpu, one_records, one_report = measure_wall(path, 1)
+        pool_s, pool_cpu, pool_records, pool_report = measure_wall(path, processes)
         load_after = os.getloadavg()
     assert one_records == pool_records == lines, (one_records, pool_records, lines)
     assert one_report == pool_report, "the sharded report differs from the whole pass's"
     print(f"file: {size_mb:.0f} MB, {lines} chat records; {len(os.sched_getaffinity(0))} cores")
-    print(f"1 process (whole pass): {one_s:6.1f} s, {size_mb / one_s:6.1f} MB/s")
-    print(f"{processes} processes (shards):  {pool_s:6.1f} s, {size_mb / pool_s:6.1f} MB/s")
+    print(f"1 process (whole pass): {one_s:6.1f} s wall, {size_mb / one_s:6.1f} MB/s; {one_cpu:6.1f} CPU s")
+    print(f"{processes} processes (shards):  {pool_s:6.1f} s wall, {size_mb / pool_s:6.1f} MB/s; {pool_cpu:6.1f} CPU s")
     print(f"scaling ratio: {one_s / pool_s:.2f} (ideal {processes}); reports equal field for field")
+    # with idle cores the pool's wall time is its CPU time spread over the workers: what the shards would
+    # give on a machine that is not shared
+    print(
+        f"CPU the shards cost over the whole pass: {pool_cpu / one_cpu:.2f}x; on {processes} idle cores the ratio could reach {processes * one_cpu / pool_cpu:.2f}"
+    )
     print(
         "load average (1, 5, 15 min) before: {:.2f} {:.2f} {:.2f}, after: {:.2f} {:.2f} {:.2f}".format(
             *load_before, *load_after
@@ -201,7 +207,7 @@ def main() -> None:
     print(f"ratio validator/baseline: {statistics.median(ratios):.2f} (median of the rounds' ratios)")
     print(f"validator peak RSS: {rss_mb:.0f} MB")
     print(
-        f"pure-Python twins (the Lambda){tokens}: {size_mb / pure_s:.1f} MB/s per core, peak RSS {pure_rss_mb:.0f} MB"
+        f"pure-Python twins (no compiler){tokens}: {size_mb / pure_s:.1f} MB/s per core, peak RSS {pure_rss_mb:.0f} MB"
     )
 
 
