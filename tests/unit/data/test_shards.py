@@ -211,3 +211,31 @@ def test_a_missing_partial_rejects_the_dataset_and_names_the_shard(tmp_path):
     report = merge_partials(plan, partials, options)
     assert not report.ok and report.error_counts["shard_failed"] == 1
     assert report.errors[-1].message == f"the validation of this object's bytes 0-{plan.shards[0].end} did not finish"
+
+
+def test_the_planner_cuts_plain_json_lines_and_keeps_what_cannot_be_entered_whole(tmp_path):
+    """Given a large plain object, a large gzip, a text file and one over max_file_bytes, when planned, then
+    only the plain object is cut (with a digest item), and format: auto settles where the whole pass does."""
+    rng = random.Random(9)
+    body = b"\n".join(_line(rng, []) for _ in range(300)) + b"\n"
+    (tmp_path / "a.jsonl").write_bytes(b"\n" * 10 + body)  # blank lines first: no record in the first block
+    (tmp_path / "b.jsonl.gz").write_bytes(gzip.compress(body))
+    (tmp_path / "c.txt").write_bytes(b"plain text\n\nanother paragraph\n")
+    (tmp_path / "d.jsonl").write_bytes(body + body * 2)
+    options = replace(
+        _options("auto", "report", False, []), limits=DataLimits(max_line_bytes=MAX_LINE, max_file_bytes=len(body) * 2)
+    )
+    plan = plan_shards([tmp_path.as_uri()], FileStore(), options, shard_bytes=5 * MAX_LINE)
+    kinds = {(Path(shard.uri).name, shard.kind) for shard in plan.shards}
+    assert kinds == {
+        ("a.jsonl", "span"),
+        ("a.jsonl", "digest"),
+        ("b.jsonl.gz", "object"),
+        ("c.txt", "object"),
+        ("d.jsonl", "object"),
+    }
+    spans = [shard for shard in plan.shards if shard.kind == "span"]
+    assert spans[0].start == 0 and spans[-1].end == len(body) + 10
+    assert all(a.end == b.start for a, b in itertools.pairwise(spans))
+    assert spans[0].format is None  # the shard holding the first records detects, as the whole pass does
+    assert {shard.format for shard in plan.shards[len(spans) :] if shard.kind != "digest"} == {"chat"}
