@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from trainforge.contracts import DatasetReport, RunRequest
+from trainforge.data.parallel import validate_parallel
 from trainforge.data.partial import load_partials, merge_partials, store_partial, validate_shard
 from trainforge.data.report import write_report
 from trainforge.data.shards import SHARD_BYTES, ShardPlan, options_from_json, options_to_json, plan_shards
@@ -148,6 +149,18 @@ def merge_validation(run_id: str, artifacts_uri: str) -> DatasetReport:
     options = options_from_json(loaded.inputs.options)  # token counts come counted: no tokenizer here
     report = merge_partials(loaded.plan, load_partials(loaded.plan, _work(artifacts_uri, run_id)), options)
     return accept_or_reject(report, RunLayout(artifacts_uri, run_id))
+
+
+def validate_run_here(
+    request: RunRequest, spec: JobSpec, platform: Platform, processes: int | None = None
+) -> DatasetReport:
+    """The Validate step on one machine: the same inputs and the same shards as the map, in a process pool
+    (``data.parallel``), the report stored and the data accepted or rejected as the merge does."""
+    inputs = validation_inputs(request, spec, platform)
+    with tempfile.TemporaryDirectory() as tmp:
+        options = _options(inputs, Path(tmp))
+        report = validate_parallel(inputs.uris, open_store(inputs.uris[0]), options, processes)
+    return accept_or_reject(report, RunLayout(platform.artifacts_uri, request.run_id))
 
 
 def accept_or_reject(report: DatasetReport, layout: RunLayout) -> DatasetReport:
