@@ -289,6 +289,10 @@ class RunSummary(Contract):
             where = self.deployment.endpoint_name or self.deployment.model_arn or ""
             parts.append(f"Deployment: {self.deployment.target} {where} {self.deployment.status}.")
         if self.failure is not None:
-            parts.append(f"Failed at {self.failure.state}: {self.failure.error}. {self.failure.hint}")
+            failure = self.failure
+            parts.append(f"Failed at {failure.state}: {failure.error}: {failure.cause[:1000]}")
+            if failure.report_uri:
+                parts.append(f"Dataset report: {failure.report_uri}.")
+            parts.append(f"Hint: {failure.hint}")
         parts.append(f"Outcome: {run_root}/outcome.json")
         return " ".join(parts)

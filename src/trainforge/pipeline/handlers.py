@@ -35,7 +35,7 @@ from trainforge.contracts import (
     utcnow,
 )
 from trainforge.data.fingerprint import content_fingerprint
-from trainforge.errors import TrainForgeError
+from trainforge.errors import EvaluationFailed, TrainForgeError, TrainingFailed
 from trainforge.pipeline import steps
 from trainforge.pipeline.admission import admit, dataset_refs, load_run, record_admission, resolve_data_uri
 from trainforge.pipeline.keys import classify_key
@@ -152,7 +152,8 @@ class PipelineState(RunEvent):
     registered: _Value[Registered] | None = None
     deployment: _Value[Deployment] | None = None
     endpoint: dict[str, Any] | None = None
-    #: GetModelImportJob's answer (the state machine keeps it as ``$.import``)
+    #: GetModelImportJob's answer (the state machine keeps it as ``$.import``); aws-sdk integrations name
+    #: fields in PascalCase whatever the API's own case (Status, ImportedModelArn)
     imported: dict[str, Any] | None = Field(None, alias="import")
     error: StepError | None = None
     failed_state: str = "unknown"
@@ -181,8 +182,8 @@ class PipelineState(RunEvent):
         if self.imported is not None:
             return deployment.model_copy(
                 update={
-                    "status": str(self.imported.get("status", deployment.status)),
-                    "model_arn": self.imported.get("importedModelArn") or deployment.model_arn,
+                    "status": str(self.imported.get("Status", deployment.status)),
+                    "model_arn": self.imported.get("ImportedModelArn") or deployment.model_arn,
                 }
             )
         return deployment
@@ -461,6 +462,7 @@ def handle_record_failure(
         jobs[state.trained.name] = "training"
     if state.evaluated:
         jobs[state.evaluated.name] = "processing"
+    name_of_error = error.Error
     failed = _failed_job(error)
     if failed is not None:
         name = failed.get("TrainingJobName") or failed["ProcessingJobName"]
@@ -468,11 +470,16 @@ def handle_record_failure(
         status = failed.get("TrainingJobStatus") or failed.get("ProcessingJobStatus")
         reason = failed.get("FailureReason") or failed.get("ExitMessage") or "no FailureReason given"
         cause = f"{jobs[name]} job {name} ended {status}: {reason}"
+        name_of_error = TrainingFailed.__name__ if jobs[name] == "training" else EvaluationFailed.__name__
+    elif name_of_error.startswith("States."):
+        # the execution ends with this name, and Step Functions' own names (States.*) are not for Fail states
+        cause = f"{name_of_error}: {cause}"
+        name_of_error = "StepTimedOut" if name_of_error == "States.Timeout" else "StepFailed"
     stopped = _stop_running_jobs(state.run.run_id, client)
     failure = steps.record_failure(
         state.run.run_id,
         state.failed_state,
-        error.Error,
+        name_of_error,
         cause,
         aws_platform(settings),
         _log_streams(jobs, logs or boto3.client("logs")),
