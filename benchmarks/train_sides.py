@@ -80,13 +80,17 @@ def real_tokens(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
 
 @dataclass
 class StepMeter:
-    """Tokens and seconds per optimizer step, from forward pre-hooks on the causal LM and step-end calls."""
+    """Tokens and seconds per optimizer step, from forward pre-hooks on the causal LM and step-end calls.
+    Seconds are kept twice: wall clock, and the process's CPU time (what the step cost the cores, which a
+    host shared with other work does not inflate; with one torch thread it is the step's time on one core)."""
 
     synchronize: Callable[[], None] = lambda: None
     tokens: list[int] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
     _pending: int = 0
     _last: float = 0.0
+    _last_cpu: float = 0.0
 
     def attach(self, model: torch.nn.Module) -> None:
         """Count what reaches ``model``'s forward (the causal LM itself, inside any adapter wrapper: gradient
@@ -99,27 +103,28 @@ class StepMeter:
         model.register_forward_pre_hook(count, with_kwargs=True)
 
     def start(self) -> None:
-        self._pending, self._last = 0, time.perf_counter()
+        self._pending, self._last, self._last_cpu = 0, time.perf_counter(), time.process_time()
 
     def step_end(self) -> None:
         self.synchronize()
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         self.tokens.append(self._pending)
         self.seconds.append(now - self._last)
-        self._pending, self._last = 0, now
+        self.cpu_seconds.append(cpu - self._last_cpu)
+        self._pending, self._last, self._last_cpu = 0, now, cpu
 
-    def rate(self, warmup: int) -> float:
-        """Median tokens per second of the steps after ``warmup``."""
-        return statistics.median(t / s for t, s in zip(self.tokens[warmup:], self.seconds[warmup:], strict=True))
+    def rate(self, warmup: int, clock: str = "wall") -> float:
+        """Median tokens per second (``clock`` wall) or per CPU second (``cpu``) of the steps after ``warmup``."""
+        seconds = self.cpu_seconds if clock == "cpu" else self.seconds
+        return statistics.median(t / s for t, s in zip(self.tokens[warmup:], seconds[warmup:], strict=True))
 
 
 @dataclass(frozen=True)
 class Side:
-    """One contender: how it trains and in which precision (``defaults``: the peer's own defaults)."""
+    """One contender: its name and how it trains (a runner below, bound to a precision)."""
 
     name: str
     run: Callable[[Any, Any, list[Any], Job, StepMeter], dict[str, Any]]
-    precision: str
 
     def __call__(
         self, model: Any, tokenizer: Any, examples: list[Any], job: Job, meter: StepMeter | None = None

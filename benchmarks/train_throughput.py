@@ -36,13 +36,13 @@ from benchmarks.train_sides import Job, Side, StepMeter, hf_trainer, trainforge,
 H100_BF16_PEAK_FLOPS = 989e12
 
 SIDES = {
-    "trainforge-fp32": Side("TrainForge fp32", trainforge("fp32"), "fp32"),
-    "trainforge-auto": Side("TrainForge auto", trainforge("auto"), "auto"),
-    "trl-fp32": Side("TRL SFTTrainer fp32", trl("fp32"), "fp32"),
-    "hf-fp32": Side("HF Trainer fp32 (its default)", hf_trainer("fp32"), "fp32"),
-    "trl-defaults": Side("TRL SFTTrainer defaults", trl("defaults"), "defaults"),
-    "trl-bf16": Side("TRL SFTTrainer bf16", trl("bf16"), "bf16"),
-    "hf-bf16": Side("HF Trainer bf16", hf_trainer("bf16"), "bf16"),
+    "trainforge-fp32": Side("TrainForge fp32", trainforge("fp32")),
+    "trainforge-auto": Side("TrainForge auto", trainforge("auto")),
+    "trl-fp32": Side("TRL SFTTrainer fp32", trl("fp32")),
+    "hf-fp32": Side("HF Trainer fp32 (its default)", hf_trainer("fp32")),
+    "trl-defaults": Side("TRL SFTTrainer defaults", trl("defaults")),
+    "trl-bf16": Side("TRL SFTTrainer bf16", trl("bf16")),
+    "hf-bf16": Side("HF Trainer bf16", hf_trainer("bf16")),
 }
 DEFAULT_SIDES = {
     "cpu": ["trainforge-fp32", "trainforge-auto", "trl-fp32", "hf-fp32", "trl-defaults"],
@@ -114,7 +114,10 @@ def profile(side: Side, model: Any, tokenizer: Any, examples: list[Any], job: Jo
     ) as prof:
         meter.profiler = prof
         side(model, tokenizer, examples, job, meter)
-    print(f"{side.name}: {meter.rate(job.warmup):.1f} tokens/s over the profiled steps")
+    print(
+        f"{side.name}: {meter.rate(job.warmup):.1f} tokens/s, {meter.rate(job.warmup, 'cpu'):.1f} per CPU second, "
+        "over the profiled steps"
+    )
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
 
 
@@ -132,7 +135,10 @@ def main() -> None:
     parser.add_argument("--sides", nargs="+", choices=sorted(SIDES), help="default: the device's usual sides")
     parser.add_argument("--profile", choices=sorted(SIDES), help="profile one side's timed steps instead")
     parser.add_argument("--cache", type=Path, default=Path(".trainforge/cache/base-models"))
+    parser.add_argument("--threads", type=int, help="torch's threads (default: one per core)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     seq_len = max(args.seq_len, 2048) if args.device == "cuda" else args.seq_len
     job = Job(
         seq_len=seq_len,
@@ -168,36 +174,43 @@ def main() -> None:
         profile(SIDES[args.profile], fresh(), tokenizer, examples, job)
         return
     names = args.sides or DEFAULT_SIDES[args.device]
-    rates: dict[str, list[float]] = {name: [] for name in names}
+    clocks = ("wall", "cpu")
+    rates: dict[str, dict[str, list[float]]] = {clock: {name: [] for name in names} for clock in clocks}
     for round_index in range(args.rounds):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
             meter, extra = SIDES[name](fresh(), tokenizer, examples, job)
-            rates[name].append(meter.rate(job.warmup))
+            for clock in clocks:
+                rates[clock][name].append(meter.rate(job.warmup, clock))
             per_step = statistics.mean(meter.tokens[job.warmup :])
             notes = ", ".join(f"{k} {v:.1%}" if isinstance(v, float) else f"{k} {v}" for k, v in extra.items())
             print(
-                f"round {round_index + 1}: {SIDES[name].name:32s} {rates[name][-1]:8.1f} tok/s  {per_step:7.0f} real tokens/step  ({notes})",
+                f"round {round_index + 1}: {SIDES[name].name:32s} {rates['wall'][name][-1]:8.1f} tok/s "
+                f"{rates['cpu'][name][-1]:8.1f} tok/CPU-s  {per_step:7.0f} real tokens/step  ({notes})",
                 flush=True,
             )
-    print(f"\n{'side':32s} per round (tok/s)")
-    for name in names:
-        print(f"{SIDES[name].name:32s} " + " / ".join(f"{rate:.1f}" for rate in rates[name]))
-    for label, ours, peers, target in COMPARISONS:
-        present = [peer for peer in peers if peer in rates]
-        if ours not in rates or not present:
-            continue
-        ratios = [rates[ours][i] / max(rates[peer][i] for peer in present) for i in range(args.rounds)]
-        verdict = "met" if statistics.median(ratios) >= target else "NOT met"
-        print(
-            f"{label}: ratio {statistics.median(ratios):.2f} (median; rounds {', '.join(f'{r:.2f}' for r in ratios)}) "
-            f"against the best of {', '.join(present)}; target >= {target:g}: {verdict}"
-        )
-    if args.device == "cuda" and "trainforge-auto" in rates:
+    for clock in clocks:
+        unit = "tok/s" if clock == "wall" else "tok/CPU-s"
+        print(f"\n{'side':32s} per round ({unit})")
+        for name in names:
+            print(f"{SIDES[name].name:32s} " + " / ".join(f"{rate:.1f}" for rate in rates[clock][name]))
+        for label, ours, peers, target in COMPARISONS:
+            present = [peer for peer in peers if peer in names]
+            if ours not in names or not present:
+                continue
+            by_round = rates[clock]
+            ratios = [by_round[ours][i] / max(by_round[peer][i] for peer in present) for i in range(args.rounds)]
+            verdict = "met" if statistics.median(ratios) >= target else "NOT met"
+            print(
+                f"{label} ({unit}): ratio {statistics.median(ratios):.2f} (median; rounds "
+                f"{', '.join(f'{r:.2f}' for r in ratios)}) against the best of {', '.join(present)}; "
+                f"target >= {target:g}: {verdict}"
+            )
+    if args.device == "cuda" and "trainforge-auto" in names:
         params = sum(p.numel() for p in model.parameters())
         layers, hidden = model.config.num_hidden_layers, model.config.hidden_size
         flops_per_token = 6 * params + 12 * layers * hidden * job.seq_len
-        best = max(rates["trainforge-auto"])
+        best = max(rates["wall"]["trainforge-auto"])
         print(
             f"MFU (H100 bf16 dense peak {H100_BF16_PEAK_FLOPS / 1e12:.0f} TFLOP/s): {best * flops_per_token / H100_BF16_PEAK_FLOPS:.1%}"
         )

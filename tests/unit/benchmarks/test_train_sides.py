@@ -54,7 +54,7 @@ def test_every_side_gets_the_same_real_tokens_per_step_within_one_example(tiny_m
     for name, run in sides.items():
         torch.manual_seed(0)
         model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-        meter, _ = Side(name, run, "fp32")(model, tokenizer, encoded, job)
+        meter, _ = Side(name, run)(model, tokenizer, encoded, job)
         assert len(meter.tokens) == job.total_steps and all(s > 0 for s in meter.seconds), name
         per_step[name] = meter.tokens
     for name, tokens in per_step.items():
