@@ -42,8 +42,16 @@ FINDING_PATTERNS: tuple[tuple[str, str], ...] = (
         "AWS's minimal Lambda execution policies (logs; VPC network interfaces), on the pipeline functions and CDK's bucket-notifications handler.",
     ),
     (
-        _RESOURCE_ARN + r"s3:::[\w<>:-]+/(datasets|jobs|base-models|runs|reports)/\*\]",
+        _RESOURCE_ARN + r"s3:::[\w<>:-]+/(datasets|jobs|base-models|runs|reports|validation-results)/\*\]",
         "Object-key prefixes: a role reads or writes every object under the one prefix it needs, never the whole bucket.",
+    ),
+    (
+        _RESOURCE_ARN + r"s3:::[\w<>:-]+/runs/\*/validation/manifest\.json\]",
+        "The validation map's item list, one per run (runs are named at run time): the state machine reads nothing else of a run.",
+    ),
+    (
+        _RESOURCE_ARN + r"states:" + _REGION_ACCOUNT + r"execution:[\w-]+-training-pipeline/\*\]",
+        "The Distributed Map's child executions of the state machine itself, named by Step Functions at run time.",
     ),
     (
         r"AwsSolutions-IAM5\[Action::(s3:(Abort|DeleteObject|GetBucket|GetObject|List)|kms:(GenerateDataKey|ReEncrypt))\*\]",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -33,6 +33,7 @@ class TrainingPipeline(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        name: str,
         key: kms.IKey,
         substitutions: dict[str, str],
         sagemaker_role: iam.IRole,
@@ -40,6 +41,12 @@ class TrainingPipeline(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
+        #: named, so that its own role may start and follow its child executions (the Distributed Map)
+        #: without a reference to the state machine, which depends on that role's policy
+        self.name = name
+        self.arn = stack.format_arn(
+            service="states", resource="stateMachine", resource_name=name, arn_format=ArnFormat.COLON_RESOURCE_NAME
+        )
         self.log_group = logs.LogGroup(
             self, "Logs", encryption_key=key, retention=logs.RetentionDays.ONE_YEAR, removal_policy=RemovalPolicy.RETAIN
         )
@@ -52,6 +59,7 @@ class TrainingPipeline(Construct):
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
+            state_machine_name=name,
             definition_body=sfn.DefinitionBody.from_file(str(ASL_FILE)),
             definition_substitutions=substitutions,
             role=self.role,

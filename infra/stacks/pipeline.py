@@ -30,7 +30,9 @@ FUNCTIONS: dict[str, str | None] = {
     "validate_upload": None,
     "admit_run": None,
     "retrain": None,
-    "validate_run": "ValidateRunFunctionArn",
+    "plan_validation": "PlanValidationFunctionArn",
+    "validate_shard": "ValidateShardFunctionArn",
+    "merge_validation": "MergeValidationFunctionArn",
     "prepare_training": "PrepareTrainingFunctionArn",
     "prepare_evaluation": "PrepareEvaluationFunctionArn",
     "read_evaluation": "ReadEvaluationFunctionArn",
@@ -39,9 +41,10 @@ FUNCTIONS: dict[str, str | None] = {
     "record_failure": "RecordFailureFunctionArn",
     "record_outcome": "RecordOutcomeFunctionArn",
 }
-LONG_RUNNING = {"validate_upload", "validate_run", "retrain"}  # stream whole datasets
+#: stream data: a whole uploaded object, one shard (at most 256 MiB by default), or all shards' fingerprints
+LONG_RUNNING = {"validate_upload", "retrain", "validate_shard", "merge_validation"}
 #: read the user's jobs/ and datasets/ (everything else reads TrainForge's own objects only)
-READ_USER_DATA = ("validate_upload", "admit_run", "retrain", "validate_run", "prepare_training")
+READ_USER_DATA = ("validate_upload", "admit_run", "retrain", "plan_validation", "validate_shard", "prepare_training")
 #: touch nothing in S3 but the run folders (prepare_evaluation also describes the training job)
 RUNS_ONLY = ("prepare_evaluation", "record_outcome")
 #: SageMaker writes these log groups for its jobs (record_failure names the failed job's stream)
@@ -147,9 +150,11 @@ class PipelineStack(Stack):
         self._grant(key, data_bucket, artifacts_bucket, table, sagemaker_role, bedrock_role, allowed_instance_types)
         substitutions = {sub: self.functions[name].function.function_arn for name, sub in FUNCTIONS.items() if sub}
         substitutions["TopicArn"] = self.topic.topic_arn
+        substitutions["ArtifactsBucketName"] = artifacts_bucket.bucket_name
         self.pipeline = TrainingPipeline(
             self,
             "TrainingPipeline",
+            name=f"{prefix}-training-pipeline",
             key=key,
             substitutions=substitutions,
             sagemaker_role=sagemaker_role,
@@ -159,6 +164,7 @@ class PipelineStack(Stack):
             if sub:
                 self.functions[name].function.grant_invoke(self.pipeline.role)
         self.topic.grant_publish(self.pipeline.role)
+        self._grant_validation_map(artifacts_bucket)
         for name in ("admit_run", "retrain"):
             self.pipeline.state_machine.grant_start_execution(self.functions[name].function)
             self.functions[name].function.add_environment(
@@ -246,6 +252,31 @@ class PipelineStack(Stack):
         )
         self._grant_deploy(f["deploy_model"], key, sagemaker_role, bedrock_role, allowed_instance_types)
         self._grant_schedules(f["admit_run"], self.schedule_group.ref)
+
+    def _grant_validation_map(self, artifacts_bucket: s3.IBucket) -> None:
+        """The Validate map is a Distributed Map: it reads its items from the plan's manifest, runs them as
+        child executions of the state machine itself, and writes its results to the artifacts bucket
+        (https://docs.aws.amazon.com/step-functions/latest/dg/iam-policies-eg-dist-map.html)."""
+        role, pipeline = self.pipeline.role, self.pipeline
+        artifacts_bucket.grant_read(role, "runs/*/validation/manifest.json")
+        artifacts_bucket.grant_put(role, "validation-results/*")
+        role.add_to_policy(
+            iam.PolicyStatement(sid="RunTheValidationMap", actions=["states:StartExecution"], resources=[pipeline.arn])
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="FollowTheValidationMap",
+                actions=["states:DescribeExecution", "states:StopExecution"],
+                resources=[
+                    self.format_arn(
+                        service="states",
+                        resource="execution",
+                        resource_name=f"{pipeline.name}/*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
 
     def _grant_deploy(
         self,

@@ -251,7 +251,7 @@ def test_every_function_gets_the_contracts_environment(synthesized):
         variables = props["Environment"]["Variables"]
         assert set(variables) >= ENVIRONMENT, (name, ENVIRONMENT - set(variables))
         assert ("TRAINFORGE_STATE_MACHINE_ARN" in variables) == (name in ("admit_run", "retrain")), name
-    variables = found["validate_run"]["Environment"]["Variables"]
+    variables = found["plan_validation"]["Environment"]["Variables"]
     assert "BedrockImportRole" in text(variables["TRAINFORGE_BEDROCK_ROLE_ARN"])
     assert "SchedulerRole" in text(variables["TRAINFORGE_SCHEDULER_ROLE_ARN"])
     assert variables["TRAINFORGE_SCHEDULE_GROUP"] == "trainforge-retrain"

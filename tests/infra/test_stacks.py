@@ -73,13 +73,13 @@ def test_functions_have_dlq_tracing_vpc_and_reserve_no_concurrency_by_default(sy
         for k, f in resources(synthesized, "pipeline", "AWS::Lambda::Function").items()
         if "Handler" in f["Properties"] and f["Properties"]["Handler"] == "app.handler"
     }
-    assert len(functions) == len(FUNCTIONS) == 11
+    assert len(functions) == len(FUNCTIONS) == 13
     for function in functions.values():
         props = function["Properties"]
         assert props["Runtime"] == "python3.14" and props["TracingConfig"] == {"Mode": "Active"}
         assert props["DeadLetterConfig"]["TargetArn"] and props["VpcConfig"]["SubnetIds"]
         assert "KmsKeyArn" in props and len(props["Layers"]) == 1
-    # defect 2: reserving for 11 functions on a new account (quota 10-50, 100 kept unreserved) fails the deploy
+    # defect 2: reserving for 13 functions on a new account (quota 10-50, 100 kept unreserved) fails the deploy
     assert not [
         f
         for f in resources(synthesized, "pipeline", "AWS::Lambda::Function").values()
@@ -91,7 +91,7 @@ def test_functions_have_dlq_tracing_vpc_and_reserve_no_concurrency_by_default(sy
 
 #: what the state machine is given: function ARNs and the topic; every SageMaker request field comes from the
 #: Prepare functions (role, key, network, image, runtime, evaluation instance)
-SUBSTITUTIONS = {*(name for name in FUNCTIONS.values() if name), "TopicArn"}
+SUBSTITUTIONS = {*(name for name in FUNCTIONS.values() if name), "TopicArn", "ArtifactsBucketName"}
 
 
 def test_state_machine_definition_is_the_asl_file_with_function_and_topic_substitutions(synthesized):
@@ -108,6 +108,7 @@ def test_state_machine_definition_is_the_asl_file_with_function_and_topic_substi
         if sub:
             assert name.title().replace("_", "") + "Function" in json.dumps(substitutions[sub])
     assert "RunOutcomes" in json.dumps(substitutions["TopicArn"])
+    assert "trainforge-artifacts-" in json.dumps(substitutions["ArtifactsBucketName"])  # the map's ResultWriter
     assert props["LoggingConfiguration"]["Level"] == "ALL" and props["TracingConfiguration"] == {"Enabled": True}
     assert props["EncryptionConfiguration"]["Type"] == "CUSTOMER_MANAGED_KMS_KEY"
     assert set(re.findall(r"\$\{(\w+)\}", source)) == SUBSTITUTIONS

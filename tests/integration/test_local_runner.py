@@ -124,7 +124,7 @@ def test_rejected_dataset_and_gate_failure(tmp_path, runner_factory):
     bad_rows = [chat("a", "b"), {"messages": [{"role": "user", "content": "no answer"}]}]
     settings, spec = workspace(tmp_path / "bad", rows=bad_rows)
     outcome = runner_factory(settings).run(spec)
-    assert outcome.status == "failed" and outcome.steps == ["Validate"]
+    assert outcome.status == "failed" and outcome.steps == ["PlanValidation", "MergeValidation"]
     assert outcome.failure.error == "DatasetRejected" and "dataset-report.json" in outcome.failure.cause
     settings, spec = workspace(tmp_path / "strict", min_improvement=5.0)  # 500% better: impossible
     runner = runner_factory(settings)

@@ -143,6 +143,8 @@ class PipelineState(RunEvent):
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
+    #: PlanValidation's answer (the map's manifest)
+    validation: dict[str, Any] | None = None
     dataset: _Value[DatasetReport] | None = None
     prepared: _Value[Prepared] | None = None
     trained: JobRef | None = None
@@ -161,7 +163,8 @@ class PipelineState(RunEvent):
     def passed(self) -> list[str]:
         """The Task states the run went through, from what it gathered (the local runner lists its own)."""
         reached = {
-            "Validate": self.dataset,
+            "PlanValidation": self.validation,
+            "MergeValidation": self.dataset,
             "Prepare": self.prepared,
             "Train": self.trained,
             "PrepareEvaluation": self.evaluating,
@@ -289,11 +292,6 @@ def admit_once(
 
 def _run(event: RunEvent, settings: Settings) -> JobSpec:
     return load_run(settings.resolved_artifacts_uri(), event.run.run_id)[1]
-
-
-def handle_validate(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    parsed = RunEvent.model_validate(event)
-    return steps.validate_run(parsed.run, _run(parsed, settings), aws_platform(settings)).model_dump(mode="json")
 
 
 def handle_prepare(event: dict[str, Any], settings: Settings) -> dict[str, Any]:

@@ -35,11 +35,13 @@ from trainforge.pipeline import steps
 from trainforge.pipeline.admission import admit, record_admission
 from trainforge.pipeline.layout import RunLayout
 from trainforge.pipeline.platform import Platform
+from trainforge.pipeline.validation_fanout import validate_run_here
 from trainforge.settings import Settings
 
 #: the Task states of the ASL's success path, in order; the local runner passes the same ones
 SUCCESS_PATH = (
-    "Validate",
+    "PlanValidation",
+    "MergeValidation",
     "Prepare",
     "Train",
     "PrepareEvaluation",
@@ -124,7 +126,10 @@ class LocalRunner:
         outcome = RunOutcome(request.run_id, "running", run_dir)
         self.console.print(f"run [bold]{request.run_id}[/] ({spec.name}, base {spec.base_model}, {spec.method})")
         try:
-            outcome.dataset = self._step(outcome, "Validate", lambda: steps.validate_run(request, spec, self.platform))
+            outcome.steps.append("PlanValidation")  # the shards a process pool validates here, as the map does
+            outcome.dataset = self._step(
+                outcome, "MergeValidation", lambda: validate_run_here(request, spec, self.platform)
+            )
             dataset = outcome.dataset
             training_request = self._step(
                 outcome, "Prepare", lambda: steps.prepare_training(request, spec, dataset, self.platform)

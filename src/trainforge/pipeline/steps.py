@@ -4,8 +4,6 @@ call exactly these; only launching the training and evaluation containers differ
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from trainforge.aws.sagemaker_requests import placement, volume_size_gb
@@ -22,10 +20,8 @@ from trainforge.contracts import (
     TrainingRequest,
     TrainingResult,
 )
-from trainforge.data import ValidationOptions, validate_dataset
 from trainforge.data.fingerprint import content_fingerprint
-from trainforge.data.report import write_report
-from trainforge.errors import DatasetRejected, SpecInvalid
+from trainforge.errors import SpecInvalid
 from trainforge.evaluation.gate import decide
 from trainforge.instances import instance_type, smallest_fitting
 from trainforge.pipeline.admission import resolve_data_uri
@@ -67,16 +63,6 @@ def base_model(spec: JobSpec, platform: Platform) -> tuple[ResolvedBase, str]:
     return resolved, materialize(resolved, platform.cache_dir / "base-models").as_uri()
 
 
-def _tokenizer_file(base_uri: str, into: Path) -> Path | None:
-    uri = join(base_uri, "tokenizer.json")
-    store = open_store(uri)
-    if not store.exists(uri):
-        return None
-    target = into / "tokenizer.json"
-    store.download_file(uri, target)
-    return target
-
-
 def weights_footprint(model_uri: str) -> tuple[int, int]:
     """(bytes of the weight files, bytes per stored parameter) of an HF folder, from the store's listing
     and config.json alone: the Lambdas size volumes and instances without loading anything."""
@@ -87,7 +73,7 @@ def weights_footprint(model_uri: str) -> tuple[int, int]:
     return weights, 4 if dtype == "float32" else 2
 
 
-# --- data: validate, then the run's own copy of each channel -------------------------------------------
+# --- data: the run's channels, and its own copy of each (validation: ``pipeline.validation_fanout``) ------
 
 
 def dataset_channels(request: RunRequest, spec: JobSpec, data_root: str) -> dict[str, list[tuple[DatasetRef, str]]]:
@@ -110,32 +96,6 @@ def dataset_channels(request: RunRequest, spec: JobSpec, data_root: str) -> dict
 
 def _under(uri: str, reference: str) -> bool:
     return uri == reference or uri.startswith(reference.rstrip("/") + "/")
-
-
-def validate_run(request: RunRequest, spec: JobSpec, platform: Platform) -> DatasetReport:
-    """Validate every data object of the run, at the admitted versions, with the spec's settings and the
-    base model's tokenizer; raise DatasetRejected (naming the report) when the data is not fit to train.
-    With ``pii: redact`` the redacted copy of each channel is written into the run's own data folder."""
-    layout = RunLayout(platform.artifacts_uri, request.run_id)
-    _, base_uri = base_model(spec, platform)
-    channels = dataset_channels(request, spec, platform.data_root)
-    redact_into = {
-        pin_version(ref.uri, ref.version_id): join(layout.channel(channel), "redacted.jsonl")
-        for channel, refs in channels.items()
-        for ref, _ in refs
-        if spec.data.pii == "redact"
-    }
-    with tempfile.TemporaryDirectory() as tmp:
-        options = ValidationOptions.from_spec(
-            spec, tokenizer_file=_tokenizer_file(base_uri, Path(tmp)), redact_into=redact_into
-        )
-        uris = [pin_version(ref.uri, ref.version_id) for ref in request.datasets]
-        report = validate_dataset(uris, open_store(uris[0]), options)
-    report = write_report(report, open_store(layout.root), layout.dataset_report)
-    if not report.ok:
-        counts = ", ".join(f"{code}={n}" for code, n in sorted(report.error_counts.items())) or "PII with pii: reject"
-        raise DatasetRejected(f"dataset rejected ({counts}); report: {report.report_uri}", details=report.report_uri)
-    return report
 
 
 def snapshot_channels(request: RunRequest, spec: JobSpec, platform: Platform) -> dict[str, str]:

@@ -14,6 +14,7 @@ from trainforge.contracts import DatasetReport
 from trainforge.pipeline import steps
 from trainforge.pipeline.admission import admit
 from trainforge.pipeline.platform import Platform
+from trainforge.pipeline.validation_fanout import validate_run_here
 
 DATA, ARTIFACTS = "tf-data", "tf-artifacts"
 GPU, NEURON = "1.dkr.ecr.us-east-1.amazonaws.com/tf:gpu", "1.dkr.ecr.us-east-1.amazonaws.com/tf:neuron"
@@ -48,6 +49,10 @@ PLATFORM = Platform(
 )
 
 
+def validated(request, spec):
+    return validate_run_here(request, spec, PLATFORM, processes=1)  # moto lives in this process only
+
+
 def admitted(s3, spec_text: str):
     version = s3.put_object(Bucket=DATA, Key="jobs/support.yaml", Body=spec_text.encode())["VersionId"]
     return admit(
@@ -66,7 +71,7 @@ def test_the_run_trains_on_the_admitted_versions_not_on_what_arrived_since(aws):
     aws.put_object(Bucket=DATA, Key="datasets/support/train.jsonl", Body=rows("v1", 20).encode())
     request, spec = admitted(aws, SPEC.format(data="validation_fraction: 0.2", instance="ml.g5.2xlarge", spot="false"))
     aws.put_object(Bucket=DATA, Key="datasets/support/train.jsonl", Body=rows("v2", 20).encode())
-    report = steps.validate_run(request, spec, PLATFORM)
+    report = validated(request, spec)
     training = steps.prepare_training(request, spec, report, PLATFORM)
     assert training.channels["train"] == f"s3://{ARTIFACTS}/runs/{request.run_id}/data/train/"
     assert objects(aws, f"runs/{request.run_id}/data/train/") == {"train.jsonl": rows("v1", 20).encode()}
@@ -81,7 +86,7 @@ def test_redaction_keeps_validation_out_of_training_and_evaluation_reads_it_reda
     )
     data = "validation: datasets/support/validation.jsonl, pii: redact"
     request, spec = admitted(aws, SPEC.format(data=data, instance="ml.g5.2xlarge", spot="false"))
-    report = steps.validate_run(request, spec, PLATFORM)
+    report = validated(request, spec)
     training = steps.prepare_training(request, spec, report, PLATFORM)
     train = objects(aws, f"runs/{request.run_id}/data/train/")
     validation = objects(aws, f"runs/{request.run_id}/data/validation/")
@@ -110,7 +115,7 @@ def _trained(s3, request):
 def test_the_specs_runtime_bounds_the_job_and_spot_waits_twice_as_long(aws):
     aws.put_object(Bucket=DATA, Key="datasets/support/train.jsonl", Body=rows("v1", 20).encode())
     request, spec = admitted(aws, SPEC.format(data="validation_fraction: 0.2", instance="ml.g5.2xlarge", spot="true"))
-    training = steps.prepare_training(request, spec, steps.validate_run(request, spec, PLATFORM), PLATFORM)
+    training = steps.prepare_training(request, spec, validated(request, spec), PLATFORM)
     assert (training.max_runtime_seconds, training.max_wait_seconds, training.spot) == (10800, 21600, True)
     assert json.loads(training.hyperparameters["device"]) == "cuda"
 
@@ -120,7 +125,7 @@ def test_a_trainium_job_gets_the_neuron_image_and_a_process_per_core(aws):
     request, spec = admitted(
         aws, SPEC.format(data="validation_fraction: 0.2", instance="ml.trn1.32xlarge", spot="false")
     )
-    training = steps.prepare_training(request, spec, steps.validate_run(request, spec, PLATFORM), PLATFORM)
+    training = steps.prepare_training(request, spec, validated(request, spec), PLATFORM)
     assert (training.image, training.environment["TRAINFORGE_NPROC_PER_NODE"]) == (NEURON, "32")
     assert json.loads(training.hyperparameters["device"]) == "neuron"
 
