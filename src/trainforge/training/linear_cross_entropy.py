@@ -19,11 +19,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-# Logit elements per chunk. CPU: 32 MB in fp32; its matmuls lose efficiency on fewer rows (measured above).
-# GPU/Neuron: 512 MB, so that a batch of 16k positions is a few chunks rather than ~100 launches of each op
-# and ~100 passes over the head's gradient.
-CHUNK_ELEMENTS = 1 << 23
-ACCELERATOR_CHUNK_ELEMENTS = 1 << 27
+from trainforge.planning.memory import LOSS_CHUNK_ELEMENTS
+
+# Logit elements per chunk (the memory estimate counts them: planning/memory.py). CPU: 32 MB in fp32; its
+# matmuls lose efficiency on fewer rows (measured above). GPU/Neuron: 512 MB, so that a batch of 16k
+# positions is a few chunks rather than ~100 launches of each op and ~100 passes over the head's gradient.
+CHUNK_ELEMENTS = LOSS_CHUNK_ELEMENTS["cpu"]
+ACCELERATOR_CHUNK_ELEMENTS = LOSS_CHUNK_ELEMENTS["cuda"]
 
 
 class _LinearCrossEntropy(torch.autograd.Function):

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
+from trainforge.planning.architecture import PLAIN_HEAD_MODEL_TYPES
 from trainforge.training.linear_cross_entropy import linear_cross_entropy
 from trainforge.training.packing import PackedSequence, collate
 from trainforge.training.tokenize import IGNORE
@@ -32,15 +33,10 @@ class Objective(Protocol):
     def loss_sum(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
 
 
-# Architectures whose logits are exactly ``lm_head(final hidden state)`` (no soft-capping or scaling after the
-# head; every catalog text model): for them the loss projects only the labelled positions onto the vocabulary.
-# The output projection and the softmax over a 49k-150k vocabulary are a fifth of a small model's step, and
-# most positions of a chat example are prompt, which carries no loss.
-PLAIN_HEAD_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
-
-
 def _plain_head(model: torch.nn.Module) -> torch.nn.Linear | None:
-    """The output projection to apply to selected positions, or None where the full logits must be used.
+    """The output projection to apply to selected positions, or None where the full logits must be used
+    (``PLAIN_HEAD_MODEL_TYPES``: the output projection and the softmax over a 49k-150k vocabulary are a fifth
+    of a small model's step, and most positions of a chat example are prompt, which carries no loss).
     The model is still called through its wrapper: DDP's forward is what syncs the gradients, including the
     head's (autograd sums its two uses before DDP's hook sees the gradient). Under FSDP the head is in the
     root unit, whose weights stay gathered from the forward until the backward reduces their gradients
