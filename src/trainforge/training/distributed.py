@@ -41,6 +41,14 @@ class World:
         if self.size > 1:
             dist.barrier()
 
+    def min(self, value: int) -> int:
+        """The smallest of every rank's ``value``: ranks that must take the same decision take it from this."""
+        if self.size == 1:
+            return value
+        found = torch.tensor([value], dtype=torch.int64)
+        dist.all_reduce(found, op=dist.ReduceOp.MIN)
+        return int(found[0])
+
     def any(self, flag: bool) -> bool:
         """True on every rank when ``flag`` is True on any: ranks must agree before a collective step."""
         if self.size == 1:

@@ -24,7 +24,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainforge.errors import TrainForgeError, TrainingFailed
+from trainforge.errors import OutOfMemory, TrainForgeError, TrainingFailed
 
 if TYPE_CHECKING:
     from trainforge.training.config import TrainConfig
@@ -86,6 +86,7 @@ def train_from_contract(root: Path) -> dict[str, Any]:
     from trainforge.training.distributed import full_state_dict, init_world, is_sharded, shutdown
     from trainforge.training.export import export_model
     from trainforge.training.loop import run_training
+    from trainforge.training.memory import fit_to_device
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
@@ -97,13 +98,6 @@ def train_from_contract(root: Path) -> dict[str, Any]:
         raise TrainingFailed(f"no base model in channel base_model ({base_dir}/config.json missing)")
     device = select_device(config.device, config.precision, int(os.environ.get("LOCAL_RANK", "0")))
     world = init_world(device.kind)
-    torch.manual_seed(config.seed)
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    model = load_trainable(base_dir, config)  # on the CPU: the loop places it (or its shards) on the device
-    validation_dir = channels / "validation"
-    objectives = build_objectives(
-        tokenizer, channels / "train", validation_dir if validation_dir.exists() else None, config
-    )
     # In the checkpoint folder: SageMaker syncs it to S3 while the job runs, and it survives a resume.
     metrics_path = root / "checkpoints" / METRICS_FILE
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,6 +111,22 @@ def train_from_contract(root: Path) -> dict[str, Any]:
             handle.write(line + "\n")
 
     emit({"event": "precision", "device": device.kind, "bf16": device.bf16, "reason": device.precision_reason})
+    # before the model is loaded: what fits decides whether it is loaded with activation checkpointing
+    fit, memory = fit_to_device(config, base_dir, device, world)
+    emit({"event": "memory", **{key: value for key, value in memory.items() if key != "adjustments"}})
+    for adjustment in memory.get("adjustments", []):
+        emit({"event": "adjusted", **adjustment})
+    if fit is not None:
+        if not fit.fits:
+            raise OutOfMemory(f"before training: {fit.explain()}")
+        config = fit.hyperparameters
+    torch.manual_seed(config.seed)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    model = load_trainable(base_dir, config)  # on the CPU: the loop places it (or its shards) on the device
+    validation_dir = channels / "validation"
+    objectives = build_objectives(
+        tokenizer, channels / "train", validation_dir if validation_dir.exists() else None, config
+    )
     emit({"event": "data", **objectives.stats})
     outcome = run_training(
         model, objectives.train, objectives.validation, config, device, world, root / "checkpoints", emit
@@ -136,7 +146,9 @@ def train_from_contract(root: Path) -> dict[str, Any]:
         "interrupted": outcome.interrupted,
         "wall_seconds": round(time.time() - started, 2),
         "processes": world.size,
+        # the resolved settings: the spec's, as fitted to the device's memory (``memory`` says what changed)
         "hyperparameters": config.model_dump(),
+        "memory": {**memory, "peak_mb": None if outcome.peak_memory is None else round(outcome.peak_memory / 2**20)},
         **objectives.stats,
     }
     if outcome.interrupted:
@@ -172,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     workers = torchrun_command(root, ["--opt-ml", str(root)])
     if workers:  # become torchrun: it forwards SIGTERM to the workers, which checkpoint and record failures
         os.execv(workers[0], workers)
+    from trainforge.training.allocator import return_freed_memory
+
+    return_freed_memory()
     try:
         train_from_contract(root)
     except Exception as exc:  # the contract: every failure leaves its reason in /opt/ml/output/failure

@@ -24,7 +24,9 @@ from trainforge.training.checkpoint import TrainingState, load_latest, save_chec
 from trainforge.training.config import TrainConfig
 from trainforge.training.devices import Device
 from trainforge.training.distributed import World, gradient_sync, wrap
+from trainforge.training.memory import PeakMemory
 from trainforge.training.objectives import Objective
+from trainforge.training.recompute import keep_fewer_activations
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -43,6 +45,8 @@ class Outcome:
     stopped_early: bool
     interrupted: bool
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: the highest peak memory of the run (bytes; RSS on a CPU, allocated device memory on a GPU), if known
+    peak_memory: int | None = None
 
 
 def cosine_with_warmup(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -127,6 +131,9 @@ def run_training(
 ) -> Outcome:
     if device.kind == "cpu":
         use_packed_attention(model)
+    keep_fewer_activations(
+        model, checkpointing=any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
+    )
     # wrap first: FSDP replaces the parameters with shards, and the optimizer must hold those
     wrapped = wrap(model, world, config.distributed, device.torch_device, device.bf16)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -138,6 +145,7 @@ def run_training(
         emit({"event": "resumed", "step": state.step})
     interrupt = _Interrupt()
     outcome = Outcome(state.step, state.tokens_seen, math.nan, None, False, False)
+    memory = PeakMemory(device)
     clock = time.perf_counter()
     window_tokens = 0
     model.train()
@@ -182,12 +190,13 @@ def run_training(
                     "grad_norm": round(float(grad_norm), 4),
                     "tokens_per_s": round(window_tokens * world.size / elapsed, 1),
                     "tokens_seen": state.tokens_seen,
+                    **_megabytes(memory.step()),
                 }
                 outcome.history.append(record)
                 emit(record)
             clock, window_tokens = time.perf_counter(), 0
             # the bare model: a DDP forward syncs buffers, which validation does not need
-            stop = _validate(model, validation, config, device, world, state, outcome, emit, steps)
+            stop = _validate(model, validation, config, device, world, state, outcome, emit, steps, memory)
             # a SIGTERM may reach one rank a step before another: all ranks checkpoint and stop together
             interrupted = world.any(interrupt.requested)
             if state.step % config.checkpoint_every == 0 or interrupted or stop:
@@ -204,6 +213,7 @@ def run_training(
         interrupt.restore()
     outcome.steps = state.step
     outcome.tokens_seen = state.tokens_seen
+    outcome.peak_memory = memory.run
     if validation is not None and math.isfinite(state.best_eval_loss):
         outcome.best_eval_loss = state.best_eval_loss
     return outcome
@@ -219,8 +229,10 @@ def _validate(
     outcome: Outcome,
     emit: Emit,
     steps: int,
+    memory: PeakMemory,
 ) -> bool:
-    """Periodic validation loss; returns True when early stopping says to stop."""
+    """Periodic validation loss; returns True when early stopping says to stop. The record carries the peak
+    memory since the previous evaluation."""
     if validation is None or len(validation) == 0 or (state.step % config.eval_every and state.step != steps):
         return False
     eval_loss = evaluate(model, validation, config, device, world)
@@ -229,8 +241,13 @@ def _validate(
     else:
         state.evals_without_improvement += 1
     if world.is_main:
-        record = {"step": state.step, "eval_loss": round(eval_loss, 6)}
+        record = {"step": state.step, "eval_loss": round(eval_loss, 6), **_megabytes(memory.interval())}
         outcome.history.append(record)
         emit(record)
     patience = config.early_stopping_patience
     return patience is not None and state.evals_without_improvement >= patience
+
+
+def _megabytes(peak: int | None) -> dict[str, int]:
+    """The metrics' memory field: ``peak_memory_mb``, absent where the device's memory cannot be read."""
+    return {} if peak is None else {"peak_memory_mb": round(peak / (1 << 20))}

@@ -83,10 +83,20 @@ def assert_same_training(actual, expected):
         )
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
-def test_two_processes_match_one(strategy, tmp_path, tiny_model_dir, single_process):
-    # 2 ranks x 2 = the same global batch of 4
-    double = build_opt_ml(tmp_path / "opt_ml", tiny_model_dir, batch_size=2, distributed=strategy, **COMMON)
+@pytest.mark.parametrize(
+    ("strategy", "checkpointing"),
+    [("ddp", False), ("fsdp", False), ("fsdp", True)],  # checkpointed blocks are sharding units: re-gathered
+)
+def test_two_processes_match_one(strategy, checkpointing, tmp_path, tiny_model_dir, single_process):
+    # 2 ranks x 2 = the same global batch of 4; the reference does not checkpoint
+    double = build_opt_ml(
+        tmp_path / "opt_ml",
+        tiny_model_dir,
+        batch_size=2,
+        distributed=strategy,
+        gradient_checkpointing=checkpointing,
+        **COMMON,
+    )
     torchrun(double)
     assert_same_training(double, single_process)
     assert min(metrics(double, "grad_norm")) > 0  # the optimizer holds the parameters that get gradients
