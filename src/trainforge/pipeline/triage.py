@@ -1,10 +1,43 @@
-"""Triage hints for known failures: what a person should try first, from the error name and cause."""
+"""Triage hints for known failures: what a person should try first, from the error name and cause.
+
+A process the kernel kills for memory leaves no reason of its own: it ends by SIGKILL (a negative return
+code locally, exit code 137 in a container), and SageMaker reports it in the training job's
+``FailureReason`` in its own words. Such a failure's hint says so, repeats the memory facts the cause
+carries (:func:`trainforge.planning.memory_facts`: the estimate the run trained under, the peaks it
+reported), and names the levers.
+"""
 
 from __future__ import annotations
 
 import re
 
 from trainforge import errors
+from trainforge.planning.memory import FACTS_PREFIX
+
+# How a death by the kernel's out-of-memory killer reads: the local launcher's cause ("killed by SIGKILL"),
+# torchrun's summary of a killed worker ("Signal 9 (SIGKILL) received by PID", "exitcode  : -9"), a container's
+# exit code 137 (128 + SIGKILL's 9), and SageMaker's FailureReason texts for a job out of memory, as consumers of
+# its API match them (https://github.com/comic/grand-challenge.org/blob/main/app/grandchallenge/components/
+# backends/amazon_sagemaker_base.py: "ClientError: Please use an instance type with more memory, or reduce the
+# size of job data processed on an instance." and "ClientError: Artifact upload failed:ClientError: Out of
+# Memory. Please use a larger instance").
+KILLED_FOR_MEMORY = re.compile(
+    r"killed by SIGKILL|Signal 9 \(SIGKILL\)|exitcode\s*:\s*-9\b|exit ?code:?\s*137\b|ExitCode\s*137\b"
+    r"|instance type with more memory|Out of Memory\. Please use a larger instance",
+    re.I,
+)
+#: the sentence :func:`trainforge.planning.memory_facts` writes into a cause, as the hint finds it again
+_FACTS = re.compile(re.escape(FACTS_PREFIX) + r"[^\n]*")
+
+TRAINING_LEVERS = (
+    "lower hyperparameters.batch_size (raise grad_accum to keep the effective batch) or max_seq_len, set "
+    "gradient_checkpointing: true, train a LoRA adapter (method: lora) instead of every weight, or use an "
+    "instance type with more memory"
+)
+EVALUATION_LEVERS = (
+    "lower evaluation.max_examples, max_new_tokens or generation_samples, or evaluate on an instance type with "
+    "more memory"
+)
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (
@@ -25,8 +58,20 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
 
 
 def hint_for(error: str, cause: str) -> str:
+    if KILLED_FOR_MEMORY.search(cause):
+        return killed_hint(error, cause)
     text = f"{error} {cause}"
     for pattern, hint in _PATTERNS:
         if pattern.search(text):
             return hint
     return "Read the logs listed here; the cause above is the job's own last words."
+
+
+def killed_hint(error: str, cause: str) -> str:
+    """Out of memory, most likely: the facts the cause carries, and the levers for the job that died."""
+    facts = _FACTS.search(cause)
+    levers = EVALUATION_LEVERS if error == errors.EvaluationFailed.__name__ else TRAINING_LEVERS
+    return (
+        "Out of memory, most likely: the kernel's out-of-memory killer ends a process with SIGKILL (exit code "
+        f"137), which leaves no reason of its own. {facts.group(0) + ' ' if facts else ''}To fit: {levers}."
+    )
