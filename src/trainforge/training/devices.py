@@ -55,7 +55,7 @@ class Device:
             torch.cuda.synchronize()
 
 
-def _require(kind: str) -> None:
+def require(kind: str) -> None:
     """A job placed on an accelerator by its instance type must find it: silently training on the host CPU
     of a Trainium or GPU instance would bill accelerator hours for a run a hundred times slower."""
     if kind == "cuda" and not torch.cuda.is_available():
@@ -92,7 +92,7 @@ def select_device(requested: str, precision: str, local_rank: int = 0) -> Device
     kind = requested
     if kind == "auto":
         kind = "neuron" if neuron_available() else "cuda" if torch.cuda.is_available() else "cpu"
-    _require(kind)
+    require(kind)
     bf16, reason = bf16_precision(kind, precision)
     if kind == "cuda":
         torch.cuda.set_device(local_rank)

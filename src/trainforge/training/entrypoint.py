@@ -179,15 +179,14 @@ def main(argv: list[str] | None = None) -> int:
 
         serve_sagemaker(root)
         return 0
+    from trainforge.training.allocator import return_freed_memory
     from trainforge.training.launch import torchrun_command
 
-    workers = torchrun_command(root, ["--opt-ml", str(root)])
-    if workers:  # become torchrun: it forwards SIGTERM to the workers, which checkpoint and record failures
-        os.execv(workers[0], workers)
-    from trainforge.training.allocator import return_freed_memory
-
-    return_freed_memory()
     try:
+        workers = torchrun_command(root, ["--opt-ml", str(root)])
+        if workers:  # become torchrun: it forwards SIGTERM to the workers, which checkpoint and record failures
+            os.execv(workers[0], workers)
+        return_freed_memory()
         train_from_contract(root)
     except Exception as exc:  # the contract: every failure leaves its reason in /opt/ml/output/failure
         failure = root / "output/failure"

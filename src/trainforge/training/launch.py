@@ -15,6 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+from trainforge.training.devices import require
+
 RENDEZVOUS_PORT = 29500
 
 
@@ -25,6 +27,13 @@ def processes_per_node() -> int:
     import torch
 
     return max(1, torch.cuda.device_count())
+
+
+def _placed_on(root: Path) -> str:
+    """The device the job's instance type promises (the ``device`` hyperparameter), ``auto`` when unset."""
+    path = root / "input/config/hyperparameters.json"
+    raw = json.loads(path.read_text()).get("device", '"auto"') if path.is_file() else '"auto"'
+    return str(json.loads(raw) if isinstance(raw, str) and raw.startswith('"') else raw)
 
 
 def hosts(root: Path) -> tuple[list[str], str]:
@@ -45,6 +54,7 @@ def torchrun_command(root: Path, argv: list[str]) -> list[str] | None:
     all_hosts, current = hosts(root)
     if per_node == 1 and len(all_hosts) == 1:
         return None
+    require(_placed_on(root))  # before a worker per NeuronCore or GPU is started, each to fail the same way
     command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={per_node}"]
     if len(all_hosts) == 1:
         command.append("--standalone")

@@ -175,6 +175,23 @@ def test_several_instances_rendezvous_at_the_first_host(tmp_path, monkeypatch):
     assert torchrun_command(tmp_path, []) is None
 
 
+def test_a_job_placed_on_a_missing_accelerator_fails_before_starting_a_worker_per_core(tmp_path, monkeypatch):
+    """ml.trn1.32xlarge promises 32 NeuronCores: without them the job must fail once, with its reason in the
+    failure file, not start 32 workers that each import torch and fail."""
+    from trainforge.training import entrypoint
+
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("NEURON_RT_VISIBLE_CORES", raising=False)
+    monkeypatch.setattr("trainforge.training.devices.neuron_available", lambda: False)
+    monkeypatch.setenv("TRAINFORGE_NPROC_PER_NODE", "32")
+    config = tmp_path / "input/config/hyperparameters.json"
+    config.parent.mkdir(parents=True)
+    config.write_text(json.dumps({"device": '"neuron"'}))
+    monkeypatch.setattr(entrypoint.os, "execv", lambda *args: pytest.fail(f"started workers: {args}"))
+    assert entrypoint.main(["--opt-ml", str(tmp_path)]) == 1
+    assert (tmp_path / "output/failure").read_text().startswith("DeviceUnavailable: device 'neuron' was requested")
+
+
 def test_a_sigterm_on_one_rank_stops_every_rank_at_the_same_checkpoint(tmp_path, tiny_model_dir):
     """A spot reclaim's SIGTERM can reach one worker a step before another; ranks that disagreed on
     whether to checkpoint would each wait in a different collective, for ever."""
