@@ -112,9 +112,11 @@ def estimate_peak(
         gradients += trainable * fp32  # DDP's gradient buckets
     optimizer = 2 * trainable * fp32 // shards
 
-    normed = 2 * h  # the two norms' outputs, as the projections after them keep them
+    # the two norms' outputs, as the five projections after them keep them: one fp32 tensor each, or under
+    # autocast a bf16 copy per projection (each casts its input itself)
+    normed = 5 * h * 2 if bf16 else 2 * h * fp32
     attention = 3 * shape.attention_width + 2 * shape.kv_width  # q, output (kernel's, projection's), k, v
-    block = fp32 * 2 * h + compute * (normed + attention + 2 * inner)
+    block = fp32 * 2 * h + normed + compute * (attention + 2 * inner)
     if adapter:
         block += compute * _ADAPTED_LINEARS * hyper.lora_rank
         if hyper.lora_dropout > 0:  # a byte-per-element dropout mask of each adapter's input
