@@ -106,20 +106,18 @@ def _stream(command: list[str], log: Path, on_record: OnRecord | None) -> ChildR
 
 
 def _failure_reason(what: str, run: ChildRun, path: Path, log: Path) -> str:
-    """The child's own reason (its failure file), or what the launcher knows: the signal that ended it, the
-    memory facts, and the last lines it logged."""
+    """The child's own reason (its failure file), or what the launcher knows: how it ended (the signal that
+    killed it, or its exit code: torchrun exits 1 when a worker was killed), how far it got, the memory
+    facts, and the last lines it logged."""
     if path.is_file():
         return path.read_text().strip()
     tail = log.read_text().splitlines()[-20:] if log.is_file() else []
-    if run.signal_name is None:
-        return f"the {what} process exited with code {run.code} and no failure file; last log lines:\n" + "\n".join(
-            tail
-        )
     steps = [record["step"] for record in run.records if "loss" in record and "step" in record]
     where = f" after step {steps[-1]}" if steps else " before its first step" if what == "training" else ""
+    ended = f"was killed by {run.signal_name}" if run.signal_name else f"exited with code {run.code}"
     facts = memory_facts(run.records, run.peak_rss or None)
     return (
-        f"the {what} process was killed by {run.signal_name}{where} and left no failure file"
+        f"the {what} process {ended}{where} and left no failure file"
         + (f". {facts}" if facts else ".")
         + "\nlast log lines:\n"
         + "\n".join(tail)
