@@ -23,6 +23,7 @@ import json
 import os
 import re
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,7 +32,8 @@ from typing import Any
 
 import boto3
 
-from tests.conftest import FakeContext
+from tests.conftest import FakeContext, s3_event
+from tests.twin import SageMakerTwin
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 PSEUDO = {
@@ -291,3 +293,44 @@ def deploy(outdir: Path) -> Deployed:
             if resource["Type"] in ("AWS::S3::Bucket", "AWS::StepFunctions::StateMachine") or pipeline_function:
                 deployed._attributes(stack, logical_id)
     return deployed
+
+
+class Pipeline:
+    """The deployed stacks and the twin, with what a platform team does and sees."""
+
+    def __init__(self, deployed: Deployed, twin: SageMakerTwin) -> None:
+        self.deployed = deployed
+        self.twin = twin
+        self.s3 = boto3.client("s3")
+        self.sagemaker = boto3.client("sagemaker")
+        self.sfn = boto3.client("stepfunctions")
+        env = deployed.function("admit_run").environment
+        self.data = env["TRAINFORGE_DATA_URI"].removeprefix("s3://")
+        self.artifacts = env["TRAINFORGE_ARTIFACTS_URI"].removeprefix("s3://")
+        self.environment = env
+
+    def upload(self, key: str, body: str) -> str:
+        """Put an object and deliver its Object Created event through the stack's rules."""
+        version = self.s3.put_object(Bucket=self.data, Key=key, Body=body.encode())["VersionId"]
+        event = s3_event(self.data, key, version)
+        self.deployed.deliver(event, "AdmitRuns")
+        return version
+
+    def run(self, spec_text: str, data: str, timeout: float = 600) -> dict[str, Any]:
+        self.s3.put_object(Bucket=self.data, Key="datasets/support/train.jsonl", Body=data.encode())
+        self.upload("jobs/support.yaml", spec_text)
+        (execution,) = self.sfn.list_executions(stateMachineArn=self.deployed.state_machine_arn)["executions"]
+        deadline = time.monotonic() + timeout
+        while (described := self.sfn.describe_execution(executionArn=execution["executionArn"]))["status"] == "RUNNING":
+            assert time.monotonic() < deadline, "the execution did not finish"
+            time.sleep(0.5)
+        history = self.sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
+        described["path"] = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+        described["run_id"] = execution["name"]
+        return described
+
+    def artifact(self, run_id: str, name: str) -> Any:
+        return json.loads(self.s3.get_object(Bucket=self.artifacts, Key=f"runs/{run_id}/{name}")["Body"].read())
+
+    def training_job(self, run_id: str) -> dict[str, Any]:
+        return self.sagemaker.describe_training_job(TrainingJobName=f"{run_id}-0")

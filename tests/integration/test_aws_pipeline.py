@@ -17,16 +17,11 @@ compressed to a fraction of a second: the loops' logic runs, not their wall time
 from __future__ import annotations
 
 import json
-import time
-from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
 
-from tests.conftest import ROOT, chat, s3_event
-from tests.integration.deployed import ACCOUNT, REGION, Deployed, deploy
-from tests.twin import ImageRegistry, SageMakerTwin, VenvBuilder, fixtures
+from tests.conftest import chat
 
 QA = [
     ("what is the capital of france", "paris is the capital of france"),
@@ -34,8 +29,6 @@ QA = [
     ("where is my order", "your order has shipped and will arrive on monday"),
     ("hello how are you", "i am fine thank you"),
 ]
-# moto with the Step Functions engine executing definitions, as the twin's own tests use it
-twin_aws = fixtures.twin_aws
 SFT = "".join(json.dumps(chat(f"{q} {i}", a)) + "\n" for i, (q, a) in ((i, QA[i % 4]) for i in range(60)))
 PREFERENCE = "".join(
     json.dumps({"prompt": f"{q} {i}", "chosen": a, "rejected": "no idea, sorry"}) + "\n"
@@ -64,99 +57,10 @@ def spec(
     return SPEC.format(method=method, steps=steps, lr=lr, instance=instance, spot=str(spot).lower(), deploy=deploy)
 
 
-@pytest.fixture(scope="session")
-def images(synthesized: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> ImageRegistry:
-    """The Docker image assets of the synthesized app, each run from a venv of its Dockerfile's extras."""
-    registry = ImageRegistry(VenvBuilder(ROOT / ".twin" / "venvs", tmp_path_factory.mktemp("twin-e2e")))
-    uris = registry.register_cdk_assets(synthesized["outdir"], ACCOUNT, REGION)
-    (cuda,) = [uri for uri, image in uris.items() if image.dockerfile.name == "Dockerfile"]
-    registry.serve_lmi_with(cuda)
-    registry.prepare()
-    return registry
-
-
-class Pipeline:
-    """The deployed stacks and the twin, with what a platform team does and sees."""
-
-    def __init__(self, deployed: Deployed, twin: SageMakerTwin) -> None:
-        self.deployed = deployed
-        self.twin = twin
-        self.s3 = boto3.client("s3")
-        self.sagemaker = boto3.client("sagemaker")
-        self.sfn = boto3.client("stepfunctions")
-        env = deployed.function("admit_run").environment
-        self.data = env["TRAINFORGE_DATA_URI"].removeprefix("s3://")
-        self.artifacts = env["TRAINFORGE_ARTIFACTS_URI"].removeprefix("s3://")
-        self.environment = env
-
-    def upload(self, key: str, body: str) -> str:
-        """Put an object and deliver its Object Created event through the stack's rules."""
-        version = self.s3.put_object(Bucket=self.data, Key=key, Body=body.encode())["VersionId"]
-        event = s3_event(self.data, key, version)
-        self.deployed.deliver(event, "AdmitRuns")
-        return version
-
-    def run(self, spec_text: str, data: str = SFT, timeout: float = 600) -> dict[str, Any]:
-        self.s3.put_object(Bucket=self.data, Key="datasets/support/train.jsonl", Body=data.encode())
-        self.upload("jobs/support.yaml", spec_text)
-        (execution,) = self.sfn.list_executions(stateMachineArn=self.deployed.state_machine_arn)["executions"]
-        deadline = time.monotonic() + timeout
-        while (described := self.sfn.describe_execution(executionArn=execution["executionArn"]))["status"] == "RUNNING":
-            assert time.monotonic() < deadline, "the execution did not finish"
-            time.sleep(0.5)
-        history = self.sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
-        described["path"] = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
-        described["run_id"] = execution["name"]
-        return described
-
-    def artifact(self, run_id: str, name: str) -> Any:
-        return json.loads(self.s3.get_object(Bucket=self.artifacts, Key=f"runs/{run_id}/{name}")["Body"].read())
-
-    def training_job(self, run_id: str) -> dict[str, Any]:
-        return self.sagemaker.describe_training_job(TrainingJobName=f"{run_id}-0")
-
-
-@pytest.fixture
-def aws(
-    twin_aws: None,
-    images: ImageRegistry,
-    synthesized: dict[str, Any],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    tiny_model_dir: Path,
-) -> Any:
-    from moto.awslambda_simple.models import LambdaSimpleBackend
-    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
-
-    original_wait = WaitFunction._wait_interval
-
-    def compressed(self: Any, env: Any, wait_seconds: int) -> None:  # a minute of Wait is a second here
-        original_wait(self, env, max(1, wait_seconds // 60))
-
-    monkeypatch.setattr(WaitFunction, "_wait_interval", compressed)
-    with SageMakerTwin(images, tmp_path / "twin", stop_grace_seconds=5) as twin:
-        deployed = deploy(synthesized["outdir"])
-
-        def invoke(
-            backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any
-        ) -> bytes:
-            payload, failed = deployed.dispatch(function_name, body)
-            if failed:
-                response_headers["x-amz-function-error"] = "Unhandled"
-            return payload
-
-        monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
-        pipeline = Pipeline(deployed, twin)
-        for path in tiny_model_dir.iterdir():
-            pipeline.s3.upload_file(str(path), pipeline.artifacts, f"base-models/tiny-llama-test/{path.name}")
-        yield pipeline
-    assert not twin.violations, "\n".join(map(str, twin.violations))
-
-
 def test_an_uploaded_spec_becomes_a_served_model(aws):
     """Spec upload -> rule -> admit_run -> the template's state machine -> training on ml.m5 -> evaluation
     -> gate -> registry -> an LMI endpoint on ml.g5 InService -> invoke_endpoint answers."""
-    execution = aws.run(spec())
+    execution = aws.run(spec(), data=SFT)
     assert execution["status"] == "SUCCEEDED", execution
     run_id = execution["run_id"]
     job = aws.training_job(run_id)
@@ -226,7 +130,7 @@ def test_accelerator_jobs_are_accepted_and_fail_loudly_without_their_device(
     """The g5 and trn requests pass every rule (no volume key on NVMe types; the Neuron image with a
     process per NeuronCore); their containers refuse to train on the CPU, and the run records why, with the
     job's log stream."""
-    execution = aws.run(spec(instance=instance))
+    execution = aws.run(spec(instance=instance), data=SFT)
     assert execution["status"] == "FAILED" and execution["error"] == "TrainingFailed", execution.get("cause")
     run_id = execution["run_id"]
     job = aws.training_job(run_id)
@@ -257,7 +161,7 @@ def test_rejected_data_ends_the_run_at_validate_with_the_report_location(aws):
 
 def test_a_gate_failure_registers_the_model_as_rejected_and_deploys_nothing(aws):
     strict = spec().replace("min_improvement: 0.05", "min_improvement: 5.0")  # 500% better: impossible
-    execution = aws.run(strict)
+    execution = aws.run(strict, data=SFT)
     assert execution["status"] == "FAILED" and execution["error"] == "GateFailed"
     packages = aws.sagemaker.list_model_packages(ModelPackageGroupName="support")["ModelPackageSummaryList"]
     assert [p["ModelApprovalStatus"] for p in packages] == ["Rejected"]
