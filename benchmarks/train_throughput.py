@@ -132,6 +132,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="timed steps per side, after --warmup")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every side; ratios are medians over rounds")
+    parser.add_argument("--first-round", type=int, default=1, help="continue a measurement: its next round's number")
     parser.add_argument("--sides", nargs="+", choices=sorted(SIDES), help="default: the device's usual sides")
     parser.add_argument("--profile", choices=sorted(SIDES), help="profile one side's timed steps instead")
     parser.add_argument("--cache", type=Path, default=Path(".trainforge/cache/base-models"))
@@ -176,7 +177,7 @@ def main() -> None:
     names = args.sides or DEFAULT_SIDES[args.device]
     clocks = ("wall", "cpu")
     rates: dict[str, dict[str, list[float]]] = {clock: {name: [] for name in names} for clock in clocks}
-    for round_index in range(args.rounds):
+    for round_index in range(args.first_round - 1, args.first_round - 1 + args.rounds):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
             meter, extra = SIDES[name](fresh(), tokenizer, examples, job)
