@@ -82,8 +82,12 @@ def bf16_precision(kind: str, precision: str) -> tuple[bool, str]:
     """Whether a job on ``kind`` trains under bf16 autocast, and why."""
     if precision != "auto":
         return precision == "bf16", f"precision {precision} was requested"
-    if kind in ("cuda", "neuron"):
-        return True, f"precision auto on {kind}: bf16"
+    if kind == "neuron":
+        return True, "precision auto on neuron: bf16"
+    if kind == "cuda":
+        # Ampere and later run bf16 in hardware; on a T4 or V100 (ml.g4dn, ml.p3) it is emulated: fp32 there
+        native = bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        return native, f"precision auto on cuda: {'bf16' if native else 'fp32, this GPU has no native bf16'}"
     support = native_bf16()
     return support.native, f"precision auto on cpu: {'bf16' if support.native else 'fp32'}, {support.reason}"
 

@@ -99,3 +99,13 @@ def test_a_cpu_job_under_auto_logs_why_and_its_bf16_losses_track_fp32(monkeypatc
     bf16, fp32 = ([r["loss"] for r in records[p] if "loss" in r] for p in ("auto", "fp32"))
     assert bf16 != fp32  # autocast was on
     torch.testing.assert_close(torch.tensor(bf16), torch.tensor(fp32), rtol=3e-2, atol=3e-2)
+
+
+def test_auto_on_a_gpu_without_native_bf16_is_fp32(monkeypatch):
+    """ml.g4dn (T4) and ml.p3 (V100) emulate bf16: auto keeps fp32 there."""
+    from trainforge.training.devices import bf16_precision
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    assert bf16_precision("cuda", "auto") == (False, "precision auto on cuda: fp32, this GPU has no native bf16")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert bf16_precision("cuda", "auto")[0] is True
