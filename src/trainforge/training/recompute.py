@@ -6,8 +6,8 @@ the product (for ``down``'s weight or adapter gradient). The last three are chea
 and of ``up(x)``, so here SiLU and the product are one autograd function that keeps ``gate(x)`` and
 ``up(x)`` alone, and ``down`` keeps a recipe instead of the product: it is rebuilt, one layer at a time,
 when the backward reaches it (Liger Kernel's SwiGLU does the first half; the second is a saved-tensor
-hook). Measured on SmolLM2-135M (30 layers, hidden 576, MLP 1,536; LoRA): 1,253 -> 893 KiB of saved
-activations per token, -29%, for elementwise work that is ~1% of the step.
+hook). Measured on SmolLM2-135M (30 layers, hidden 576, MLP 1,536; LoRA without dropout): 1,253 -> 891 KiB
+of saved activations per token, -29%, for one more SiLU and product per block in the backward.
 
 Activation checkpointing recomputes whole layers from their inputs, through saved-tensor hooks of its
 own; a hook inside them would take their place, so under checkpointing only the fused SiLU-product is
