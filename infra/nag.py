@@ -42,8 +42,10 @@ FINDING_PATTERNS: tuple[tuple[str, str], ...] = (
         "AWS's minimal Lambda execution policies (logs; VPC network interfaces), on the pipeline functions and CDK's bucket-notifications handler.",
     ),
     (
-        _RESOURCE_ARN + r"s3:::[\w<>:-]+/(datasets|jobs|base-models|runs|reports|validation-results)/\*\]",
-        "Object-key prefixes: a role reads or writes every object under the one prefix it needs, never the whole bucket.",
+        _RESOURCE_ARN
+        + r"s3:::[\w<>:-]+/(datasets|jobs|base-models|runs|reports|validation-results|deployments|capture)/\*\]",
+        "Object-key prefixes: a role reads or writes every object under the one prefix it needs, never the whole bucket "
+        "(deployments/: the endpoints' rollout records; capture/: the endpoints' data capture, written by SageMaker).",
     ),
     (
         _RESOURCE_ARN + r"s3:::[\w<>:-]+/runs/\*/validation/manifest\.json\]",
@@ -77,7 +79,8 @@ FINDING_PATTERNS: tuple[tuple[str, str], ...] = (
     ),
     (
         _RESOURCE_ARN + r"scheduler:" + _REGION_ACCOUNT + r"schedule/<RetrainSchedules>/\*\]",
-        "admit_run's one-time debounce schedules are named per upload at run time, inside the stack's own schedule group only.",
+        "Schedules named per job (sync_schedule: the spec's schedule) and per upload (admit_run: the debounce) at run time, "
+        "inside the stack's own schedule group only.",
     ),
     (
         _RESOURCE_ARN + r"ec2:" + _REGION_ACCOUNT + r"network-interface/\*\]",

@@ -30,6 +30,7 @@ FUNCTIONS: dict[str, str | None] = {
     "validate_upload": None,
     "admit_run": None,
     "retrain": None,
+    "sync_schedule": None,
     "plan_validation": "PlanValidationFunctionArn",
     "validate_shard": "ValidateShardFunctionArn",
     "merge_validation": "MergeValidationFunctionArn",
@@ -40,13 +41,29 @@ FUNCTIONS: dict[str, str | None] = {
     "deploy_model": "DeployModelFunctionArn",
     "record_failure": "RecordFailureFunctionArn",
     "record_outcome": "RecordOutcomeFunctionArn",
+    # the CheckParity step after Deploy; "CheckParityFunctionArn" once the state machine calls it
+    "check_parity": None,
+    # promote / rollback, invoked by `trainforge promote|rollback --aws PREFIX` as PREFIX-rollout
+    "rollout": None,
 }
 #: stream data: a whole uploaded object, one shard (at most 256 MiB by default), or all shards' fingerprints
 LONG_RUNNING = {"validate_upload", "retrain", "validate_shard", "merge_validation"}
 #: read the user's jobs/ and datasets/ (everything else reads TrainForge's own objects only)
-READ_USER_DATA = ("validate_upload", "admit_run", "retrain", "plan_validation", "validate_shard", "prepare_training")
+READ_USER_DATA = (
+    "validate_upload",
+    "admit_run",
+    "retrain",
+    "sync_schedule",
+    "plan_validation",
+    "validate_shard",
+    "prepare_training",
+)
 #: touch nothing in S3 but the run folders (prepare_evaluation also describes the training job)
 RUNS_ONLY = ("prepare_evaluation", "record_outcome")
+#: put endpoints in place (their records under deployments/ in the artifacts bucket)
+ENDPOINT_FUNCTIONS = ("deploy_model", "check_parity", "rollout")
+#: functions named PREFIX-NAME: what EventBridge Scheduler or an operator's CLI invokes by name
+NAMED = ("retrain", "rollout")
 #: SageMaker writes these log groups for its jobs (record_failure names the failed job's stream)
 JOB_LOG_GROUPS = ("/aws/sagemaker/TrainingJobs", "/aws/sagemaker/ProcessingJobs")
 
@@ -103,8 +120,8 @@ class PipelineStack(Stack):
             ),
             description="EventBridge Scheduler: invoke the retrain function for job schedules",
         )
-        # named, so that every function can be told its ARN without a reference back to it (the state
-        # machine's functions would otherwise depend on retrain, which depends on the state machine)
+        # retrain is named, so that every function can be told its ARN without a reference back to it (the
+        # state machine's functions would otherwise depend on retrain, which depends on the state machine)
         retrain_name = f"{prefix}-retrain"
         layer = CoreLayer(self, "CoreLayer").layer
         environment = {
@@ -143,7 +160,7 @@ class PipelineStack(Stack):
                 timeout=Duration.minutes(15 if name in LONG_RUNNING else 5),
                 memory_mb=3008 if name in LONG_RUNNING else 1024,
                 reserved_concurrency=reserved_concurrency,
-                function_name=retrain_name if name == "retrain" else None,
+                function_name=f"{prefix}-{name}" if name in NAMED else None,
             )
             for name in FUNCTIONS
         }
@@ -250,8 +267,13 @@ class PipelineStack(Stack):
                 resources=[f"{arn}:model-package-group/*", f"{arn}:model-package/*"],
             )
         )
-        self._grant_deploy(f["deploy_model"], key, sagemaker_role, bedrock_role, allowed_instance_types)
-        self._grant_schedules(f["admit_run"], self.schedule_group.ref)
+        for name in ENDPOINT_FUNCTIONS:
+            artifacts_bucket.grant_read(f[name], "deployments/*")
+            artifacts_bucket.grant_put(f[name], "deployments/*")
+            self._grant_endpoints(f[name], name, key, sagemaker_role, allowed_instance_types)
+        self._grant_imports(f["deploy_model"], bedrock_role)
+        for name in ("admit_run", "sync_schedule"):
+            self._grant_schedules(f[name], self.schedule_group.ref)
 
     def _grant_validation_map(self, artifacts_bucket: s3.IBucket) -> None:
         """The Validate map is a Distributed Map: it reads its items from the plan's manifest, runs them as
@@ -278,32 +300,63 @@ class PipelineStack(Stack):
             )
         )
 
-    def _grant_deploy(
+    def _grant_endpoints(
         self,
-        deploy: lambda_.IFunction,
+        function: lambda_.IFunction,
+        name: str,
         key: kms.IKey,
         sagemaker_role: iam.IRole,
-        bedrock_role: iam.IRole,
         allowed_instance_types: list[str],
     ) -> None:
-        """SageMaker models, endpoint configs and endpoints, and Bedrock import jobs; within the guardrails."""
+        """SageMaker models, endpoint configs and endpoints, within the guardrails. deploy_model and
+        check_parity create the models of new versions (passing the SageMaker role); check_parity asks the
+        staged variant the parity prompts and deletes a first endpoint that failed them; check_parity and
+        rollout move the model packages' aliases and approval."""
         arn = f"arn:{self.partition}:sagemaker:{self.region}:{self.account}"
-        bedrock = f"arn:{self.partition}:bedrock:{self.region}:{self.account}"
-        deploy.add_to_role_policy(
+        actions = [
+            "sagemaker:DescribeModel",
+            "sagemaker:CreateEndpointConfig",
+            "sagemaker:DescribeEndpointConfig",
+            "sagemaker:CreateEndpoint",
+            "sagemaker:UpdateEndpoint",
+            "sagemaker:UpdateEndpointWeightsAndCapacities",
+            "sagemaker:DescribeEndpoint",
+            "sagemaker:AddTags",
+        ]
+        if name in ("deploy_model", "check_parity"):
+            actions.append("sagemaker:CreateModel")
+        if name == "check_parity":
+            actions += ["sagemaker:InvokeEndpoint", "sagemaker:DeleteEndpoint"]
+        function.add_to_role_policy(
             iam.PolicyStatement(
                 sid="DeployEndpoints",
-                actions=[
-                    "sagemaker:CreateModel",
-                    "sagemaker:CreateEndpointConfig",
-                    "sagemaker:CreateEndpoint",
-                    "sagemaker:UpdateEndpoint",
-                    "sagemaker:DescribeEndpoint",
-                    "sagemaker:DescribeEndpointConfig",
-                    "sagemaker:AddTags",
-                ],
+                actions=actions,
                 resources=[f"{arn}:model/*", f"{arn}:endpoint-config/*", f"{arn}:endpoint/*"],
             )
         )
+        if name in ("check_parity", "rollout"):
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid="MoveModelAliases",
+                    actions=["sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage"],
+                    resources=[f"{arn}:model-package/*"],
+                )
+            )
+        if "sagemaker:CreateModel" in actions:
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid="PassTheSageMakerRole",
+                    actions=["iam:PassRole"],
+                    resources=[sagemaker_role.role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+                )
+            )
+        for statement in [*volume_key_grants(key), *endpoint_guardrails(allowed_instance_types)]:
+            function.add_to_role_policy(statement)
+
+    def _grant_imports(self, deploy: lambda_.IFunction, bedrock_role: iam.IRole) -> None:
+        """Bedrock Custom Model Import jobs, as the stack's import role."""
+        bedrock = f"arn:{self.partition}:bedrock:{self.region}:{self.account}"
         deploy.add_to_role_policy(
             iam.PolicyStatement(
                 sid="ReadImports",
@@ -316,27 +369,22 @@ class PipelineStack(Stack):
         deploy.add_to_role_policy(
             iam.PolicyStatement(sid="ImportModels", actions=["bedrock:CreateModelImportJob"], resources=["*"])
         )
-        for sid, role, service in (
-            ("PassTheSageMakerRole", sagemaker_role, "sagemaker.amazonaws.com"),
-            ("PassTheBedrockImportRole", bedrock_role, "bedrock.amazonaws.com"),
-        ):
-            deploy.add_to_role_policy(
-                iam.PolicyStatement(
-                    sid=sid,
-                    actions=["iam:PassRole"],
-                    resources=[role.role_arn],
-                    conditions={"StringEquals": {"iam:PassedToService": service}},
-                )
-            )
-        for statement in [*volume_key_grants(key), *endpoint_guardrails(allowed_instance_types)]:
-            deploy.add_to_role_policy(statement)
-
-    def _grant_schedules(self, admit: lambda_.IFunction, schedule_group: str) -> None:
-        """admit_run debounces a multi-file upload with a one-time schedule in the stack's group that
-        invokes retrain as the scheduler role."""
-        admit.add_to_role_policy(
+        deploy.add_to_role_policy(
             iam.PolicyStatement(
-                sid="DebounceSchedules",
+                sid="PassTheBedrockImportRole",
+                actions=["iam:PassRole"],
+                resources=[bedrock_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}},
+            )
+        )
+
+    def _grant_schedules(self, function: lambda_.IFunction, schedule_group: str) -> None:
+        """admit_run debounces a multi-file upload with a one-time schedule, and sync_schedule keeps each
+        job's recurring schedule in line with its spec: schedules in the stack's group that invoke retrain
+        as the scheduler role."""
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="RetrainSchedules",
                 actions=[
                     "scheduler:CreateSchedule",
                     "scheduler:UpdateSchedule",
@@ -348,7 +396,7 @@ class PipelineStack(Stack):
                 ],
             )
         )
-        admit.add_to_role_policy(
+        function.add_to_role_policy(
             iam.PolicyStatement(
                 sid="PassTheSchedulerRole",
                 actions=["iam:PassRole"],
@@ -358,14 +406,16 @@ class PipelineStack(Stack):
         )
 
     def _rules(self, data_bucket: s3.IBucket) -> None:
-        def object_created(name: str, prefixes: list[str], function: str) -> None:
+        def on_objects(
+            name: str, prefixes: list[str], function: str, kinds: tuple[str, ...] = ("Object Created",)
+        ) -> None:
             rule = events.Rule(
                 self,
                 name,
-                description=f"Object Created under {', '.join(prefixes)} -> {function}",
+                description=f"{' or '.join(kinds)} under {', '.join(prefixes)} -> {function}",
                 event_pattern=events.EventPattern(
                     source=["aws.s3"],
-                    detail_type=["Object Created"],
+                    detail_type=list(kinds),
                     detail={
                         "bucket": {"name": [data_bucket.bucket_name]},
                         "object": {"key": [{"prefix": prefix} for prefix in prefixes]},
@@ -381,8 +431,11 @@ class PipelineStack(Stack):
                 )
             )
 
-        object_created("ValidateUploads", ["jobs/", "datasets/"], "validate_upload")
-        object_created("AdmitRuns", ["jobs/", "datasets/"], "admit_run")
+        on_objects("ValidateUploads", ["jobs/", "datasets/"], "validate_upload")
+        on_objects("AdmitRuns", ["jobs/", "datasets/"], "admit_run")
+        # a deleted spec (a delete marker, or its last version removed) must delete its schedule: S3 sends
+        # "Object Deleted" for both (https://docs.aws.amazon.com/AmazonS3/latest/userguide/EventBridge.html)
+        on_objects("SyncSchedules", ["jobs/"], "sync_schedule", ("Object Created", "Object Deleted"))
 
     def _alarms_and_dashboard(self, prefix: str) -> None:
         alarm_action = actions.SnsAction(self.topic)

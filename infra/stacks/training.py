@@ -169,7 +169,8 @@ class TrainingStack(Stack):
 
     def _execution_role(self, key: kms.IKey, data_bucket: s3.IBucket, artifacts_bucket: s3.IBucket) -> iam.Role:
         """Reads only the data, base-model and run prefixes it needs; adds objects under runs/ and never
-        deletes one there (the run folders are the audit trail)."""
+        deletes one there (the run folders are the audit trail); endpoints write their data capture under
+        capture/, which continuous evaluation reads."""
         role = iam.Role(
             self,
             "SageMakerRole",
@@ -180,6 +181,8 @@ class TrainingStack(Stack):
         artifacts_bucket.grant_read(role, "base-models/*")
         artifacts_bucket.grant_read(role, "runs/*")
         artifacts_bucket.grant_put(role, "runs/*")
+        artifacts_bucket.grant_read(role, "capture/*")
+        artifacts_bucket.grant_put(role, "capture/*")
         key.grant_encrypt_decrypt(role)
         for image in (self.image, self.neuron_image):
             if image:

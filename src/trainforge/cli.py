@@ -244,14 +244,82 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from trainforge.serving.server import resolve_model, serve
 
+    api_key = args.api_key or os.environ.get("TRAINFORGE_API_KEY")
+    if args.endpoint:
+        from trainforge.data.pii import find_pii, redact
+        from trainforge.serving.variants import serve_endpoint
+
+        serve_endpoint(
+            Path(args.endpoint), args.host, args.port, api_key, redact=lambda text: redact(text, find_pii(text))
+        )
+        return EXIT_OK
+    if not args.model:
+        raise UsageError("serve needs a MODEL (a folder or models:/NAME@ALIAS) or --endpoint RECORD")
     model_dir, name = resolve_model(args.model, _settings(args).resolved_mlflow_uri())
-    serve(
-        model_dir,
-        args.name or name,
-        host=args.host,
-        port=args.port,
-        api_key=args.api_key or os.environ.get("TRAINFORGE_API_KEY"),
-    )
+    serve(model_dir, args.name or name, host=args.host, port=args.port, api_key=api_key)
+    return EXIT_OK
+
+
+def _stack_function(prefix: str, function: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Invoke one of the stack's named functions (PREFIX-FUNCTION) with the caller's credentials."""
+    import json
+
+    import boto3
+
+    answer = boto3.client("lambda").invoke(FunctionName=f"{prefix}-{function}", Payload=json.dumps(payload).encode())
+    body: dict[str, Any] = json.loads(answer["Payload"].read())
+    if "FunctionError" in answer:
+        raise TrainForgeError(f"{body.get('errorType', 'Error')}: {body.get('errorMessage', body)}")
+    return body
+
+
+def _print_endpoint(summary: dict[str, Any]) -> None:
+    table = Table(title=f"Endpoint {summary['endpoint']}: {summary['status']}", show_header=False)
+    table.add_row("champion", str(summary.get("champion") or "-"))
+    table.add_row("challenger", str(summary.get("challenger") or "-"))
+    table.add_row("traffic", ", ".join(f"{name} {weight}" for name, weight in summary["traffic"].items()))
+    if summary.get("rolled_back"):
+        table.add_row("rolled back", str(summary["rolled_back"]))
+    out.print(table)
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    """promote / rollback, in AWS through the stack's rollout function, locally in this process."""
+    if args.aws:
+        _print_endpoint(_stack_function(args.aws, "rollout", {"action": args.command, "endpoint": args.name}))
+        return EXIT_OK
+    from trainforge.pipeline.local_runner import LocalRunner
+    from trainforge.pipeline.rollout import MLflowAliases, endpoint_summary, promote_endpoint, rollback_endpoint
+    from trainforge.serving.deployers.local import LocalDeployer
+
+    runner = LocalRunner(_settings(args))
+    deployer, aliases = LocalDeployer(runner.settings.workspace.resolve()), MLflowAliases(runner._registry())
+    if args.command == "promote":
+        record, status = promote_endpoint(args.name, deployer, aliases)
+        _print_endpoint(endpoint_summary(record, status))
+    else:
+        record, status, out_variant = rollback_endpoint(args.name, deployer, aliases)
+        _print_endpoint(endpoint_summary(record, status, out_variant))
+    return EXIT_OK
+
+
+def cmd_schedules(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from trainforge.pipeline.schedules import LocalSchedules, aws_schedules
+
+    now = datetime.now(UTC)
+    if args.aws:
+        rows = aws_schedules(f"{args.aws}-retrain", now=now)
+    else:
+        rows = LocalSchedules(_settings(args).workspace.resolve() / "schedules.json").rows(now)
+    table = Table(title="Schedules (UTC)")
+    for column in ("job", "schedule", "expression", "next run", "state"):
+        table.add_column(column)
+    for row in rows:
+        fires = row.next_fire.strftime("%Y-%m-%d %H:%M") if row.next_fire else "never"
+        table.add_row(row.job, row.name, row.expression, fires, row.state)
+    out.print(table)
     return EXIT_OK
 
 
@@ -348,7 +416,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a model with the SageMaker routes and an OpenAI-compatible API.",
     )
     serve.add_argument(
-        "model", help="a model folder, or models:/NAME@ALIAS or models:/NAME/VERSION from the MLflow registry"
+        "model",
+        nargs="?",
+        help="a model folder, or models:/NAME@ALIAS or models:/NAME/VERSION from the MLflow registry",
+    )
+    serve.add_argument(
+        "--endpoint",
+        help="serve every variant of an endpoint record (deployments/NAME.json): weights, shadows, capture",
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -364,6 +438,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stop.add_argument("name")
     stop.set_defaults(handler=cmd_stop)
+
+    aws = argparse.ArgumentParser(add_help=False)
+    aws.add_argument("--aws", metavar="PREFIX", help="the AWS installation with this stack prefix (default: local)")
+    for command, text in (
+        ("promote", "the challenger (rollout ab or shadow) takes all traffic and becomes the registry's champion"),
+        ("rollback", "take the newest version out: the challenger, or else the champion for the previous one"),
+    ):
+        action = sub.add_parser(
+            command, parents=[workspace, aws], help=text, description=text[0].upper() + text[1:] + "."
+        )
+        action.add_argument("name", help="the endpoint (the job's name)")
+        action.set_defaults(handler=cmd_rollout)
+
+    schedules = sub.add_parser(
+        "schedules",
+        parents=[workspace, aws],
+        help="list the jobs' retraining schedules and when each runs next",
+        description="The schedules the specs' `schedule:` fields keep (EventBridge Scheduler in AWS, "
+        "`trainforge watch` locally) and their next fire times.",
+    )
+    schedules.add_argument("action", choices=["list"])
+    schedules.set_defaults(handler=cmd_schedules)
     return parser
 
 

@@ -296,3 +296,31 @@ class RunSummary(Contract):
             parts.append(f"Hint: {failure.hint}")
         parts.append(f"Outcome: {run_root}/outcome.json")
         return " ".join(parts)
+
+
+# --- operating a deployed model --------------------------------------------------------------------------
+
+
+class ParityToken(Contract):
+    token: str
+    logprob: float
+    #: the log-probability margin of the chosen token over the runner-up: below the tolerance, numeric
+    #: noise may legitimately pick the other
+    margin: float
+
+
+class ParityAnswer(Contract):
+    """The evaluated model's greedy answer to one held-out prompt, token by token."""
+
+    messages: list[dict[str, str]]
+    text: str
+    tokens: list[ParityToken]
+
+
+class ParityReference(Contract):
+    """What the deployed endpoint must reproduce before any traffic moves to it: written by the evaluation
+    job beside its report (``evaluation/parity.json``), from the model exactly as it was evaluated."""
+
+    run_id: str
+    max_new_tokens: int
+    answers: list[ParityAnswer]

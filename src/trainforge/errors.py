@@ -98,6 +98,23 @@ class DeploymentRefused(TrainForgeError):
     """The deploy target cannot take this model (e.g. architecture not importable into Bedrock)."""
 
 
+class ParityFailed(TrainForgeError):
+    """The deployed endpoint does not answer the evaluated model's reference prompts as evaluation did:
+    traffic did not move to it."""
+
+    hint = (
+        "The parity report lists each prompt, token and log-probability that differ: check the serving "
+        "engine, dtype, chat template and stop tokens against what evaluation used."
+    )
+
+
+class PlanRefused(TrainForgeError):
+    """The plan found that the run cannot succeed (it does not fit its instance, cannot deploy where the spec
+    says, or a quota is empty), before any SageMaker call; ``details`` is the plan's URI."""
+
+    hint = "plan.json in the run folder says why and what to change; `trainforge plan SPEC` shows it locally."
+
+
 class QuotaExceeded(TrainForgeError):
     """An AWS service quota stopped the job (ResourceLimitExceeded)."""
 

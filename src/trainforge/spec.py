@@ -129,6 +129,33 @@ class EvaluationSpec(_Section):
     max_runtime_hours: float = Field(6, gt=0, le=5 * 24, description="the evaluation job's MaxRuntimeInSeconds")
 
 
+class RolloutSpec(_Section):
+    policy: Literal["replace", "canary", "ab", "shadow"] = Field(
+        "replace",
+        description="replace: the new version takes all traffic once healthy; canary: the same through "
+        "SageMaker's deployment guardrails (a slice of capacity first, the stack's alarms roll back; locally as "
+        "replace); ab: the new version as a second variant with challenger_percent of requests; shadow: the new "
+        "version receives a copy of shadow_percent of requests, its answers discarded. ab and shadow wait for "
+        "`trainforge promote` (or rollback)",
+    )
+    challenger_percent: int = Field(10, ge=1, le=99, description="ab: the new version's share of requests")
+    shadow_percent: int = Field(100, ge=1, le=100, description="shadow: the share of requests copied to it")
+    canary_percent: int = Field(
+        10, ge=1, le=50, description="canary: the share of capacity that takes traffic first (SageMaker: 1-50)"
+    )
+    canary_wait_minutes: int = Field(
+        5, ge=0, le=60, description="canary: how long the first slice serves before the rest follows"
+    )
+    parity_tolerance: float = Field(
+        0.02,
+        gt=0,
+        le=5,
+        description="parity before traffic: the largest difference (nats) allowed between a token's "
+        "log-probability on the endpoint and in evaluation; the same engine and dtype differ by ~1e-5, bf16 "
+        "against fp32 by 1e-3 to 1e-1",
+    )
+
+
 class DeploySpec(_Section):
     target: Literal["sagemaker_endpoint", "bedrock_import", "local", "none"] = "sagemaker_endpoint"
     approval: Literal["auto", "manual"] = "auto"
@@ -141,6 +168,14 @@ class DeploySpec(_Section):
     )
     max_model_len: int = Field(
         4096, ge=16, description="the context length the endpoint serves (LMI sizes its KV cache for it)"
+    )
+    rollout: RolloutSpec = RolloutSpec()
+    capture_percent: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="share of requests whose body and answer are captured (SageMaker data capture to the "
+        "artifacts bucket; locally the same JSONL with PII redacted); 0: off",
     )
 
 

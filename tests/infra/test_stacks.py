@@ -73,7 +73,7 @@ def test_functions_have_dlq_tracing_vpc_and_reserve_no_concurrency_by_default(sy
         for k, f in resources(synthesized, "pipeline", "AWS::Lambda::Function").items()
         if "Handler" in f["Properties"] and f["Properties"]["Handler"] == "app.handler"
     }
-    assert len(functions) == len(FUNCTIONS) == 13
+    assert len(functions) == len(FUNCTIONS) == 16
     for function in functions.values():
         props = function["Properties"]
         assert props["Runtime"] == "python3.14" and props["TracingConfig"] == {"Mode": "Active"}
@@ -116,12 +116,16 @@ def test_state_machine_definition_is_the_asl_file_with_function_and_topic_substi
 
 def test_rules_match_jobs_and_datasets_prefixes(synthesized):
     rules = resources(synthesized, "pipeline", "AWS::Events::Rule")
-    assert len(rules) == 2
-    for rule in rules.values():
+    assert len(rules) == 3
+    for logical_id, rule in rules.items():
         pattern = rule["Properties"]["EventPattern"]
-        assert pattern["source"] == ["aws.s3"] and pattern["detail-type"] == ["Object Created"]
-        assert pattern["detail"]["object"]["key"] == [{"prefix": "jobs/"}, {"prefix": "datasets/"}]
-        assert rule["Properties"]["Targets"][0]["DeadLetterConfig"]["Arn"]
+        assert pattern["source"] == ["aws.s3"] and rule["Properties"]["Targets"][0]["DeadLetterConfig"]["Arn"]
+        if logical_id.startswith("SyncSchedules"):  # a deleted spec must delete its schedule
+            assert pattern["detail-type"] == ["Object Created", "Object Deleted"]
+            assert pattern["detail"]["object"]["key"] == [{"prefix": "jobs/"}]
+        else:
+            assert pattern["detail-type"] == ["Object Created"]
+            assert pattern["detail"]["object"]["key"] == [{"prefix": "jobs/"}, {"prefix": "datasets/"}]
 
 
 def test_network_has_only_isolated_subnets_and_endpoints(synthesized):

@@ -28,6 +28,8 @@ LIGHT = [
     "trainforge.evaluation.gate",
     "trainforge.pipeline",
     "trainforge.pipeline.handlers",
+    "trainforge.pipeline.endpoint_handlers",
+    "trainforge.pipeline.schedules",
     "trainforge.registry",
     "trainforge.aws",
     "trainforge.aws.sagemaker_requests",

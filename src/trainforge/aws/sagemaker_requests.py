@@ -295,28 +295,117 @@ def create_model(model_name: str, container: dict[str, Any], aws: AwsResources) 
     }
 
 
+@dataclass(frozen=True)
+class HostedVariant:
+    """One variant of an endpoint configuration: the model it runs and its share of requests (a shadow
+    variant's weight, relative to the production variant's, is the share of requests copied to it)."""
+
+    name: str
+    model_name: str
+    weight: int
+    shadow: bool = False
+
+
+def data_capture_config(destination_uri: str, percent: int, aws: AwsResources) -> dict[str, Any]:
+    """Requests and answers, as JSON text (not base64), to ``destination_uri/ENDPOINT/VARIANT/yyyy/mm/dd/hh/``
+    under the stack's key (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DataCaptureConfig.html)."""
+    return {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": percent,
+        "DestinationS3Uri": destination_uri,
+        "KmsKeyId": aws.kms_key_arn,
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
+    }
+
+
 def create_endpoint_config(
-    config_name: str, model_name: str, instance: InstanceType, instance_count: int, aws: AwsResources
+    config_name: str,
+    variants: list[HostedVariant],
+    instance: InstanceType,
+    instance_count: int,
+    aws: AwsResources,
+    capture: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One variant; KmsKeyId only for EBS-only types. For types with local NVMe storage a hardware module
-    encrypts the volume and the key would encrypt nothing (CreateEndpointConfig API reference, KmsKeyId;
-    earlier versions of that reference said the call fails), so it is not sent."""
+    """Production variants with their weights, at most one shadow variant (SageMaker then allows exactly one
+    production variant), data capture when asked. KmsKeyId only for EBS-only types: for types with local
+    NVMe storage a hardware module encrypts the volume and the key would encrypt nothing
+    (CreateEndpointConfig API reference, KmsKeyId; earlier versions of that reference said the call fails),
+    so it is not sent."""
+
+    def variant(hosted: HostedVariant) -> dict[str, Any]:
+        return {
+            "VariantName": hosted.name,
+            "ModelName": hosted.model_name,
+            "InstanceType": instance.name,
+            "InitialInstanceCount": instance_count,
+            "InitialVariantWeight": float(hosted.weight),
+            # large models take minutes to download and load; the defaults fail them (60-3600 s allowed)
+            "ModelDataDownloadTimeoutInSeconds": 1800,
+            "ContainerStartupHealthCheckTimeoutInSeconds": 1800,
+        }
+
     request: dict[str, Any] = {
         "EndpointConfigName": config_name,
-        "ProductionVariants": [
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": model_name,
-                "InstanceType": instance.name,
-                "InitialInstanceCount": instance_count,
-                # large models take minutes to download and load; the defaults fail them (60-3600 s allowed)
-                "ModelDataDownloadTimeoutInSeconds": 1800,
-                "ContainerStartupHealthCheckTimeoutInSeconds": 1800,
-            }
-        ],
+        "ProductionVariants": [variant(v) for v in variants if not v.shadow],
     }
+    shadows = [variant(v) for v in variants if v.shadow]
+    if shadows:
+        request["ShadowProductionVariants"] = shadows
+    if capture is not None:
+        request["DataCaptureConfig"] = capture
     if not instance.local_nvme:
         request["KmsKeyId"] = aws.kms_key_arn
+    return request
+
+
+def deployment_config(*, canary_percent: int | None, wait_seconds: int, rollback_alarms: list[str]) -> dict[str, Any]:
+    """UpdateEndpoint's blue/green policy: the new fleet takes traffic all at once once healthy, or (a
+    canary) ``canary_percent`` of its capacity first for ``wait_seconds``; the old fleet is kept
+    ``wait_seconds`` more, and any alarm in ALARM meanwhile rolls the update back
+    (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DeploymentConfig.html)."""
+    routing: dict[str, Any] = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}
+    if canary_percent is not None:
+        routing = {
+            "Type": "CANARY",
+            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": canary_percent},
+            "WaitIntervalInSeconds": wait_seconds,
+        }
+    config: dict[str, Any] = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": routing,
+            "TerminationWaitInSeconds": wait_seconds,
+            # MaximumExecutionTimeoutInSeconds: 600-28800 and more than the waits it covers
+            "MaximumExecutionTimeoutInSeconds": max(600, 6 * wait_seconds),
+        },
+    }
+    if rollback_alarms:
+        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name} for name in rollback_alarms]}
+    return config
+
+
+def update_endpoint_weights(endpoint_name: str, weights: dict[str, int]) -> dict[str, Any]:
+    """Traffic between the variants an endpoint already runs, without new instances."""
+    return {
+        "EndpointName": endpoint_name,
+        "DesiredWeightsAndCapacities": [
+            {"VariantName": name, "DesiredWeight": float(w)} for name, w in weights.items()
+        ],
+    }
+
+
+def update_model_package_alias(
+    arn: str, alias: str, metadata: dict[str, str], approval: str | None = None
+) -> dict[str, Any]:
+    """A model package's place in the rollout (``trainforge:alias``: champion, challenger, previous,
+    rolled-back), and its approval when that changes. SageMaker merges CustomerMetadataProperties; every
+    property is sent again so that a store which replaces them keeps the rest."""
+    request: dict[str, Any] = {
+        "ModelPackageArn": arn,
+        "CustomerMetadataProperties": {**metadata, "trainforge:alias": alias},
+    }
+    if approval is not None:
+        request |= {"ModelApprovalStatus": approval, "ApprovalDescription": f"{alias} through a TrainForge rollout"}
     return request
 
 

@@ -5,7 +5,7 @@
     /opt/ml/processing/input/base_model/              the base HF folder
     /opt/ml/processing/input/data/                    held-out examples (JSONL)
     /opt/ml/processing/input/metrics/                 optional: training metrics.jsonl, for the loss chart
-    /opt/ml/processing/output/report.json, report.html
+    /opt/ml/processing/output/report.json, report.html, parity.json (the reference the endpoint must match)
 
 The root is ``--processing-root`` or ``$TRAINFORGE_PROCESSING_ROOT`` (default /opt/ml/processing).
 """
@@ -31,6 +31,7 @@ def evaluate_from_contract(root: Path) -> dict[str, Any]:
     from trainforge.evaluation.gate import decide
     from trainforge.evaluation.html_report import render
     from trainforge.evaluation.lm_eval_tasks import run_tasks
+    from trainforge.evaluation.parity import parity_reference
     from trainforge.evaluation.scoring import load_pair, score
     from trainforge.spec import EvaluationSpec
 
@@ -75,6 +76,17 @@ def evaluate_from_contract(root: Path) -> dict[str, Any]:
     output.mkdir(parents=True, exist_ok=True)
     (output / "report.json").write_text(report.model_dump_json(indent=2))
     (output / "report.html").write_text(render(report, history))
+    # what the deployed endpoint must reproduce before it takes traffic (pipeline.parity)
+    reference = parity_reference(
+        tuned,
+        tokenizer,
+        records,
+        fmt,
+        run_id=config["run_id"],
+        count=thresholds.generation_samples,
+        max_new_tokens=thresholds.max_new_tokens,
+    )
+    (output / "parity.json").write_text(reference.model_dump_json(indent=2))
     return report.model_dump(mode="json")
 
 

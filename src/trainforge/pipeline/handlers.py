@@ -41,7 +41,7 @@ from trainforge.pipeline.admission import admit, dataset_refs, load_run, record_
 from trainforge.pipeline.keys import classify_key
 from trainforge.pipeline.layout import latest_success_uri
 from trainforge.pipeline.platform import Platform
-from trainforge.pipeline.schedules import debounce_new_data
+from trainforge.pipeline.schedules import debounce_new_data, job_spec_uri
 from trainforge.settings import Settings
 from trainforge.spec import JobSpec, parse_spec
 from trainforge.store import join, open_store, pin_version
@@ -370,38 +370,28 @@ def handle_register(event: dict[str, Any], settings: Settings, client: Any = Non
 
 
 def handle_deploy(event: dict[str, Any], settings: Settings, client: Any = None) -> dict[str, Any]:
-    """Start the deployment; the state machine waits for InService (endpoint) or Completed (import)."""
+    """Start the deployment; the state machine waits for InService (endpoint) or Completed (import). An
+    endpoint's new version is only staged here, with no traffic: CheckParity releases it
+    (``pipeline.endpoint_handlers``)."""
+    from trainforge.pipeline.endpoint_handlers import stage_on_endpoint
     from trainforge.serving.deployers.bedrock import BedrockDeployer
-    from trainforge.serving.deployers.sagemaker import EndpointSettings, SageMakerDeployer
 
     parsed = DeployEvent.model_validate(event)
     spec = _run(parsed, settings)
-    deployer: Any
     if spec.deploy.target == "local":  # a local-mode spec uploaded to AWS: register, but start nothing
         return Deployment(
             run_id=parsed.run.run_id, target="local", status="Skipped: deploy.target local applies to local mode"
         ).model_dump(mode="json")
-    aws = aws_resources(settings)
     if spec.deploy.target == "bedrock_import":
-        deployer = BedrockDeployer(aws, client)
-    else:
-        deployer = SageMakerDeployer(
-            EndpointSettings(
-                aws=aws,
-                instance_type=spec.deploy.instance_type,
-                rollback_alarms=[a for a in settings.rollback_alarms.split(",") if a],
-            ),
-            lambda version: model_container(version.model_uri, spec, settings),
-            client,
-        )
-    return deployer.deploy(parsed.version).model_dump(mode="json")
+        return BedrockDeployer(aws_resources(settings), client).deploy(parsed.version).model_dump(mode="json")
+    return stage_on_endpoint(parsed, spec, settings, client)
 
 
 def handle_record_outcome(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """outcome.json for a run that succeeded or that the gate rejected; the notification's message."""
     status = event["status"]
     state = PipelineState.model_validate(event["state"])
-    summary = _summary(state, status)
+    summary = _summary(state, status, planned=_planned(state, settings))
     message = steps.record_outcome(summary, aws_platform(settings))
     return {"status": status, "message": message}
 
@@ -503,8 +493,7 @@ def handle_retrain(job_name: str, settings: Settings, client: Any = None) -> dic
     """Scheduled retraining: a run on the newest data, only if its content changed since the last success."""
     data_root = settings.resolved_data_uri()
     store = open_store(data_root)
-    candidates = [join(data_root, "jobs", f"{job_name}.{ext}") for ext in ("yaml", "yml", "json")]
-    spec_uri = next((uri for uri in candidates if store.exists(uri)), None)
+    spec_uri = job_spec_uri(store, data_root, job_name)
     if spec_uri is None:
         return {"started": False, "reason": f"no job spec jobs/{job_name}.yaml"}
     info = store.head(spec_uri)

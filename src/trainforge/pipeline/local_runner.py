@@ -37,6 +37,7 @@ from trainforge.pipeline.layout import RunLayout
 from trainforge.pipeline.platform import Platform
 from trainforge.pipeline.validation_fanout import validate_run_here
 from trainforge.settings import Settings
+from trainforge.spec import JobSpec
 
 #: the Task states of the ASL's success path, in order; the local runner passes the same ones
 SUCCESS_PATH = (
@@ -106,6 +107,13 @@ class LocalRunner:
 
         return LocalDeployer(self.settings.workspace.resolve(), port=self.port, api_key=self.api_key)
 
+    def _deploy(self, version: ModelVersion, spec: JobSpec) -> Deployment:
+        """Stage, check parity, release under the spec's rollout policy (``pipeline.rollout``)."""
+        from trainforge.pipeline.rollout import MLflowAliases, deploy
+
+        aliases = MLflowAliases(self._registry())
+        return deploy(version, spec, self._deployer(), aliases, self.platform.artifacts_uri)
+
     def run(self, spec_path: Path, trigger: Trigger = "cli", force: bool = False) -> RunOutcome:
         started = time.time()
         spec_uri = spec_path.resolve().as_uri()
@@ -154,7 +162,7 @@ class LocalRunner:
             )
             if evaluation.verdict is not None and evaluation.verdict.passed:
                 if steps.should_deploy(version, spec):
-                    outcome.deployment = self._step(outcome, "Deploy", lambda: self._deployer().deploy(version))
+                    outcome.deployment = self._step(outcome, "Deploy", lambda: self._deploy(version, spec))
                 outcome.status = "succeeded"
             else:
                 outcome.status = "rejected"
@@ -222,6 +230,6 @@ class LocalRunner:
         inputs = {name: uri_to_path(uri) for name, uri in request.inputs.items() if name != "config"}
         with self.console.status("evaluating tuned vs base ..."):
             output = run_evaluation_job(uri_to_path(layout.path("evaluation", "processing")), inputs, config)
-        for name in ("report.json", "report.html"):
+        for name in ("report.json", "report.html", "parity.json"):
             shutil.copyfile(output / name, uri_to_path(request.output_uri) / name)
         self.console.print("[green]✓[/] Evaluate")

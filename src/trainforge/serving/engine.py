@@ -25,6 +25,15 @@ class GenerationParams:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    #: return each generated token with its log-probability under the model's raw logits (OpenAI's
+    #: ``logprobs``): what the parity check compares with the evaluated model's
+    logprobs: bool = False
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    token: str
+    logprob: float
 
 
 @dataclass
@@ -34,6 +43,7 @@ class Generation:
     completion_tokens: int
     finish_reason: str
     seconds: float = field(default=0.0)
+    logprobs: list[TokenLogprob] | None = None
 
 
 def _cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
@@ -76,7 +86,17 @@ class Engine:
             kwargs |= {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
         else:
             kwargs |= {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        if params.logprobs:
+            kwargs |= {"return_dict_in_generate": True, "output_logits": True}
         return kwargs
+
+    def _token_logprobs(self, new: list[int], logits: tuple[torch.Tensor, ...]) -> list[TokenLogprob]:
+        """Each generated token and its log-probability, from the logits before any processor (the scores
+        ``generate`` returns are after temperature and penalties)."""
+        return [
+            TokenLogprob(str(self.tokenizer.decode([token])), float(torch.log_softmax(step[0].float(), -1)[token]))
+            for token, step in zip(new, logits, strict=False)
+        ]
 
     def generate(self, prompt: str, params: GenerationParams) -> Generation:
         ids = self._inputs(prompt)
@@ -85,11 +105,13 @@ class Engine:
             if params.seed is not None:
                 torch.manual_seed(params.seed)
             output = self.model.generate(ids, attention_mask=torch.ones_like(ids), **self._kwargs(params))
-        new = output[0, ids.shape[1] :].tolist()
+        sequences = output.sequences if params.logprobs else output
+        new = sequences[0, ids.shape[1] :].tolist()
         finished = bool(new) and new[-1] in self.eos_ids
         text, stopped = _cut_at_stop(str(self.tokenizer.decode(new, skip_special_tokens=True)), params.stop)
         reason = "stop" if finished or stopped else "length"
-        return Generation(text, ids.shape[1], len(new), reason, time.perf_counter() - started)
+        logprobs = self._token_logprobs(new, output.logits) if params.logprobs else None
+        return Generation(text, ids.shape[1], len(new), reason, time.perf_counter() - started, logprobs)
 
     def stream(self, prompt: str, params: GenerationParams) -> Iterator[str]:
         """Text deltas as they are generated; the final delta is followed by nothing (the caller ends)."""

@@ -26,11 +26,16 @@ from trainforge.serving.schemas import BadRequest, ChatCompletionRequest, Comple
 DEFAULT_MAX_TOKENS = 128
 
 
-def params_of(body: SamplingFields) -> GenerationParams:
+def params_of(body: SamplingFields, logprobs: bool = False) -> GenerationParams:
     stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
     limit = body.max_completion_tokens or body.max_tokens or DEFAULT_MAX_TOKENS
     return GenerationParams(
-        max_new_tokens=limit, temperature=body.temperature, top_p=body.top_p, stop=stop, seed=body.seed
+        max_new_tokens=limit,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        stop=stop,
+        seed=body.seed,
+        logprobs=logprobs,
     )
 
 
@@ -61,7 +66,7 @@ class _Envelope:
 
 def chat_completion(engine: Engine, body: ChatCompletionRequest) -> dict[str, Any] | StreamingResponse:
     prompt = engine.render_chat([m.model_dump() for m in body.messages])
-    params = params_of(body)
+    params = params_of(body, logprobs=body.logprobs and not body.stream)
     if body.stream:
         chunk = _Envelope("chat.completion.chunk", "chatcmpl", engine.name)
 
@@ -75,9 +80,15 @@ def chat_completion(engine: Engine, body: ChatCompletionRequest) -> dict[str, An
         return StreamingResponse(events(), media_type="text/event-stream")
     result = engine.generate(prompt, params)
     message = {"role": "assistant", "content": result.text}
-    return _Envelope("chat.completion", "chatcmpl", engine.name)(
-        [{"index": 0, "message": message, "finish_reason": result.finish_reason}], usage=_usage([result])
-    )
+    choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": result.finish_reason}
+    if result.logprobs is not None:
+        choice["logprobs"] = {
+            "content": [
+                {"token": t.token, "logprob": t.logprob, "bytes": list(t.token.encode()), "top_logprobs": []}
+                for t in result.logprobs
+            ]
+        }
+    return _Envelope("chat.completion", "chatcmpl", engine.name)([choice], usage=_usage([result]))
 
 
 def text_completion(engine: Engine, body: CompletionRequest) -> dict[str, Any] | StreamingResponse:

@@ -38,6 +38,8 @@ class SamplingFields(BaseModel):
 
 class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessage] = Field(min_length=1)
+    #: each answer token with its log-probability (OpenAI's ``choices[].logprobs.content``); not streamed
+    logprobs: bool = False
 
 
 class CompletionRequest(SamplingFields):

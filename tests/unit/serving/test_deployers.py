@@ -1,5 +1,5 @@
-"""SageMaker endpoint deployment (moto for create, Stubber for the blue/green update moto lacks) and
-Bedrock Custom Model Import (Stubber: requests are checked against the real service model)."""
+"""SageMaker endpoints from rollout records (moto for a creation, botocore's Stubber for the updates moto
+lacks, checked against SageMaker's service model) and Bedrock Custom Model Import (Stubber)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,18 @@ from trainforge.contracts import ModelVersion
 from trainforge.errors import DeploymentRefused
 from trainforge.serving.deployers.bedrock import BedrockDeployer
 from trainforge.serving.deployers.sagemaker import EndpointSettings, SageMakerDeployer
+from trainforge.serving.rollout import (
+    EndpointRecord,
+    Variant,
+    config_name,
+    load_record,
+    promote,
+    release,
+    save_record,
+    stage,
+    variant_of,
+)
+from trainforge.spec import RolloutSpec
 
 ROLE = "arn:aws:iam::123456789012:role/trainforge-sagemaker"
 BEDROCK_ROLE = "arn:aws:iam::123456789012:role/trainforge-bedrock-import"
@@ -52,64 +64,113 @@ def container(v: ModelVersion) -> dict:
     }
 
 
+ARTIFACTS_KEY = "artifacts"
+
+
+def variant(n: str) -> Variant:
+    return variant_of(version(n))
+
+
+def deployer(client, tmp_path, **settings) -> SageMakerDeployer:
+    endpoint = EndpointSettings(aws=AWS, artifacts_uri=tmp_path.as_uri(), **settings)
+    return SageMakerDeployer(endpoint, lambda v: container(version(v.version)), client)
+
+
+def serving(record: EndpointRecord, tmp_path) -> EndpointRecord:
+    """A record as the deployer saved it when the endpoint last changed."""
+    save_record(tmp_path.as_uri(), record)
+    return record
+
+
+def champion_v1(tmp_path) -> EndpointRecord:
+    record, _ = release(stage(None, variant("1"), "support", 0, "ml.m5.xlarge"), RolloutSpec())
+    return serving(record, tmp_path)
+
+
+IN_SERVICE = {
+    "EndpointName": "support",
+    "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/support",
+    "EndpointConfigName": "support-v1-x",
+    "EndpointStatus": "InService",
+    "CreationTime": "2026-11-01T00:00:00Z",
+    "LastModifiedTime": "2026-11-01T00:00:00Z",
+}
+MISSING = {"service_error_code": "ValidationException", "service_message": "Could not find it"}
+
+
 @pytest.mark.parametrize(("instance", "key"), [("ml.g4dn.xlarge", None), ("ml.m5.xlarge", KMS)])
 @mock_aws
-def test_first_deployment_creates_model_config_and_endpoint(aws_env, instance, key):
-    """Given a first version, when deployed, then the model is isolated in the VPC and the endpoint config
-    carries the volume key only for an EBS-only type (types with local NVMe refuse one)."""
+def test_a_first_version_creates_model_config_and_endpoint(aws_env, tmp_path, instance, key):
+    """Given a first version, when staged, then the model is isolated in the VPC, the endpoint serves it alone,
+    and the configuration carries the volume key only for an EBS-only type (types with local NVMe refuse one)."""
     client = boto3.client("sagemaker")
     sent: dict = {}
     client.meta.events.register("provide-client-params.sagemaker.CreateModel", lambda params, **_: sent.update(params))
-    settings = EndpointSettings(aws=AWS, instance_type=instance)
-    deployment = SageMakerDeployer(settings, container, client).deploy(version("1"))
-    assert (deployment.status, deployment.endpoint_name) == ("Creating", "support")
+    record = stage(None, variant("1"), "support", 0, instance)
+    assert deployer(client, tmp_path).apply(record, None) == "Creating"
     assert sent["EnableNetworkIsolation"] is True and sent["VpcConfig"]["Subnets"] == ["subnet-a", "subnet-b"]
     assert client.describe_model(ModelName="support-v1-abc123")["PrimaryContainer"]["Image"] == IMAGE
-    config = client.describe_endpoint_config(EndpointConfigName="support-v1-abc123")
-    assert config.get("KmsKeyId") == key and config["ProductionVariants"][0]["ModelName"] == "support-v1-abc123"
-    assert client.describe_endpoint(EndpointName="support")["EndpointConfigName"] == "support-v1-abc123"
+    config = client.describe_endpoint_config(EndpointConfigName=config_name(record))
+    (served,) = config["ProductionVariants"]
+    assert config.get("KmsKeyId") == key and (served["VariantName"], served["ModelName"]) == ("v1", "support-v1-abc123")
+    assert served["InitialVariantWeight"] == 100.0 and not config.get("DataCaptureConfig")
+    assert client.describe_endpoint(EndpointName="support")["EndpointConfigName"] == config_name(record)
+    assert load_record(tmp_path.as_uri(), "support") == record
 
 
-def test_update_is_blue_green_with_alarm_rollback(aws_env):
+def test_a_staged_version_joins_at_no_traffic_in_a_plain_update(aws_env, tmp_path):
+    """The candidate beside the champion at weight 0: new variant names, so a plain UpdateEndpoint (blue/green
+    guardrails need the old configuration's variant names)."""
     client = boto3.client("sagemaker")
-    settings = EndpointSettings(
-        aws=AWS, rollback_alarms=["support-5xx", "support-latency"], canary_percent=20, wait_seconds=120
-    )
+    before = champion_v1(tmp_path)
+    staged = stage(before, variant("2"), "support", 0)
     with Stubber(client) as stub:
+        stub.add_response("describe_endpoint", IN_SERVICE, {"EndpointName": "support"})
+        stub.add_response("describe_model", MODEL, {"ModelName": "support-v1-abc123"})
+        stub.add_client_error("describe_model", **MISSING, expected_params={"ModelName": "support-v2-abc123"})
         stub.add_response(
-            "create_model",
-            {"ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/support-v2-abc123"},
-            {
-                "ModelName": "support-v2-abc123",
-                "PrimaryContainer": ANY,
-                "ExecutionRoleArn": ROLE,
-                "EnableNetworkIsolation": True,
-                "VpcConfig": {"SecurityGroupIds": ["sg-1"], "Subnets": ["subnet-a", "subnet-b"]},
-            },
+            "create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/support-v2-abc123"}, ANY_MODEL
         )
+        stub.add_client_error("describe_endpoint_config", **MISSING)
         stub.add_response(
             "create_endpoint_config",
-            {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/support-v2-abc123"},
-            {"EndpointConfigName": "support-v2-abc123", "ProductionVariants": ANY},
-        )
-        stub.add_response(
-            "describe_endpoint",
-            {
-                "EndpointName": "support",
-                "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/support",
-                "EndpointConfigName": "support-v1-abc123",
-                "EndpointStatus": "InService",
-                "CreationTime": "2026-11-01T00:00:00Z",
-                "LastModifiedTime": "2026-11-01T00:00:00Z",
-            },
-            {"EndpointName": "support"},
+            {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/x"},
+            {"EndpointConfigName": config_name(staged), "ProductionVariants": ANY, "KmsKeyId": KMS},
         )
         stub.add_response(
             "update_endpoint",
-            {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/support"},
+            {"EndpointArn": IN_SERVICE["EndpointArn"]},
+            {"EndpointName": "support", "EndpointConfigName": config_name(staged)},
+        )
+        status = deployer(client, tmp_path).apply(staged, before)
+        stub.assert_no_pending_responses()
+    assert status == "Updating"
+
+
+def test_a_canary_shifts_through_the_guardrails_with_the_stacks_alarms(aws_env, tmp_path):
+    client = boto3.client("sagemaker")
+    staged = serving(stage(champion_v1(tmp_path), variant("2"), "support", 0), tmp_path)
+    released, _ = release(staged, RolloutSpec(policy="canary", canary_percent=20, canary_wait_minutes=2))
+    with Stubber(client) as stub:
+        stub.add_response("describe_endpoint", IN_SERVICE, {"EndpointName": "support"})
+        for n in ("1", "2"):
+            stub.add_response("describe_model", MODEL, {"ModelName": f"support-v{n}-abc123"})
+        stub.add_client_error("describe_endpoint_config", **MISSING)
+        stub.add_response(
+            "create_endpoint_config",
+            {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/x"},
+            {
+                "EndpointConfigName": config_name(released),
+                "ProductionVariants": [weighted("v1", "1", 0.0), weighted("v2", "2", 100.0)],
+                "KmsKeyId": KMS,
+            },
+        )
+        stub.add_response(
+            "update_endpoint",
+            {"EndpointArn": IN_SERVICE["EndpointArn"]},
             {
                 "EndpointName": "support",
-                "EndpointConfigName": "support-v2-abc123",
+                "EndpointConfigName": config_name(released),
                 "DeploymentConfig": {
                     "BlueGreenUpdatePolicy": {
                         "TrafficRoutingConfiguration": {
@@ -126,9 +187,100 @@ def test_update_is_blue_green_with_alarm_rollback(aws_env):
                 },
             },
         )
-        deployment = SageMakerDeployer(settings, container, client).deploy(version("2"))
+        alarms = ["support-5xx", "support-latency"]
+        status = deployer(client, tmp_path, rollback_alarms=alarms, canary_percent=20, wait_seconds=120).apply(
+            released, staged, canary=True
+        )
         stub.assert_no_pending_responses()
-    assert deployment.status == "Updating"
+    assert status == "Updating"
+
+
+def test_ab_traffic_and_its_promotion_move_weights_without_new_instances(aws_env, tmp_path):
+    client = boto3.client("sagemaker")
+    staged = serving(stage(champion_v1(tmp_path), variant("2"), "support", 0), tmp_path)
+    ab, _ = release(staged, RolloutSpec(policy="ab", challenger_percent=10))
+    promoted = promote(ab)
+    with Stubber(client) as stub:
+        for after in (ab, promoted):
+            stub.add_response("describe_endpoint", IN_SERVICE, {"EndpointName": "support"})
+            stub.add_response(
+                "update_endpoint_weights_and_capacities",
+                {"EndpointArn": IN_SERVICE["EndpointArn"]},
+                {
+                    "EndpointName": "support",
+                    "DesiredWeightsAndCapacities": [
+                        {"VariantName": v.name, "DesiredWeight": float(v.weight)} for v in after.variants
+                    ],
+                },
+            )
+        for before, after in ((staged, ab), (ab, promoted)):
+            assert deployer(client, tmp_path).apply(after, before) == "Updating"
+        stub.assert_no_pending_responses()
+    assert [v.weight for v in load_record(tmp_path.as_uri(), "support").variants] == [0, 100]
+
+
+def test_a_shadow_with_capture_is_one_production_and_one_shadow_variant(aws_env, tmp_path):
+    """The endpoint configuration request holds the shadow and the data capture (to the artifacts bucket, in
+    the stack's key, JSON as text); the Stubber checks it against SageMaker's own service model."""
+    client = boto3.client("sagemaker")
+    staged = serving(stage(champion_v1(tmp_path), variant("2"), "support", 25), tmp_path)
+    shadow, _ = release(staged, RolloutSpec(policy="shadow", shadow_percent=50))
+    with Stubber(client) as stub:
+        stub.add_response("describe_endpoint", IN_SERVICE, {"EndpointName": "support"})
+        for n in ("1", "2"):
+            stub.add_response("describe_model", MODEL, {"ModelName": f"support-v{n}-abc123"})
+        stub.add_client_error("describe_endpoint_config", **MISSING)
+        stub.add_response(
+            "create_endpoint_config",
+            {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/x"},
+            {
+                "EndpointConfigName": config_name(shadow),
+                "ProductionVariants": [weighted("v1", "1", 100.0)],
+                "ShadowProductionVariants": [weighted("v2", "2", 50.0)],
+                "DataCaptureConfig": {
+                    "EnableCapture": True,
+                    "InitialSamplingPercentage": 25,
+                    "DestinationS3Uri": f"{tmp_path.as_uri()}/capture",
+                    "KmsKeyId": KMS,
+                    "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+                    "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
+                },
+                "KmsKeyId": KMS,
+            },
+        )
+        stub.add_response(
+            "update_endpoint",
+            {"EndpointArn": IN_SERVICE["EndpointArn"]},
+            {"EndpointName": "support", "EndpointConfigName": config_name(shadow)},
+        )
+        assert deployer(client, tmp_path).apply(shadow, staged) == "Updating"
+        stub.assert_no_pending_responses()
+
+
+def weighted(name: str, n: str, weight: float) -> dict:
+    return {
+        "VariantName": name,
+        "ModelName": f"support-v{n}-abc123",
+        "InstanceType": "ml.m5.xlarge",
+        "InitialInstanceCount": 1,
+        "InitialVariantWeight": weight,
+        "ModelDataDownloadTimeoutInSeconds": 1800,
+        "ContainerStartupHealthCheckTimeoutInSeconds": 1800,
+    }
+
+
+MODEL = {
+    "ModelName": "support-v1-abc123",
+    "ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/support-v1-abc123",
+    "CreationTime": "2026-11-01T00:00:00Z",
+}
+ANY_MODEL = {
+    "ModelName": "support-v2-abc123",
+    "PrimaryContainer": ANY,
+    "ExecutionRoleArn": ROLE,
+    "EnableNetworkIsolation": True,
+    "VpcConfig": {"SecurityGroupIds": ["sg-1"], "Subnets": ["subnet-a", "subnet-b"]},
+}
 
 
 @mock_aws

@@ -1,7 +1,10 @@
-"""LocalDeployer: the model server as a managed background process, its URL recorded in the workspace.
+"""LocalDeployer: an endpoint on this machine, as a managed background process serving every variant of its
+record (``serving.variants``), its URL recorded in the workspace.
 
-A new version of the same model replaces the running server (stop, then start); ``deployments/NAME.json``
-says which version is live, on which URL, under which pid, and where its log is.
+``deployments/NAME.json`` is the endpoint's record (which versions, what share of traffic, which is
+champion; ``serving.rollout``), ``deployments/NAME.process.json`` the process serving it (URL, pid, log).
+Applying a new record to a running endpoint re-reads it in place (SIGHUP): weights move at once, a new
+version is loaded beside the others, and the deployer waits until the new layout answers.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from trainforge.contracts import Deployment, ModelVersion
 from trainforge.errors import TrainForgeError
-from trainforge.local.file_store import uri_to_path
+from trainforge.serving.rollout import EndpointRecord, load_record, record_uri, save_record
+from trainforge.serving.variants import LAYOUT_HEADER, TARGET_HEADER
 
 
 def free_port(preferred: int) -> int:
@@ -46,75 +50,101 @@ class LocalDeployer:
     def __init__(
         self, workspace: Path, port: int = 8000, api_key: str | None = None, startup_timeout: float = 180.0
     ) -> None:
+        self.root = workspace.resolve().as_uri()
         self.folder = workspace / "deployments"
         self.port = port
         self.api_key = api_key
         self.startup_timeout = startup_timeout
 
-    def record(self, name: str) -> dict[str, object] | None:
-        path = self.folder / f"{name}.json"
+    # --- the process
+    def record(self, name: str) -> dict[str, Any] | None:
+        """The process serving the endpoint: name, url, pid, log, started."""
+        path = self.folder / f"{name}.process.json"
         return json.loads(path.read_text()) if path.is_file() else None
 
-    def stop(self, name: str) -> None:
-        record = self.record(name)
-        if record and _alive(int(record["pid"])):  # type: ignore[call-overload]
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(int(record["pid"]), signal.SIGTERM)  # type: ignore[call-overload]
-            deadline = time.time() + 15
-            while _alive(int(record["pid"])) and time.time() < deadline:  # type: ignore[call-overload]
-                time.sleep(0.1)
+    def running(self, name: str) -> dict[str, Any] | None:
+        process = self.record(name)
+        return process if process and _alive(int(process["pid"])) else None
 
-    def deploy(self, version: ModelVersion) -> Deployment:
-        self.stop(version.name)
-        self.folder.mkdir(parents=True, exist_ok=True)
+    def stop(self, name: str) -> None:
+        process = self.running(name)
+        if process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(process["pid"]), signal.SIGTERM)
+        deadline = time.time() + 15
+        while _alive(int(process["pid"])) and time.time() < deadline:
+            time.sleep(0.1)
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def _serving(self, url: str, layout: str) -> bool:
+        with contextlib.suppress(httpx.HTTPError):
+            answer = httpx.get(f"{url}/ping", timeout=2)
+            return answer.status_code == 200 and answer.headers.get(LAYOUT_HEADER.decode()) == layout
+        return False
+
+    def _wait(self, url: str, layout: str, process: subprocess.Popen[bytes] | None, log: Path) -> None:
+        deadline = time.time() + self.startup_timeout
+        while not self._serving(url, layout):
+            if process is not None and process.poll() is not None:
+                raise TrainForgeError(f"the model server exited with code {process.returncode}; see {log}")
+            if time.time() > deadline:
+                if process is not None:
+                    process.terminate()
+                raise TrainForgeError(
+                    f"the model server did not serve the new layout within {self.startup_timeout:.0f} s; see {log}"
+                )
+            time.sleep(0.3)
+
+    def _start(self, record: EndpointRecord) -> None:
         port = free_port(self.port)
         url = f"http://127.0.0.1:{port}"
-        log = self.folder / f"{version.name}.log"
-        command = [
-            sys.executable,
-            "-m",
-            "trainforge.cli",
-            "serve",
-            str(uri_to_path(version.model_uri)),
-            "--name",
-            version.name,
-            "--port",
-            str(port),
-        ]
+        log = self.folder / f"{record.name}.log"
+        path = self.folder / f"{record.name}.json"
+        command = [sys.executable, "-m", "trainforge.cli", "serve", "--endpoint", str(path), "--port", str(port)]
         env = {**os.environ, **({"TRAINFORGE_API_KEY": self.api_key} if self.api_key else {})}
         with log.open("ab") as handle:
             process = subprocess.Popen(
                 command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True, env=env
             )
-        deadline = time.time() + self.startup_timeout
-        while True:
-            if process.poll() is not None:
-                raise TrainForgeError(f"the model server exited with code {process.returncode}; see {log}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
-                    break
-            if time.time() > deadline:
-                process.terminate()
-                raise TrainForgeError(
-                    f"the model server did not answer /ping within {self.startup_timeout:.0f} s; see {log}"
-                )
-            time.sleep(0.5)
-        record = {
-            "name": version.name,
-            "version": version.version,
-            "run_id": version.run_id,
-            "url": url,
-            "pid": process.pid,
-            "model_uri": version.model_uri,
-            "log": str(log),
-            "started": int(time.time()),
-        }
-        (self.folder / f"{version.name}.json").write_text(json.dumps(record, indent=2))
-        return Deployment(
-            run_id=version.run_id,
-            target="local",
-            endpoint_name=version.name,
-            url=url,
-            traffic={version.version: 100},
-            status="InService",
+        self._wait(url, record.layout_key(), process, log)
+        details = {"name": record.name, "url": url, "pid": process.pid, "log": str(log), "started": int(time.time())}
+        (self.folder / f"{record.name}.process.json").write_text(json.dumps(details, indent=2))
+
+    # --- EndpointDeployer
+    def current(self, name: str) -> EndpointRecord | None:
+        return load_record(self.root, name)
+
+    def apply(self, record: EndpointRecord, before: EndpointRecord | None, *, canary: bool = False) -> str:
+        """Serve ``record``: start the server, or have the running one re-read it. ``canary`` has no local
+        meaning (no alarms here): the new layout serves at once."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        save_record(self.root, record)
+        if not record.variants:
+            self.stop(record.name)
+            return "Deleted"
+        process = self.running(record.name)
+        if process is None:
+            self._start(record)
+        else:
+            os.kill(int(process["pid"]), signal.SIGHUP)
+            self._wait(process["url"], record.layout_key(), None, Path(process["log"]))
+        return "InService"
+
+    def url(self, name: str) -> str:
+        process = self.running(name)
+        if process is None:
+            raise TrainForgeError(f"endpoint {name} is not running (its record: {record_uri(self.root, name)})")
+        return str(process["url"])
+
+    def invoke(self, name: str, variant: str, body: dict[str, Any]) -> dict[str, Any]:
+        answer = httpx.post(
+            f"{self.url(name)}/invocations",
+            json=body,
+            headers={TARGET_HEADER.decode(): variant, **self._headers()},
+            timeout=300,
         )
+        answer.raise_for_status()
+        return dict(answer.json())
