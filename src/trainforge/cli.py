@@ -303,6 +303,41 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_evaluate_endpoint(args: argparse.Namespace) -> int:
+    """Continuous evaluation of a local endpoint: its versions re-scored on the newest data and the captured
+    traffic, with their serving figures; the report in MLflow; optionally the challenger rolled back."""
+    from trainforge.pipeline.continuous import evaluate_local_endpoint, record_in_mlflow
+    from trainforge.pipeline.local_runner import LocalRunner
+    from trainforge.pipeline.rollout import MLflowAliases, endpoint_summary, rollback_endpoint
+    from trainforge.serving.deployers.local import LocalDeployer
+
+    runner = LocalRunner(_settings(args))
+    workspace = runner.settings.workspace.resolve()
+    report = evaluate_local_endpoint(
+        args.name, workspace, runner.platform.artifacts_uri, max_examples=args.max_examples
+    )
+    record_in_mlflow(report, runner._registry())
+    for variant in report.variants:
+        table = Table(title=f"{variant.variant} (version {variant.version}, {variant.role})")
+        for column in ("figure", "value", "95% CI", "n"):
+            table.add_column(column)
+        for e in variant.metrics:
+            table.add_row(e.name, f"{e.value:.4g}", f"[{e.ci_low:.4g}, {e.ci_high:.4g}]", str(e.n))
+        out.print(table)
+    if report.verdict is not None:
+        out.print(
+            ("[green]passed[/]: " if report.verdict.passed else "[red]FAILED[/]: ") + "; ".join(report.verdict.reasons)
+        )
+    out.print(f"report: {report.report_uri}", soft_wrap=True, highlight=False)
+    if report.verdict is not None and not report.verdict.passed:
+        if args.rollback_on_fail:
+            deployer, aliases = LocalDeployer(workspace), MLflowAliases(runner._registry())
+            record, status, out_variant = rollback_endpoint(args.name, deployer, aliases)
+            _print_endpoint(endpoint_summary(record, status, out_variant))
+        return EXIT_REJECTED
+    return EXIT_OK
+
+
 def cmd_schedules(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
@@ -460,6 +495,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     schedules.add_argument("action", choices=["list"])
     schedules.set_defaults(handler=cmd_schedules)
+
+    evaluate = sub.add_parser(
+        "evaluate-endpoint",
+        parents=[workspace],
+        help="re-score a local endpoint's champion and challenger on new data and captured traffic",
+        description="Continuous evaluation: perplexity on the newest validated data, answers to captured prompts "
+        "that have references, latency, error rate and throughput per variant, each with a 95% interval; the "
+        "challenger compared with the champion. Exit 1 when the challenger is worse beyond its interval.",
+    )
+    evaluate.add_argument("name", help="the endpoint (the job's name)")
+    evaluate.add_argument("--max-examples", type=int, default=200, help="held-out examples scored per version")
+    evaluate.add_argument(
+        "--rollback-on-fail", action="store_true", help="roll the challenger back on a failed verdict"
+    )
+    evaluate.set_defaults(handler=cmd_evaluate_endpoint)
     return parser
 
 

@@ -324,3 +324,35 @@ class ParityReference(Contract):
     run_id: str
     max_new_tokens: int
     answers: list[ParityAnswer]
+
+
+class Estimate(Contract):
+    """One figure of one variant with its 95% bootstrap (or Wilson, for rates) interval."""
+
+    name: str
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int = Field(description="examples, answers or requests it rests on")
+    higher_is_better: bool
+
+
+class VariantEvaluation(Contract):
+    variant: str
+    version: str
+    role: Literal["champion", "challenger"]
+    metrics: list[Estimate]
+
+
+class ContinuousEvaluationReport(Contract):
+    """A deployed endpoint's versions re-scored on the newest validated data and on captured traffic, with
+    their serving figures; written by the continuous evaluation job (``evaluation/continuous.py``)."""
+
+    endpoint: str
+    created_at: datetime = Field(default_factory=utcnow)
+    variants: list[VariantEvaluation]
+    #: the challenger against the champion (base = champion, tuned = challenger; delta positive is better)
+    comparisons: list[MetricComparison] = Field(default_factory=list)
+    #: failed when the challenger is worse beyond its interval on a quality figure; None without one
+    verdict: GateVerdict | None = None
+    report_uri: str | None = None

@@ -135,3 +135,16 @@ def test_watch_fires_the_spec_schedules_as_aws_would(tmp_path):
     spec.write_text(SPEC)  # the field removed: the schedule goes
     fire_schedules(runner, data_root, schedules, start + timedelta(days=5))
     assert schedules.rows(start) == [] and len(runner.runs) == 1
+
+
+def test_schedules_list_locally_shows_what_watch_keeps(tmp_path, capsys):
+    from trainforge.cli import main
+    from trainforge.pipeline.watch import fire_schedules
+
+    data_root = tmp_path / "ws" / "data"
+    (data_root / "jobs").mkdir(parents=True)
+    (data_root / "jobs" / "support.yaml").write_text(SPEC + "schedule: cron(0 3 ? * MON *)\n")
+    fire_schedules(Recorder(), data_root, LocalSchedules(tmp_path / "ws" / "schedules.json"))
+    assert main(["schedules", "list", "--workspace", str(tmp_path / "ws")]) == 0
+    shown = capsys.readouterr().out
+    assert "support-retrain" in shown and "cron(0 3 ? * MON *)" in shown and " 03:00" in shown

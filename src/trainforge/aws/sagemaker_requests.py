@@ -394,19 +394,16 @@ def update_endpoint_weights(endpoint_name: str, weights: dict[str, int]) -> dict
     }
 
 
-def update_model_package_alias(
-    arn: str, alias: str, metadata: dict[str, str], approval: str | None = None
-) -> dict[str, Any]:
+def update_model_package_alias(arn: str, alias: str, metadata: dict[str, str], approval: str) -> dict[str, Any]:
     """A model package's place in the rollout (``trainforge:alias``: champion, challenger, previous,
-    rolled-back), and its approval when that changes. SageMaker merges CustomerMetadataProperties; every
-    property is sent again so that a store which replaces them keeps the rest."""
-    request: dict[str, Any] = {
+    rolled-back) and its approval. SageMaker merges CustomerMetadataProperties and keeps an approval that is
+    not sent; both are sent whole so that a store which replaces them (moto) keeps them too."""
+    return {
         "ModelPackageArn": arn,
+        "ModelApprovalStatus": approval,
+        "ApprovalDescription": f"{alias} through a TrainForge rollout",
         "CustomerMetadataProperties": {**metadata, "trainforge:alias": alias},
     }
-    if approval is not None:
-        request |= {"ModelApprovalStatus": approval, "ApprovalDescription": f"{alias} through a TrainForge rollout"}
-    return request
 
 
 def create_model_import_job(name: str, model_uri: str, aws: AwsResources) -> dict[str, Any]:

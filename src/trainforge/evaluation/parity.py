@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from trainforge.contracts import DataFormat, ParityAnswer, ParityReference, ParityToken
+from trainforge.evaluation.scoring import greedy, prompt_ids
 from trainforge.training.tokenize import as_messages
 
 #: formats whose examples are conversations the endpoint's chat route answers
@@ -37,19 +38,8 @@ def parity_prompts(records: list[dict[str, Any]], fmt: DataFormat, count: int) -
 
 
 def greedy_answer(model: Any, tokenizer: Any, messages: list[dict[str, str]], max_new_tokens: int) -> ParityAnswer:
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"].to(
-        next(model.parameters()).device
-    )
-    with torch.no_grad():
-        output = model.generate(
-            ids,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
-            return_dict_in_generate=True,
-            output_logits=True,
-        )
+    ids = prompt_ids(model, tokenizer, messages)  # rendered and decoded as evaluation does
+    output = greedy(model, tokenizer, ids, max_new_tokens, return_dict_in_generate=True, output_logits=True)
     new = output.sequences[0, ids.shape[1] :].tolist()
     tokens = []
     for token, logits in zip(new, output.logits, strict=False):

@@ -34,21 +34,32 @@ def prompt_and_reference(record: dict[str, Any], fmt: DataFormat) -> tuple[list[
     return None
 
 
-def generate(model: Any, tokenizer: Any, prompt: list[dict[str, str]] | str, max_new_tokens: int) -> str:
+def prompt_ids(model: Any, tokenizer: Any, prompt: list[dict[str, str]] | str) -> torch.Tensor:
+    """The prompt as the model reads it, on its device: a conversation through the chat template."""
     if isinstance(prompt, list):
         text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
     else:
         text = prompt
-    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"].to(
+    return tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"].to(
         next(model.parameters()).device
     )
+
+
+def greedy(model: Any, tokenizer: Any, ids: torch.Tensor, max_new_tokens: int, **options: Any) -> Any:
+    """Greedy decoding as evaluation does it: stopping where the model's generation config stops."""
     with torch.no_grad():
-        output = model.generate(
+        return model.generate(
             ids,
             max_new_tokens=max_new_tokens,
             do_sample=False,
             pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+            **options,
         )
+
+
+def generate(model: Any, tokenizer: Any, prompt: list[dict[str, str]] | str, max_new_tokens: int) -> str:
+    ids = prompt_ids(model, tokenizer, prompt)
+    output = greedy(model, tokenizer, ids, max_new_tokens)
     return str(tokenizer.decode(output[0, ids.shape[1] :], skip_special_tokens=True)).strip()
 
 

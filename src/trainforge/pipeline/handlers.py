@@ -391,7 +391,7 @@ def handle_record_outcome(event: dict[str, Any], settings: Settings) -> dict[str
     """outcome.json for a run that succeeded or that the gate rejected; the notification's message."""
     status = event["status"]
     state = PipelineState.model_validate(event["state"])
-    summary = _summary(state, status, planned=_planned(state, settings))
+    summary = _summary(state, status)
     message = steps.record_outcome(summary, aws_platform(settings))
     return {"status": status, "message": message}
 

@@ -77,9 +77,10 @@ class SageMakerAliases:
             return
         package = self.client.describe_model_package(ModelPackageName=variant.arn)
         metadata = dict(package.get("CustomerMetadataProperties") or {})
-        if metadata.get("trainforge:alias") == alias and approval in (None, package["ModelApprovalStatus"]):
+        status = approval or package["ModelApprovalStatus"]
+        if metadata.get("trainforge:alias") == alias and status == package["ModelApprovalStatus"]:
             return
-        self.client.update_model_package(**update_model_package_alias(variant.arn, alias, metadata, approval))
+        self.client.update_model_package(**update_model_package_alias(variant.arn, alias, metadata, status))
 
     def move(self, record: EndpointRecord, rejected: list[Variant]) -> None:
         for variant in rejected:

@@ -205,8 +205,7 @@ class VariantRouter:
                 return
             await _json(send, 200, {"endpoint": layout.record.name, "variants": self.ops.summary()}, stamp)
             return
-        headers = dict(scope.get("headers") or [])
-        target = headers.get(TARGET_HEADER, b"").decode()
+        target = dict(scope.get("headers") or []).get(TARGET_HEADER, b"").decode()
         if target:
             variant = next((v for v in layout.record.variants if v.name == target and v.name in layout.apps), None)
             if variant is None:
@@ -221,12 +220,17 @@ class VariantRouter:
         invocation = scope["method"] == "POST"
         event_id = str(uuid.uuid4())
         capture = invocation and self.capture is not None and self.capture.sampled()
-        status, answer, answer_type, seconds = await self._forward(
-            layout.apps[variant.name], scope, body, receive, send, [(INVOKED_HEADER, variant.name.encode()), *stamp]
-        )
+        said = [(INVOKED_HEADER, variant.name.encode()), *stamp]
+
+        async def stamped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*(message.get("headers") or []), *said]}
+            await send(message)
+
+        outcome = await self._run(layout.apps[variant.name], scope, body, receive, stamped)
         if not invocation:
             return
-        self._account(variant, scope, body, (status, answer, answer_type, seconds), event_id, capture)
+        self._account(variant, scope, body, outcome, event_id, capture)
         if not target:
             for shadow in layout.record.shadows():
                 if shadow.name in layout.apps and self.rng.random() * 100 < shadow.weight:
@@ -242,11 +246,12 @@ class VariantRouter:
         header = dict(scope.get("headers") or []).get(b"authorization", b"")
         return secrets.compare_digest(header, f"Bearer {self.api_key}".encode())
 
-    async def _forward(
-        self, app: ASGIApp, scope: Scope, body: bytes, receive: Receive, send: Send, extra: list[tuple[bytes, bytes]]
+    async def _run(
+        self, app: ASGIApp, scope: Scope, body: bytes, after_body: Receive, deliver: Send | None
     ) -> tuple[int, bytes, str, float]:
-        """Run one variant's app on the request, streaming its answer to the client; returns its status,
-        body, content type and seconds (for the capture and the metrics)."""
+        """One variant's app on the request (its body already read); each message of the answer goes to
+        ``deliver`` (the client; None for a shadow copy). Returns status, body, content type and seconds
+        (for the capture and the metrics)."""
         delivered = False
 
         async def replay() -> Message:
@@ -254,7 +259,7 @@ class VariantRouter:
             if not delivered:
                 delivered = True
                 return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+            return await after_body()
 
         status, chunks, content_type = 500, [], "application/json"
 
@@ -263,10 +268,10 @@ class VariantRouter:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 content_type = dict(message.get("headers") or []).get(b"content-type", b"").decode() or content_type
-                message = {**message, "headers": [*(message.get("headers") or []), *extra]}
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
-            await send(message)
+            if deliver is not None:
+                await deliver(message)
 
         started = time.perf_counter()
         await app(scope, replay, relay)
@@ -294,32 +299,16 @@ class VariantRouter:
         and the metrics."""
         copy = {**scope, "state": {}, "headers": [h for h in scope.get("headers") or [] if h[0] != TARGET_HEADER]}
         never = asyncio.Event()
-        delivered = False
 
-        async def receive() -> Message:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
+        async def no_disconnect() -> Message:
             await never.wait()
             return {"type": "http.disconnect"}
 
-        status, chunks, content_type = 500, [], "application/json"
-
-        async def collect(message: Message) -> None:
-            nonlocal status, content_type
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                content_type = dict(message.get("headers") or []).get(b"content-type", b"").decode() or content_type
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-
         started = time.perf_counter()
         try:
-            await app(copy, receive, collect)
+            outcome = await self._run(app, copy, body, no_disconnect, None)
         except Exception:  # a failing shadow must never touch production traffic: it counts as a 500
-            status = 500
-        outcome = (status, b"".join(chunks), content_type, time.perf_counter() - started)
+            outcome = (500, b"", "application/json", time.perf_counter() - started)
         self._account(variant, copy, body, outcome, event_id, capture)
 
     async def drain(self) -> None:

@@ -152,13 +152,8 @@ def test_a_canary_shifts_through_the_guardrails_with_the_stacks_alarms(aws_env, 
     staged = serving(stage(champion_v1(tmp_path), variant("2"), "support", 0), tmp_path)
     released, _ = release(staged, RolloutSpec(policy="canary", canary_percent=20, canary_wait_minutes=2))
     with Stubber(client) as stub:
-        stub.add_response("describe_endpoint", IN_SERVICE, {"EndpointName": "support"})
-        for n in ("1", "2"):
-            stub.add_response("describe_model", MODEL, {"ModelName": f"support-v{n}-abc123"})
-        stub.add_client_error("describe_endpoint_config", **MISSING)
-        stub.add_response(
-            "create_endpoint_config",
-            {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/x"},
+        expect_new_configuration(
+            stub,
             {
                 "EndpointConfigName": config_name(released),
                 "ProductionVariants": [weighted("v1", "1", 0.0), weighted("v2", "2", 100.0)],
@@ -226,13 +221,8 @@ def test_a_shadow_with_capture_is_one_production_and_one_shadow_variant(aws_env,
     staged = serving(stage(champion_v1(tmp_path), variant("2"), "support", 25), tmp_path)
     shadow, _ = release(staged, RolloutSpec(policy="shadow", shadow_percent=50))
     with Stubber(client) as stub:
-        stub.add_response("describe_endpoint", IN_SERVICE, {"EndpointName": "support"})
-        for n in ("1", "2"):
-            stub.add_response("describe_model", MODEL, {"ModelName": f"support-v{n}-abc123"})
-        stub.add_client_error("describe_endpoint_config", **MISSING)
-        stub.add_response(
-            "create_endpoint_config",
-            {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/x"},
+        expect_new_configuration(
+            stub,
             {
                 "EndpointConfigName": config_name(shadow),
                 "ProductionVariants": [weighted("v1", "1", 100.0)],
@@ -255,6 +245,16 @@ def test_a_shadow_with_capture_is_one_production_and_one_shadow_variant(aws_env,
         )
         assert deployer(client, tmp_path).apply(shadow, staged) == "Updating"
         stub.assert_no_pending_responses()
+
+
+def expect_new_configuration(stub: Stubber, request: dict) -> None:
+    """An InService endpoint whose models v1 and v2 exist, and a configuration it has not run yet."""
+    stub.add_response("describe_endpoint", IN_SERVICE, {"EndpointName": "support"})
+    for n in ("1", "2"):
+        stub.add_response("describe_model", MODEL, {"ModelName": f"support-v{n}-abc123"})
+    stub.add_client_error("describe_endpoint_config", **MISSING)
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/x"
+    stub.add_response("create_endpoint_config", {"EndpointConfigArn": arn}, request)
 
 
 def weighted(name: str, n: str, weight: float) -> dict:

@@ -128,7 +128,7 @@ class LocalDeployer:
         process = self.running(record.name)
         if process is None:
             self._start(record)
-        else:
+        elif before is None or before.layout_key() != record.layout_key():
             os.kill(int(process["pid"]), signal.SIGHUP)
             self._wait(process["url"], record.layout_key(), None, Path(process["log"]))
         return "InService"

@@ -108,6 +108,9 @@ class SageMakerDeployer:
                 self.client.delete_endpoint(EndpointName=name)
             save_record(s.artifacts_uri, record)
             return "Deleted"
+        if running and before is not None and before.layout_key() == record.layout_key():
+            save_record(s.artifacts_uri, record)  # who is champion changed, not what serves
+            return "InService"
         unchanged = running and same_variants(before, record)
         if unchanged and not canary and not record.shadows():
             weights = {v.name: v.weight for v in record.variants}
