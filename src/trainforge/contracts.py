@@ -261,6 +261,146 @@ class RunFailure(Contract):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+# --- the plan: time, cost, memory and deployability before any compute (trainforge.planning) -------------
+
+
+class PlannedWork(Contract):
+    """What the run will compute, from the dataset report's token counts (the base model's tokenizer)."""
+
+    tokenizer: str
+    examples: int = Field(description="examples trained on (the training side of the split)")
+    tokens: int = Field(description="their tokens after truncation to max_seq_len")
+    truncated_examples: int
+    sequences: int = Field(description="rows of one optimizer micro-batch: packed sequences, or DPO pairs")
+    padding_fraction: float
+    tokens_per_step: int = Field(description="positions computed per optimizer step, over every process")
+    steps: int
+    epochs: float
+    trained_tokens: int = Field(description="real (unpadded) tokens the steps go through")
+    validation_tokens: int = Field(description="tokens of the held-out side, scored at every eval_every")
+    evaluation_examples: int
+    evaluation_tokens: int = Field(description="tokens the evaluation job scores, per model")
+    generated_tokens: int = Field(description="tokens the evaluation job generates, per model")
+
+
+class PlannedMemory(Contract):
+    """The memory estimate (``planning.memory``) of one training process on an instance type."""
+
+    device: Literal["cpu", "cuda", "neuron"]
+    processes: int = Field(description="training processes of the job (one per GPU or NeuronCore)")
+    bf16: bool
+    capacity_bytes: int = Field(description="memory one process may use: a GPU's, a NeuronCore's, or the host's")
+    budget_bytes: int
+    requested_bytes: int = Field(description="the estimate at the spec's own settings")
+    parts: dict[str, int] = Field(description="the requested estimate by what holds it")
+    fits: bool = Field(description="with the adjustments the run makes itself (micro-batch, checkpointing)")
+    fitted_bytes: int
+    adjustments: dict[str, int | bool] = Field(default_factory=dict, description="setting -> value the run takes")
+    change: str | None = Field(None, description="what would make this type fit, when it does not")
+
+
+class PlannedTime(Contract):
+    flops_per_token: float = Field(description="training FLOPs per token at the settings the run takes")
+    throughput_low: float = Field(description="FLOP/s of the whole job, low end")
+    throughput_high: float
+    throughput_source: str
+    throughput_measured: bool = Field(description="False: the device's rate is assumed, not measured")
+    training_seconds_low: float
+    training_seconds_high: float
+    process_start_seconds: float = Field(
+        description="the training process before its first step: imports, model load, tokenizing and packing"
+    )
+    evaluation_seconds: float = Field(description="the evaluation job: loading, scoring and generating, both models")
+    startup_seconds: float = Field(
+        description="outside the processes: provisioning, image pull, downloads and the export's upload (0 locally)"
+    )
+    total_seconds_low: float
+    total_seconds_high: float
+
+
+class PlannedCost(Contract):
+    region: str
+    on_demand_usd_per_hour: float | None
+    spot_usd_per_hour: float | None
+    training_usd_per_hour: float | None = Field(description="what the training job pays: spot or on demand, all nodes")
+    training_usd_low: float | None = Field(description="the job as the spec runs it (spot or on-demand)")
+    training_usd_high: float | None
+    on_demand_usd_high: float | None = Field(description="the same job on demand, high end")
+    evaluation_usd: float | None
+    storage_usd: float
+    total_usd_high: float | None
+    price_source: str
+
+
+class InstancePlan(Contract):
+    instance_type: str
+    requested: bool
+    accelerator: str = Field(description="the accelerator's model, or the CPU")
+    verdict: Literal["fits", "adjusted", "does_not_fit", "unknown"]
+    memory: PlannedMemory | None = Field(None, description="None when config.json is not a shape the estimate knows")
+    time: PlannedTime | None = None
+    cost: PlannedCost | None = None
+
+
+class DeployCheck(Contract):
+    name: str
+    ok: bool
+    detail: str
+
+
+class PlannedDeployment(Contract):
+    target: Literal["sagemaker_endpoint", "bedrock_import", "local", "none"]
+    ok: bool
+    checks: list[DeployCheck] = Field(default_factory=list)
+    engine: str | None = Field(None, description="what serves an endpoint: lmi or trainforge")
+    instance_type: str | None = None
+    needed_bytes: int | None = Field(None, description="merged model weights + KV cache at deploy.max_model_len")
+    capacity_bytes: int | None = None
+    alternatives: list[str] = Field(default_factory=list)
+
+
+class QuotaHint(Contract):
+    """A SageMaker quota the run needs (Service Quotas' name), and its value where it could be read."""
+
+    name: str
+    needed: int
+    code: str | None = None
+    value: float | None = None
+    status: Literal["ok", "too_low", "unknown"] = "unknown"
+
+
+class Plan(Contract):
+    """plan.json: the run's time, cost, memory and deployability, decided before any SageMaker call."""
+
+    run_id: str | None = None
+    job_name: str
+    base_model: str
+    method: str
+    region: str
+    work: PlannedWork
+    instances: list[InstancePlan] = Field(description="the requested type first, then the others compared")
+    smallest_fitting: str | None = Field(None, description="the cheapest type (else least memory) that fits")
+    trainium_vs_gpu: str | None = None
+    deployment: PlannedDeployment
+    quotas: list[QuotaHint] = Field(default_factory=list)
+    refusals: list[str] = Field(default_factory=list, description="why the pipeline refuses the run; empty: it runs")
+    notes: list[str] = Field(default_factory=list)
+    prices_as_of: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def requested(self) -> InstancePlan:
+        return next(option for option in self.instances if option.requested)
+
+
+class PlannedActual(Contract):
+    """One figure of a run as planned and as it happened (run summary, evaluation report)."""
+
+    figure: Literal["training time", "tokens", "cost"]
+    planned: str
+    actual: str
+
+
 class RunSummary(Contract):
     """outcome.json: how a run ended, written last in both modes."""
 
@@ -274,6 +414,7 @@ class RunSummary(Contract):
     model_version: ModelVersion | None = None
     deployment: Deployment | None = None
     failure: RunFailure | None = None
+    planned: list[PlannedActual] = Field(default_factory=list, description="plan.json's figures beside the run's")
 
     def message(self, run_root: str) -> str:
         """What the run-outcome notification says."""

@@ -16,22 +16,18 @@ import boto3
 from trainforge.aws.sagemaker_requests import AwsResources, create_model_import_job
 from trainforge.contracts import Deployment, ModelVersion
 from trainforge.errors import DeploymentRefused
+from trainforge.planning.deployability import BEDROCK_IMPORTABLE, bedrock_importable
 from trainforge.serving.deployers.sagemaker import resource_name
 from trainforge.store import join, open_store
 
-#: config.json model_type values Bedrock Custom Model Import accepts (Llama, Mistral, Mixtral, Qwen2/2.5)
-IMPORTABLE = {"llama": "Llama", "mistral": "Mistral", "mixtral": "Mixtral", "qwen2": "Qwen2/2.5"}
-
 
 def check_importable(config: dict[str, Any]) -> str:
-    model_type = str(config.get("model_type", ""))
-    if model_type not in IMPORTABLE:
-        accepted = ", ".join(sorted(IMPORTABLE.values()))
-        raise DeploymentRefused(
-            f"Bedrock Custom Model Import does not accept model_type '{model_type}': accepted families are {accepted}; "
-            "use deploy.target: sagemaker_endpoint for this model"
-        )
-    return IMPORTABLE[model_type]
+    """The family Import will take this model as, or DeploymentRefused; the rule is the plan's
+    (``planning.deployability``), which refuses such a run before training."""
+    importable, why = bedrock_importable(config)
+    if not importable:
+        raise DeploymentRefused(why)
+    return BEDROCK_IMPORTABLE[str(config["model_type"])]
 
 
 class BedrockDeployer:

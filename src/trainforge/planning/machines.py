@@ -1,0 +1,63 @@
+"""Where a plan trains: a SageMaker instance type (from ``trainforge.instances``, the one table of hardware
+facts) or this machine (local mode), as the few numbers the estimates need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trainforge.instances import InstanceType
+from trainforge.planning.memory import DeviceKind, GiB
+from trainforge.spec import Hyperparameters
+
+
+@dataclass(frozen=True)
+class Machine:
+    #: a SageMaker instance type, or "local"
+    name: str
+    device: DeviceKind
+    #: the accelerator's model (the throughput table's key); "cpu" for CPU types
+    device_name: str
+    #: training processes per node (one per GPU or NeuronCore, else one) and nodes
+    processes: int
+    nodes: int
+    #: bytes one training process may use: a GPU's memory, a NeuronCore's share of its chip, or the host's
+    capacity: int
+    #: bf16 arithmetic in hardware
+    native_bf16: bool
+    #: CPU threads one process trains with (CPU only): torch's default, one per physical core
+    threads: int = 1
+    #: accelerators per node (GPUs, Trainium chips); 0 on CPUs
+    accelerators: int = 0
+
+    @classmethod
+    def from_instance(cls, instance: InstanceType, count: int = 1) -> Machine:
+        if instance.accelerator == "neuron":
+            per_core = instance.accelerator_memory_gib * instance.accelerators / max(instance.neuron_cores, 1)
+            capacity = int(per_core * GiB)
+        elif instance.accelerator == "cuda":
+            capacity = int(instance.accelerator_memory_gib * GiB)
+        else:
+            capacity = int(instance.memory_gib * GiB)
+        return cls(
+            name=instance.name,
+            device=instance.accelerator,
+            device_name=instance.device_name or "cpu",
+            processes=instance.processes_per_node,
+            nodes=count,
+            capacity=capacity,
+            native_bf16=instance.native_bf16,
+            # EC2's x86 types run two hardware threads per core (vCPUs = 2 x cores)
+            threads=max(1, instance.vcpus // 2) if instance.accelerator == "cpu" else 1,
+            accelerators=instance.accelerators,
+        )
+
+    @property
+    def world_size(self) -> int:
+        return self.processes * self.nodes
+
+    def bf16(self, hyper: Hyperparameters) -> bool:
+        """What the job trains in: ``precision: auto`` is bf16 where the hardware runs it natively
+        (``training/devices.py`` decides the same on the machine itself)."""
+        if hyper.precision == "auto":
+            return self.native_bf16
+        return hyper.precision == "bf16"
