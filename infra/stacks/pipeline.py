@@ -34,6 +34,7 @@ FUNCTIONS: dict[str, str | None] = {
     "plan_validation": "PlanValidationFunctionArn",
     "validate_shard": "ValidateShardFunctionArn",
     "merge_validation": "MergeValidationFunctionArn",
+    "plan_run": "PlanRunFunctionArn",
     "prepare_training": "PrepareTrainingFunctionArn",
     "prepare_evaluation": "PrepareEvaluationFunctionArn",
     "read_evaluation": "ReadEvaluationFunctionArn",
@@ -246,6 +247,7 @@ class PipelineStack(Stack):
                 ],
             )
         )
+        self._grant_plan(f["plan_run"], artifacts_bucket)
         # the model's location, as the training job reports it
         f["prepare_evaluation"].add_to_role_policy(
             iam.PolicyStatement(
@@ -274,6 +276,15 @@ class PipelineStack(Stack):
         self._grant_imports(f["deploy_model"], bedrock_role)
         for name in ("admit_run", "sync_schedule"):
             self._grant_schedules(f[name], self.schedule_group.ref)
+
+    def _grant_plan(self, plan: lambda_.IFunction, artifacts_bucket: s3.IBucket) -> None:
+        """The plan reads the platform team's price file, if any, and the account's SageMaker quotas.
+        ListServiceQuotas has no resource type: it can only be granted on "*"
+        (https://docs.aws.amazon.com/service-authorization/latest/reference/list_servicequotas.html)."""
+        artifacts_bucket.grant_read(plan, "config/prices.json")
+        plan.add_to_role_policy(
+            iam.PolicyStatement(sid="ReadSageMakerQuotas", actions=["servicequotas:ListServiceQuotas"], resources=["*"])
+        )
 
     def _grant_validation_map(self, artifacts_bucket: s3.IBucket) -> None:
         """The Validate map is a Distributed Map: it reads its items from the plan's manifest, runs them as

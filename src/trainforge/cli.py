@@ -133,6 +133,8 @@ def _print_outcome(outcome: Any) -> int:
             "failure", f"[red]{outcome.failure.error}[/] at {outcome.failure.state}: {outcome.failure.cause[:600]}"
         )
         table.add_row("hint", outcome.failure.hint)
+    for row in summary.planned:
+        table.add_row(f"{row.figure}, planned / actual", f"{row.planned} / {row.actual}")
     table.add_row("wall time", f"{outcome.wall_seconds:.0f} s")
     out.print(table)
     out.print(
@@ -369,6 +371,92 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _print_plan(plan: Any) -> None:
+    """``trainforge plan``'s tables: the work, each instance type side by side, deployability, quotas."""
+    from trainforge.planning.duration import span
+
+    work = plan.work
+    out.print(
+        f"[bold]Plan[/] {plan.job_name}: {plan.method} of {plan.base_model}; {work.examples:,} examples, "
+        f"{work.tokens:,} tokens ({work.tokenizer}) -> {work.sequences:,} sequences "
+        f"({work.padding_fraction:.1%} padding), {work.steps:,} steps of {work.tokens_per_step:,} tokens, "
+        f"{work.epochs:g} epochs; evaluation {work.evaluation_examples} examples",
+        highlight=False,
+    )
+    table = Table(title=f"Instance types ({plan.region}, prices as of {plan.prices_as_of})")
+    table.add_column("instance type", no_wrap=True)
+    for column in ("devices", "memory", "fits", "training", "total", "cost"):
+        table.add_column(column)
+    for option in plan.instances:
+        memory, time, cost = option.memory, option.time, option.cost
+        fits = {"fits": "[green]yes[/]", "adjusted": "[yellow]adjusted[/]", "unknown": "?"}.get(
+            option.verdict, "[red]no[/]"
+        )
+        if memory is not None and memory.adjustments:
+            fits += "\n" + ", ".join(f"{name} {value}" for name, value in memory.adjustments.items())
+        if memory is not None and memory.change:
+            fits += f"\nfits with {memory.change}"
+        cost_text, start = "-", time.process_start_seconds if time is not None else 0.0
+        if cost is not None and cost.training_usd_high is not None:
+            low, high = f"${cost.training_usd_low:.2f}", f"{cost.training_usd_high:.2f}"
+            cost_text = low if low == f"${high}" else f"{low}-{high}"
+            if cost.total_usd_high is not None and cost.region != "local":
+                cost_text += f" (${cost.total_usd_high:.2f})"
+        elif cost is not None:
+            cost_text = "no price"
+        table.add_row(
+            option.instance_type + (" *" if option.requested else ""),
+            option.accelerator.replace("NVIDIA ", "").replace("AWS ", ""),
+            "-" if memory is None else f"{memory.requested_bytes / 2**30:.1f}/{memory.budget_bytes / 2**30:.1f} GiB",
+            fits,
+            "-" if time is None else span(start + time.training_seconds_low, start + time.training_seconds_high),
+            "-" if time is None else span(time.total_seconds_low, time.total_seconds_high),
+            cost_text,
+        )
+    out.print(table)
+    out.print(
+        "* requested; memory: per device (process on a CPU), the estimate at the spec's settings / the budget; "
+        "training: the training process; total: with evaluation and job start-up; cost: training (the whole run)"
+    )
+    if plan.smallest_fitting:
+        out.print(f"cheapest type that fits: {plan.smallest_fitting}", highlight=False)
+    if plan.trainium_vs_gpu:
+        out.print(f"Trainium vs GPU: {plan.trainium_vs_gpu}", highlight=False)
+    deployment = plan.deployment
+    verdict = "[green]yes[/]" if deployment.ok else "[red]no[/]"
+    out.print(f"will it deploy ({deployment.target})? {verdict}")
+    for check in deployment.checks:
+        out.print(f"  {'ok' if check.ok else 'NO'} {check.name}: {check.detail}", highlight=False)
+    for hint in plan.quotas:
+        value = "" if hint.value is None else f" = {hint.value:g}"
+        out.print(f"quota '{hint.name}'{value}: needs {hint.needed} ({hint.status})", highlight=False)
+    for note in plan.notes:
+        out.print(f"[yellow]note:[/] {note}", highlight=False)
+    for refusal in plan.refusals:
+        out.print(f"[red]refused:[/] {refusal}", highlight=False)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from trainforge.pipeline.plan_step import plan_job
+    from trainforge.planning.prices import load_prices
+
+    spec = Path(args.spec)
+    if not spec.is_file():
+        raise UsageError(f"{spec}: no such job spec")
+    settings = _settings(args)
+    data_root = Path(args.data_root) if args.data_root else spec.resolve().parent.parent
+    settings = Settings(workspace=settings.workspace, data_uri=data_root.resolve().as_uri())
+    prices = load_prices(Path(args.prices).read_bytes(), args.prices) if args.prices else None
+    plan = plan_job(
+        spec, settings, instance_types=args.instance_type, prices=prices, region=args.region, here=args.local
+    )
+    if args.json:
+        print(plan.model_dump_json(indent=2))
+    else:
+        _print_plan(plan)
+    return EXIT_REJECTED if plan.refusals else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trainforge", description="Turn your own data into your own model, in your own account."
@@ -510,6 +598,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--rollback-on-fail", action="store_true", help="roll the challenger back on a failed verdict"
     )
     evaluate.set_defaults(handler=cmd_evaluate_endpoint)
+    plan = sub.add_parser(
+        "plan",
+        parents=[workspace],
+        help="time, cost, memory and 'will it deploy?' of a job spec, before any compute",
+        description="Validate the spec's data (nothing is written) and plan the run: work, memory fit, time and cost "
+        "per instance type, deployability and quota names. Exit 1 when the pipeline would refuse the run.",
+    )
+    plan.add_argument("spec", help="the job spec, e.g. jobs/support.yaml")
+    plan.add_argument("--instance-type", action="append", default=[], help="another type to compare (repeatable)")
+    plan.add_argument("--local", action="store_true", help="plan the run on this machine, as `trainforge run` trains")
+    plan.add_argument("--region", help="prices of this region (default $AWS_REGION, else us-east-1)")
+    plan.add_argument("--prices", help="a price file (JSON or YAML) merged over the built-in table")
+    plan.add_argument("--data-root", help="folder that data paths in the spec are relative to")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.set_defaults(handler=cmd_plan)
     return parser
 
 

@@ -52,7 +52,7 @@ def spec(
     lr: float = 0.005,
     instance: str = "ml.m5.xlarge",
     spot: bool = False,
-    deploy: str = "{target: sagemaker_endpoint, instance_type: ml.g5.xlarge}",
+    deploy: str = "{target: sagemaker_endpoint, instance_type: ml.g5.xlarge, max_model_len: 512}",
 ) -> str:
     return SPEC.format(method=method, steps=steps, lr=lr, instance=instance, spot=str(spot).lower(), deploy=deploy)
 

@@ -22,6 +22,7 @@ from tests.twin.endpoints import Endpoint
 from tests.twin.images import ImageRegistry
 from tests.twin.jobs import STOP_GRACE_SECONDS, ContainerJob
 from tests.twin.processing import ProcessingJob
+from tests.twin.quotas import SageMakerQuotas
 from tests.twin.training import TrainingJob
 from tests.twin.venvs import Runtime
 from tests.twin.wire import Patches, ValidationException, WireRequest, decode, intercept
@@ -77,6 +78,8 @@ class SageMakerTwin:
         self.processing_jobs: dict[str, ProcessingJob] = {}
         self.endpoints: dict[str, Endpoint] = {}
         self.imports = ModelImports(self)
+        #: the account's SageMaker quotas, as Service Quotas lists them
+        self.quotas = SageMakerQuotas()
         self._patches = Patches()
 
     def runtime(self, uri: str) -> Runtime:
@@ -106,6 +109,7 @@ class SageMakerTwin:
         patches = self._patches
         intercept(patches, set(CHECKED_SERVICES), self.check)
         self.imports.install(patches)
+        self.quotas.install(patches)
         stepfunctions.install(patches)
         stepfunctions.install_keyword_bindings(patches)
         # moto's own list of endpoint instance types predates g5/g6/p5/inf2/trn: the rules own such facts

@@ -23,6 +23,7 @@ SUBSTITUTIONS = {
     "PlanValidationFunctionArn",
     "ValidateShardFunctionArn",
     "MergeValidationFunctionArn",
+    "PlanRunFunctionArn",
     "ArtifactsBucketName",
     "PrepareTrainingFunctionArn",
     "PrepareEvaluationFunctionArn",

@@ -20,6 +20,7 @@ LIGHT = [
     "trainforge.catalog",
     "trainforge.instances",
     "trainforge.planning",
+    "trainforge.planning.plan",
     "trainforge.store",
     "trainforge.settings",
     "trainforge.data",
@@ -30,6 +31,7 @@ LIGHT = [
     "trainforge.pipeline.handlers",
     "trainforge.pipeline.endpoint_handlers",
     "trainforge.pipeline.schedules",
+    "trainforge.pipeline.plan_step",
     "trainforge.registry",
     "trainforge.aws",
     "trainforge.aws.sagemaker_requests",
@@ -48,7 +50,8 @@ ALLOWED: dict[str, set[str]] = {
     "store": {"errors", "aws", "local"},  # open_store dispatches on the URI scheme to the two adapters
     "catalog": {"errors", "store"},
     "public_data": {"errors"},
-    "planning": {"spec"},
+    # the plan reads the instance table, the request builders' serving engine and the contracts it returns
+    "planning": {"spec", "contracts", "errors", "instances", "aws"},
     "aws": {"contracts", "errors", "instances", "settings", "store"},
     "local": {"contracts", "errors", "store", "planning"},
     "data": {"contracts", "errors", "spec", "store"},
@@ -56,10 +59,10 @@ ALLOWED: dict[str, set[str]] = {
     "evaluation.gate": {"contracts", "spec"},
     "training": _CORE | {"data", "planning"},
     "evaluation": _CORE | {"data", "training", "evaluation.gate"},
-    "serving": _CORE | {"aws", "local", "registry"},
+    "serving": _CORE | {"aws", "local", "planning", "registry"},
     "pipeline": _CORE | {"aws", "local", "data", "planning", "registry", "serving", "training", "evaluation.gate"},
     "quickstart": {"public_data"},
-    "cli": _CORE | {"data", "pipeline", "quickstart", "registry", "serving", "local"},
+    "cli": _CORE | {"data", "pipeline", "planning", "quickstart", "registry", "serving", "local"},
 }
 #: entry points that dispatch to another layer, by the contract that starts them (SageMaker runs
 #: ``IMAGE serve`` through the same console script as ``IMAGE train``)

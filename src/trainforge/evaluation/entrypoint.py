@@ -26,6 +26,7 @@ from trainforge.errors import EvaluationFailed
 def evaluate_from_contract(root: Path) -> dict[str, Any]:
     from transformers.utils import logging as hf_logging
 
+    from trainforge.contracts import PlannedActual
     from trainforge.data.records import load_records
     from trainforge.data.split import split_records
     from trainforge.evaluation.gate import decide
@@ -75,7 +76,8 @@ def evaluate_from_contract(root: Path) -> dict[str, Any]:
     output = root / "output"
     output.mkdir(parents=True, exist_ok=True)
     (output / "report.json").write_text(report.model_dump_json(indent=2))
-    (output / "report.html").write_text(render(report, history))
+    planned = [PlannedActual.model_validate(row) for row in config.get("planned_vs_actual", [])]
+    (output / "report.html").write_text(render(report, history, planned))
     # what the deployed endpoint must reproduce before it takes traffic (pipeline.parity)
     reference = parity_reference(
         tuned,

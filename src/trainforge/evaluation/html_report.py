@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from trainforge.contracts import EvaluationReport, MetricComparison
+from trainforge.contracts import EvaluationReport, MetricComparison, PlannedActual
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;color:#222}
 table{border-collapse:collapse;width:100%}td,th{border:1px solid #ddd;padding:6px;text-align:left;vertical-align:top}
@@ -53,7 +53,18 @@ def bars(metric: MetricComparison) -> str:
     return f'<svg width="560" height="70" role="img" aria-label="{escape(metric.name)}">{"".join(parts)}</svg>'
 
 
-def render(report: EvaluationReport, history: list[dict[str, Any]]) -> str:
+def planned_table(planned: list[PlannedActual]) -> str:
+    """The run's plan (plan.json) beside what training reported: time, tokens, cost."""
+    if not planned:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(row.figure)}</td><td>{escape(row.planned)}</td><td>{escape(row.actual)}</td></tr>"
+        for row in planned
+    )
+    return f"<h2>Planned vs actual</h2><table><tr><th></th><th>planned</th><th>actual</th></tr>{rows}</table>"
+
+
+def render(report: EvaluationReport, history: list[dict[str, Any]], planned: list[PlannedActual] | None = None) -> str:
     verdict = report.verdict
     status = "no verdict" if verdict is None else ("PASSED" if verdict.passed else "FAILED")
     css = "" if verdict is None else ("pass" if verdict.passed else "fail")
@@ -75,6 +86,7 @@ def render(report: EvaluationReport, history: list[dict[str, Any]]) -> str:
 <p>Base <code>{escape(report.base_model)}</code> vs tuned <code>{escape(report.tuned_model_uri)}</code> on {report.examples} held-out examples.</p>
 <h2 class="{css}">Gate: {status}</h2><ul>{reasons}</ul>
 <h2>Training</h2>{loss_chart(history)}
+{planned_table(planned or [])}
 <h2>Base vs tuned</h2><p>Delta is an improvement (relative for perplexities, absolute for scores); intervals are paired bootstrap 95%.</p>
 <table><tr><th>metric</th><th>base</th><th>tuned</th><th>delta</th><th>95% CI</th><th></th></tr>{"".join(rows)}</table>
 {f"<h2>lm-eval</h2><table>{lm_eval}</table>" if lm_eval else ""}

@@ -28,6 +28,7 @@ from trainforge.contracts import (
     Deployment,
     EvaluationReport,
     ModelVersion,
+    PlannedActual,
     RunRequest,
     RunSummary,
     TrainingRequest,
@@ -40,6 +41,7 @@ from trainforge.pipeline import steps
 from trainforge.pipeline.admission import admit, dataset_refs, load_run, record_admission, resolve_data_uri
 from trainforge.pipeline.keys import classify_key
 from trainforge.pipeline.layout import latest_success_uri
+from trainforge.pipeline.planned import planned_vs_actual_at
 from trainforge.pipeline.platform import Platform
 from trainforge.pipeline.schedules import debounce_new_data, job_spec_uri
 from trainforge.settings import Settings
@@ -146,6 +148,8 @@ class PipelineState(RunEvent):
     #: PlanValidation's answer (the map's manifest)
     validation: dict[str, Any] | None = None
     dataset: _Value[DatasetReport] | None = None
+    #: Plan's answer (where plan.json is, the requested type's verdict)
+    planned: _Value[dict[str, Any]] | None = None
     prepared: _Value[Prepared] | None = None
     trained: JobRef | None = None
     evaluating: _Value[Evaluating] | None = None
@@ -165,6 +169,7 @@ class PipelineState(RunEvent):
         reached = {
             "PlanValidation": self.validation,
             "MergeValidation": self.dataset,
+            "Plan": self.planned,
             "Prepare": self.prepared,
             "Train": self.trained,
             "PrepareEvaluation": self.evaluating,
@@ -206,6 +211,12 @@ def _summary(state: PipelineState, status: Literal["succeeded", "rejected", "fai
         deployment=state.final_deployment(),
         **extra,
     )
+
+
+def _planned(state: PipelineState, settings: Settings) -> list[PlannedActual]:
+    """plan.json's figures beside what training reported, once it has."""
+    result = state.evaluating.value.result if state.evaluating else None
+    return planned_vs_actual_at(settings.resolved_artifacts_uri(), state.run.run_id, result)
 
 
 # --- admission --------------------------------------------------------------------------------------------
@@ -391,7 +402,7 @@ def handle_record_outcome(event: dict[str, Any], settings: Settings) -> dict[str
     """outcome.json for a run that succeeded or that the gate rejected; the notification's message."""
     status = event["status"]
     state = PipelineState.model_validate(event["state"])
-    summary = _summary(state, status)
+    summary = _summary(state, status, planned=_planned(state, settings))
     message = steps.record_outcome(summary, aws_platform(settings))
     return {"status": status, "message": message}
 
@@ -473,7 +484,7 @@ def handle_record_failure(
         _log_streams(jobs, logs or boto3.client("logs")),
         stopped,
     )
-    summary = _summary(state, "failed", failure=failure)
+    summary = _summary(state, "failed", failure=failure, planned=_planned(state, settings))
     message = steps.record_outcome(summary, aws_platform(settings))
     return {**failure.model_dump(mode="json"), "summary": message}
 

@@ -33,6 +33,11 @@ class RunLayout:
         return self.path("dataset-report.json")
 
     @property
+    def plan(self) -> str:
+        """The plan (``trainforge.planning``): time, cost, memory and deployability, before any compute."""
+        return self.path("plan.json")
+
+    @property
     def train(self) -> str:
         return self.path("train")
 

@@ -23,6 +23,7 @@ from trainforge.contracts import (
     EvaluationReport,
     EvaluationRequest,
     ModelVersion,
+    PlannedActual,
     RunFailure,
     RunSummary,
     TrainingRequest,
@@ -34,6 +35,8 @@ from trainforge.local.file_store import uri_to_path
 from trainforge.pipeline import steps
 from trainforge.pipeline.admission import admit, record_admission
 from trainforge.pipeline.layout import RunLayout
+from trainforge.pipeline.plan_step import plan_run
+from trainforge.pipeline.planned import planned_vs_actual_at
 from trainforge.pipeline.platform import Platform
 from trainforge.pipeline.validation_fanout import validate_run_here
 from trainforge.settings import Settings
@@ -43,6 +46,7 @@ from trainforge.spec import JobSpec
 SUCCESS_PATH = (
     "PlanValidation",
     "MergeValidation",
+    "Plan",
     "Prepare",
     "Train",
     "PrepareEvaluation",
@@ -69,6 +73,7 @@ class RunOutcome:
     failure: RunFailure | None = None
     wall_seconds: float = 0.0
     reused: bool = False
+    planned: list[PlannedActual] = field(default_factory=list)
 
     def summary(self) -> RunSummary:
         return RunSummary(
@@ -82,6 +87,7 @@ class RunOutcome:
             model_version=self.version,
             deployment=self.deployment,
             failure=self.failure,
+            planned=self.planned,
         )
 
 
@@ -139,6 +145,7 @@ class LocalRunner:
                 outcome, "MergeValidation", lambda: validate_run_here(request, spec, self.platform)
             )
             dataset = outcome.dataset
+            self._step(outcome, "Plan", lambda: plan_run(request, spec, dataset, self.platform))
             training_request = self._step(
                 outcome, "Prepare", lambda: steps.prepare_training(request, spec, dataset, self.platform)
             )
@@ -175,6 +182,7 @@ class LocalRunner:
                 request.run_id, failed_state, type(exc).__name__, str(exc), self.platform, logs
             )
         outcome.wall_seconds = time.time() - started
+        outcome.planned = planned_vs_actual_at(self.platform.artifacts_uri, request.run_id, outcome.training)
         steps.record_outcome(outcome.summary(), self.platform)
         if outcome.status != "failed":
             outcome.steps.append("Notify")

@@ -26,6 +26,7 @@ from trainforge.evaluation.gate import decide
 from trainforge.instances import instance_type, smallest_fitting
 from trainforge.pipeline.admission import resolve_data_uri
 from trainforge.pipeline.layout import RunLayout, latest_success_uri
+from trainforge.pipeline.planned import planned_vs_actual_at
 from trainforge.pipeline.platform import Platform
 from trainforge.pipeline.triage import hint_for
 from trainforge.registry import ModelRegistry, Registration, approval_for
@@ -243,6 +244,7 @@ def prepare_evaluation(
         volume = volume_size_gb(instance, weights_footprint(base_uri)[0])
     dataset = _read_json(layout.dataset_report)
     split = None if spec.data.validation else {"seed": spec.data.split_seed, "fraction": spec.data.validation_fraction}
+    planned = planned_vs_actual_at(platform.artifacts_uri, request.run_id, result)
     _write_json(
         layout.evaluation_config,
         {
@@ -254,6 +256,8 @@ def prepare_evaluation(
             "device": device,
             "dpo_beta": spec.hyperparameters.dpo_beta,
             "evaluation": spec.evaluation.model_dump(),
+            # the report shows them beside its own figures (evaluation/html_report.py)
+            "planned_vs_actual": [row.model_dump(mode="json") for row in planned],
         },
     )
     return EvaluationRequest(
