@@ -1,18 +1,24 @@
 """Attention for packed sequences on a CPU: each document attends causally to itself alone, one
-``scaled_dot_product_attention`` call per document.
+``scaled_dot_product_attention`` call per document. This module alone decides when that runs.
 
 A packed row holds several documents, kept apart by a block-diagonal causal mask. Given a mask, SDPA's CPU
 kernel computes the whole row's scores and masks most of them away: with ~4 documents in 256 tokens, over
 80% of the products are thrown out. Cut at the document boundaries, each piece is a plain causal attention
 over its own tokens, with no mask to build or apply. Measured with SmolLM2-135M's attention shapes (4 rows
 of 256 tokens, 9 query and 3 key/value heads of 64, documents of 30-120 tokens): 13.5 ms per layer for
-forward and backward against 20.4 ms with the mask. On a GPU the masked kernel is the right one (a loop
-of small launches would cost more than it saves), so the loop selects this implementation on CPUs only.
+forward and backward against 20.4 ms with the mask.
 
-It is registered with transformers' ``AttentionInterface``, so any model whose layers dispatch through it
-(Llama, Mistral, Qwen2/3, ...) can use it. The document boundaries come from the batch
-(``document_lengths``, built by :func:`trainforge.training.packing.collate`); without them, or when
-decoding with a cache, the call is plain SDPA with the model's mask.
+When it runs, decided here (the loop, the objective and the batch read it, they do not decide):
+
+- once per run, by :func:`use_packed_attention`: the device is a CPU (on a GPU the masked kernel is the
+  right one: a loop of small launches would cost more than it saves) and the model's type is in
+  :data:`PER_DOCUMENT_MODEL_TYPES`. Then the model is switched to this implementation, registered with
+  transformers' ``AttentionInterface`` as ``trainforge_packed``; every other model keeps SDPA and its mask.
+- per batch, by :func:`attention_inputs`: a switched model gets the documents' lengths
+  (``document_lengths``, which :func:`trainforge.training.packing.collate` builds for every packed batch).
+- per call, in :func:`packed_attention`: without lengths (DPO's padded rows, generation), with a cache (the
+  query shorter than the keys), a sliding window or soft-capping, the call is plain SDPA with the model's
+  mask, since the per-document call implements none of them.
 """
 
 from __future__ import annotations
@@ -26,6 +32,12 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 PACKED_ATTENTION = "trainforge_packed"
+
+# Architectures whose decoder layers dispatch through transformers' AttentionInterface and hand the forward's
+# keyword arguments (``document_lengths``) down to it, as Llama's do; a test holds the loss and every gradient
+# equal to the masked attention's. Its own list: which output head a model has (``PLAIN_HEAD_MODEL_TYPES``)
+# does not decide which attention it runs.
+PER_DOCUMENT_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
 
 
 def packed_attention(
@@ -74,18 +86,32 @@ def packed_attention(
     return torch.cat(rows).transpose(1, 2).contiguous(), None
 
 
-AttentionInterface.register(PACKED_ATTENTION, packed_attention)
-# the mask SDPA gets, for the calls that fall back to it (without a registered mask, models pass none)
-AttentionMaskInterface.register(PACKED_ATTENTION, sdpa_mask)
-
-
-def use_packed_attention(model: torch.nn.Module) -> bool:
-    """Switch ``model`` (or the model inside a peft wrapper) to :func:`packed_attention` when its layers
-    dispatch through transformers' attention interface; says whether they do."""
-    inner: Any = model
-    if hasattr(inner, "get_base_model"):
-        inner = inner.get_base_model()
-    if not getattr(inner, "_supports_attention_backend", False):
+def use_packed_attention(model: torch.nn.Module, device_kind: str) -> bool:
+    """Switch ``model`` (or the model inside a peft wrapper) to :func:`packed_attention` where it pays: on a
+    CPU, for the types of :data:`PER_DOCUMENT_MODEL_TYPES`. Says whether it switched; a model it leaves keeps
+    its attention (SDPA with the mask) and gets no document lengths."""
+    inner = _base_model(model)
+    if device_kind != "cpu" or getattr(inner.config, "model_type", None) not in PER_DOCUMENT_MODEL_TYPES:
         return False
+    # registered here, where it is used, rather than as a side effect of importing this module
+    AttentionInterface.register(PACKED_ATTENTION, packed_attention)
+    # the mask SDPA gets, for the calls that fall back to it (without a registered mask, models pass none)
+    AttentionMaskInterface.register(PACKED_ATTENTION, sdpa_mask)
     inner.set_attn_implementation(PACKED_ATTENTION)
     return True
+
+
+def attention_inputs(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The keyword arguments a packed batch adds to the model's forward for its attention: the documents'
+    lengths where :func:`use_packed_attention` switched the model (also inside a DDP or peft wrapper),
+    nothing otherwise."""
+    config = getattr(_base_model(model), "config", None)
+    if getattr(config, "_attn_implementation", None) != PACKED_ATTENTION:
+        return {}
+    return {"document_lengths": batch["document_lengths"]}
+
+
+def _base_model(model: torch.nn.Module) -> Any:
+    """The transformers model inside a DDP (``module``) and a peft (``get_base_model``) wrapper."""
+    inner: Any = getattr(model, "module", model)
+    return inner.get_base_model() if hasattr(inner, "get_base_model") else inner

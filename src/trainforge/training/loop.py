@@ -129,8 +129,7 @@ def run_training(
     checkpoint_dir: Path,
     emit: Emit = print_metrics,
 ) -> Outcome:
-    if device.kind == "cpu":
-        use_packed_attention(model)
+    use_packed_attention(model, device.kind)
     keep_fewer_activations(
         model, checkpointing=any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
     )

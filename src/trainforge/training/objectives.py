@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from trainforge.planning.architecture import PLAIN_HEAD_MODEL_TYPES
+from trainforge.training.attention import attention_inputs
 from trainforge.training.linear_cross_entropy import linear_cross_entropy
 from trainforge.training.packing import PackedSequence, collate
 from trainforge.training.tokenize import IGNORE
@@ -74,6 +75,7 @@ class LanguageModeling:
     def loss_sum(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Summed next-token cross-entropy over the labelled positions (labels are shifted here, not by HF)."""
         inputs = {key: batch[key] for key in ("input_ids", "position_ids", "attention_mask")}
+        inputs.update(attention_inputs(model, batch))
         targets = batch["labels"][:, 1:]
         labelled = targets != IGNORE
         head = _plain_head(model)
@@ -81,11 +83,7 @@ class LanguageModeling:
             logits = model(**inputs).logits[:, :-1][labelled]
             return F.cross_entropy(logits.float(), targets[labelled], reduction="sum")
         # logits_to_keep=1: the model projects one position; the labelled ones are projected here, in chunks.
-        # These architectures can run attention per document on a CPU (training/attention.py): it reads the
-        # documents' lengths.
-        outputs = model(
-            **inputs, document_lengths=batch["document_lengths"], output_hidden_states=True, logits_to_keep=1
-        )
+        outputs = model(**inputs, output_hidden_states=True, logits_to_keep=1)
         hidden = outputs.hidden_states[-1]
         return linear_cross_entropy(hidden[:, :-1][labelled], head.weight, head.bias, targets[labelled])
 

@@ -128,7 +128,8 @@ def _document_lengths(sequence: PackedSequence, seq_len: int) -> list[int]:
 
 def collate(batch: list[PackedSequence], seq_len: int, pad_id: int) -> dict[str, torch.Tensor]:
     """Right-pad to seq_len and build the block-diagonal causal mask (bool, for SDPA), and the documents'
-    lengths per row (zero-filled), for attention that runs per document (:mod:`trainforge.training.attention`)."""
+    lengths per row (zero-filled), which the model gets where its attention runs per document (decided by
+    :mod:`trainforge.training.attention`)."""
     size = len(batch)
     input_ids = torch.full((size, seq_len), pad_id, dtype=torch.long)
     labels = torch.full((size, seq_len), IGNORE, dtype=torch.long)

@@ -2,7 +2,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from tests.conftest import chat
-from trainforge.training import attention
+from trainforge.training import attention, objectives
+from trainforge.training.config import TrainConfig
+from trainforge.training.lora import apply_lora
 from trainforge.training.objectives import LanguageModeling
 from trainforge.training.packing import pack
 from trainforge.training.tokenize import encode_record
@@ -28,7 +30,7 @@ def test_per_document_attention_trains_like_the_block_diagonal_mask(tiny_model_d
 
     calls = []
     monkeypatch.setattr(attention.F, "scaled_dot_product_attention", _counting(calls))
-    assert attention.use_packed_attention(model)
+    assert attention.use_packed_attention(model, "cpu")
     loss, grads = _loss_and_grads(model, objective, batch)
     layers = model.config.num_hidden_layers
     assert len(calls) == layers * int((batch["document_lengths"] > 0).sum())  # one call per document a layer
@@ -44,8 +46,73 @@ def test_without_document_lengths_it_is_the_masked_attention(tiny_model_dir):
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
     with torch.no_grad():
         expected = model(input_ids=input_ids, attention_mask=mask).logits
-        attention.use_packed_attention(model)
+        attention.use_packed_attention(model, "cpu")
         torch.testing.assert_close(model(input_ids=input_ids, attention_mask=mask).logits, expected)
+
+
+def _packed_batch(tiny_model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    records = [chat(f"question {i} " * (i % 3 + 1), f"answer {i}") for i in range(6)]
+    sequences, _ = pack([encode_record(tokenizer, record, "chat") for record in records], seq_len=64)
+    objective = LanguageModeling(sequences, 64, tokenizer.pad_token_id)
+    return objective, objective.batch(list(range(len(sequences))))
+
+
+def _sdpa_model(tiny_model_dir):
+    return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32, attn_implementation="sdpa")
+
+
+def test_a_model_type_outside_the_list_gets_no_lengths_and_the_masked_attention(tiny_model_dir, monkeypatch):
+    """Given an architecture the per-document attention is not known to fit, on a CPU: the model keeps SDPA,
+    its forward never sees the documents' lengths, and each layer makes one masked call."""
+    objective, batch = _packed_batch(tiny_model_dir)
+    model = _sdpa_model(tiny_model_dir)
+    expected = objective.loss_sum(model, batch).detach()
+    monkeypatch.setattr(model.config, "model_type", "gpt_neox")
+    forward_arguments = []
+    model.register_forward_pre_hook(lambda module, args, kwargs: forward_arguments.append(kwargs), with_kwargs=True)
+    calls = []
+    monkeypatch.setattr(attention.F, "scaled_dot_product_attention", _counting(calls))
+
+    assert not attention.use_packed_attention(model, "cpu")
+    loss = objective.loss_sum(model, batch)
+
+    assert model.config._attn_implementation == "sdpa"
+    assert attention.attention_inputs(model, batch) == {}
+    assert forward_arguments and all("document_lengths" not in kwargs for kwargs in forward_arguments)
+    assert len(calls) == model.config.num_hidden_layers
+    torch.testing.assert_close(loss.detach(), expected)
+
+
+def test_on_a_gpu_no_model_is_switched(tiny_model_dir):
+    model = _sdpa_model(tiny_model_dir)
+    assert not attention.use_packed_attention(model, "cuda")
+    assert model.config._attn_implementation == "sdpa"
+
+
+def test_the_output_head_does_not_decide_the_attention(tiny_model_dir, monkeypatch):
+    """A switched model whose loss goes through the full logits (its type not among the plain heads) still
+    runs attention per document: editing the head list does not change which attention runs."""
+    objective, batch = _packed_batch(tiny_model_dir)
+    model = _sdpa_model(tiny_model_dir)
+    monkeypatch.setattr(objectives, "PLAIN_HEAD_MODEL_TYPES", frozenset())
+    assert objectives._plain_head(model) is None
+    expected = objective.loss_sum(model, batch).detach()
+    calls = []
+    monkeypatch.setattr(attention.F, "scaled_dot_product_attention", _counting(calls))
+
+    assert attention.use_packed_attention(model, "cpu")
+    loss = objective.loss_sum(model, batch)
+
+    assert len(calls) == model.config.num_hidden_layers * int((batch["document_lengths"] > 0).sum())
+    torch.testing.assert_close(loss.detach(), expected)
+
+
+def test_a_lora_model_is_switched_and_gets_the_lengths_through_its_wrapper(tiny_model_dir):
+    _, batch = _packed_batch(tiny_model_dir)
+    model = apply_lora(_sdpa_model(tiny_model_dir), TrainConfig(lora_rank=4, lora_alpha=8))
+    assert attention.use_packed_attention(model, "cpu")
+    assert attention.attention_inputs(model, batch).keys() == {"document_lengths"}
 
 
 def _counting(calls):

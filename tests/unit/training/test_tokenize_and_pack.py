@@ -11,7 +11,7 @@ import torch
 from transformers import AutoTokenizer
 
 from tests.conftest import chat
-from trainforge.training.attention import PACKED_ATTENTION
+from trainforge.training.attention import use_packed_attention
 from trainforge.training.packing import collate, pack
 from trainforge.training.tokenize import IGNORE, Example, encode_prompt_completion, encode_record
 
@@ -127,11 +127,12 @@ def test_first_token_of_each_document_is_not_a_target_and_mask_is_block_diagonal
     assert batch["document_lengths"].tolist() == [[3, 2, 3]]  # the documents, then the padding as one block
 
 
-@pytest.mark.parametrize("attention", ["sdpa", PACKED_ATTENTION])
-def test_packed_logits_equal_unpacked(tiny_model_dir, attention):
+@pytest.mark.parametrize("device_kind", ["cuda", "cpu"])  # SDPA with the mask, per-document attention
+def test_packed_logits_equal_unpacked(tiny_model_dir, device_kind):
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=attention).eval()
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation="sdpa").eval()
+    assert use_packed_attention(model, device_kind) == (device_kind == "cpu")
     sequences, _ = pack(_examples([6, 5]), seq_len=12)
     sequences[0].input_ids = [t % 300 for t in sequences[0].input_ids]
     batch = collate(sequences, 12, pad_id=0)
