@@ -33,7 +33,7 @@ class _Section(BaseModel):
 
 class DataLimits(_Section):
     max_line_bytes: int = Field(1_000_000, gt=0, description="a longer line is an error, read no further")
-    max_records: int = Field(10_000_000, gt=0)
+    max_records: int = Field(10_000_000, gt=0, description="more records in the dataset reject it")
     max_file_bytes: int = Field(50 * 2**30, gt=0, description="compressed size on the store")
     max_decompressed_bytes: int = Field(
         200 * 2**30, gt=0, description="bytes a .gz may inflate to; a gzip bomb stops here"
@@ -43,52 +43,82 @@ class DataLimits(_Section):
 class DataSpec(_Section):
     train: str = Field(description="key or URI of a file or a folder of files under datasets/")
     validation: str | None = Field(None, description="None: hold out validation_fraction of train")
-    format: FormatChoice = "auto"
-    validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-    split_seed: int = 0
-    pii: PiiPolicy = "report"
-    near_duplicate_threshold: float = Field(0.85, gt=0.0, le=1.0)
-    limits: DataLimits = DataLimits()
+    format: FormatChoice = Field("auto", description="the records' format; auto: a majority vote over sampled records")
+    validation_fraction: float = Field(
+        0.1,
+        ge=0.0,
+        lt=1.0,
+        description="with no validation file: the share of train held out, by a seeded hash of each example",
+    )
+    split_seed: int = Field(0, description="the seed of that hash: the trainer and evaluator hold out the same")
+    pii: PiiPolicy = Field(
+        "report",
+        description="what PII and secrets do: report (listed), redact (training uses a redacted copy), "
+        "reject (the dataset is rejected)",
+    )
+    near_duplicate_threshold: float = Field(
+        0.85, gt=0.0, le=1.0, description="MinHash similarity above which two examples are near duplicates"
+    )
+    limits: DataLimits = Field(DataLimits(), description="bounds on what validation reads")
 
 
 class Hyperparameters(_Section):
-    epochs: float = Field(1.0, gt=0)
+    epochs: float = Field(1.0, gt=0, description="passes over the training examples (fractions allowed)")
     max_steps: int | None = Field(None, gt=0, description="overrides epochs when set")
-    learning_rate: float = Field(2.0e-4, gt=0, lt=1)
+    learning_rate: float = Field(2.0e-4, gt=0, lt=1, description="AdamW's peak learning rate")
     batch_size: int = Field(8, gt=0, description="sequences per optimizer micro-batch")
-    grad_accum: int = Field(1, gt=0)
-    max_seq_len: int = Field(1024, ge=16)
-    warmup_ratio: float = Field(0.03, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
-    max_grad_norm: float = Field(1.0, gt=0)
-    lora_rank: int = Field(16, gt=0)
-    lora_alpha: int = Field(32, gt=0)
-    lora_dropout: float = Field(0.05, ge=0, lt=1)
-    dpo_beta: float = Field(0.1, gt=0)
-    eval_every: int = Field(50, gt=0)
-    checkpoint_every: int = Field(100, gt=0)
-    early_stopping_patience: int | None = Field(3, gt=0)
-    gradient_checkpointing: bool = False
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    grad_accum: int = Field(1, gt=0, description="micro-batches summed into one optimizer step")
+    max_seq_len: int = Field(
+        1024, ge=16, description="tokens per packed sequence; a longer example is truncated (and counted)"
+    )
+    warmup_ratio: float = Field(
+        0.03, ge=0, lt=1, description="share of the steps warming up linearly, then cosine decay to 10% of the peak"
+    )
+    weight_decay: float = Field(0.0, ge=0, description="AdamW's decoupled weight decay")
+    max_grad_norm: float = Field(1.0, gt=0, description="gradients are clipped to this global norm")
+    lora_rank: int = Field(16, gt=0, description="lora: the rank of each adapter")
+    lora_alpha: int = Field(32, gt=0, description="lora: the adapters' scale is lora_alpha / lora_rank")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="lora: dropout on the adapters' input")
+    dpo_beta: float = Field(
+        0.1, gt=0, description="dpo: the preference loss's beta; larger keeps the model closer to the base model"
+    )
+    eval_every: int = Field(50, gt=0, description="steps between validation-loss evaluations (and always at the end)")
+    checkpoint_every: int = Field(100, gt=0, description="steps between checkpoints (and on SIGTERM)")
+    early_stopping_patience: int | None = Field(
+        3, gt=0, description="evaluations without improvement before stopping; None: never stops early"
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations in the backward instead of keeping them: less memory, more compute"
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="auto: bf16 where the device runs it natively (Ampere or later GPUs, Neuron, CPUs with AVX512-BF16 or AMX), else fp32",
+    )
     distributed: Literal["ddp", "fsdp"] = Field(
         "ddp",
         description="ddp: a model copy per device; fsdp: weights, gradients and optimizer state sharded "
         "over the devices (FSDP2), for models whose training state does not fit one device",
     )
-    seed: int = 42
+    seed: int = Field(42, description="seeds the weights' initialisation (adapters), the data order and dropout")
 
 
 class TuningSpec(_Section):
-    objective: Literal["eval_loss"] = "eval_loss"
-    max_jobs: int = Field(8, gt=0)
-    parallel: int = Field(2, gt=0)
-    ranges: dict[str, list[float]] = Field(default_factory=dict)
+    objective: Literal["eval_loss"] = Field("eval_loss", description="the metric a tuning job minimises")
+    max_jobs: int = Field(8, gt=0, description="training jobs in all")
+    parallel: int = Field(2, gt=0, description="training jobs at a time")
+    ranges: dict[str, list[float]] = Field(
+        default_factory=dict, description="hyperparameter name -> [low, high] to search between"
+    )
 
 
 class ComputeSpec(_Section):
-    instance_type: str = "ml.g5.2xlarge"
-    instance_count: int = Field(1, gt=0)
-    spot: bool = True
+    instance_type: str = Field(
+        "ml.g5.2xlarge",
+        description="the training job's instance type: ml.trn* runs the Trainium image, any other the CUDA "
+        "image (ml.m5/c5: CPU); local: this machine",
+    )
+    instance_count: int = Field(1, gt=0, description="instances of the training job, one process per device")
+    spot: bool = Field(True, description="train on spot capacity (checkpoints let a reclaimed job resume)")
     max_runtime_hours: float = Field(
         24, gt=0, le=28 * 24, description="the training job's MaxRuntimeInSeconds: SageMaker stops it after this"
     )
@@ -118,9 +148,11 @@ class EvaluationSpec(_Section):
     min_improvement: float = Field(0.05, description="relative perplexity improvement the tuned model needs")
     max_forgetting: float = Field(0.05, ge=0, description="relative canary perplexity increase allowed")
     tasks: list[str] = Field(default_factory=list, description="lm-eval task names")
-    max_examples: int = Field(500, gt=0)
-    generation_samples: int = Field(8, ge=0)
-    max_new_tokens: int = Field(64, gt=0)
+    max_examples: int = Field(500, gt=0, description="held-out examples scored, a seeded sample")
+    generation_samples: int = Field(
+        8, ge=0, description="of those, examples both models answer, scored against the reference"
+    )
+    max_new_tokens: int = Field(64, gt=0, description="the longest answer generated per sample")
     instance_type: str | None = Field(
         None,
         description="the evaluation job's instance type; None: the smallest single-GPU type that holds "
@@ -157,9 +189,13 @@ class RolloutSpec(_Section):
 
 
 class DeploySpec(_Section):
-    target: Literal["sagemaker_endpoint", "bedrock_import", "local", "none"] = "sagemaker_endpoint"
-    approval: Literal["auto", "manual"] = "auto"
-    instance_type: str = "ml.g5.xlarge"
+    target: Literal["sagemaker_endpoint", "bedrock_import", "local", "none"] = Field(
+        "sagemaker_endpoint", description="where a version that passed the gate is served; none: registered only"
+    )
+    approval: Literal["auto", "manual"] = Field(
+        "auto", description="manual: registered PendingManualApproval and not deployed until approved"
+    )
+    instance_type: str = Field("ml.g5.xlarge", description="the endpoint's instance type")
     engine: Literal["auto", "lmi", "trainforge"] = Field(
         "auto",
         description="what serves a SageMaker endpoint: lmi (AWS's LMI container with vLLM: continuous batching, "
@@ -169,7 +205,7 @@ class DeploySpec(_Section):
     max_model_len: int = Field(
         4096, ge=16, description="the context length the endpoint serves (LMI sizes its KV cache for it)"
     )
-    rollout: RolloutSpec = RolloutSpec()
+    rollout: RolloutSpec = Field(RolloutSpec(), description="how a new version takes an endpoint's traffic")
     capture_percent: int = Field(
         0,
         ge=0,
@@ -191,17 +227,22 @@ class TriggerSpec(_Section):
 
 
 class JobSpec(_Section):
-    name: str
+    name: str = Field(description="names the run ids, the model package group and the endpoint")
     base_model: str = Field(description="a catalog tier or id, or an s3:// / file:// HF-format folder")
-    method: Method = "lora"
-    data: DataSpec
-    hyperparameters: Hyperparameters = Hyperparameters()
-    tuning: TuningSpec | None = None
-    compute: ComputeSpec = ComputeSpec()
-    evaluation: EvaluationSpec = EvaluationSpec()
-    deploy: DeploySpec = DeploySpec()
-    schedule: str | None = None
-    trigger: TriggerSpec = TriggerSpec()
+    method: Method = Field(
+        "lora",
+        description="lora (adapters), full (every weight), continued_pretraining (text), dpo (preference pairs)",
+    )
+    data: DataSpec = Field(description="what to train on and how it is validated")
+    hyperparameters: Hyperparameters = Field(Hyperparameters(), description="the training loop's settings")
+    tuning: TuningSpec | None = Field(None, description="a hyperparameter search; validated, not yet acted on")
+    compute: ComputeSpec = Field(ComputeSpec(), description="where and how long training runs")
+    evaluation: EvaluationSpec = Field(EvaluationSpec(), description="the gate's thresholds and what is scored")
+    deploy: DeploySpec = Field(DeploySpec(), description="where and how a version that passed the gate is served")
+    schedule: str | None = Field(
+        None, description="retrain on the newest data, if it changed: rate(...) or cron(...) with six fields (UTC)"
+    )
+    trigger: TriggerSpec = Field(TriggerSpec(), description="runs started by new data")
 
     @field_validator("name")
     @classmethod
