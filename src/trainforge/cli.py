@@ -56,10 +56,9 @@ def _print_report(report: DatasetReport) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
     from trainforge.data import ValidationOptions, validate_dataset
     from trainforge.data.report import write_report
+    from trainforge.pipeline.progress import ValidationBar
     from trainforge.spec import parse_spec
     from trainforge.store import open_store, to_uri
 
@@ -75,25 +74,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if not objects:
         raise UsageError(f"{args.path}: no such file or folder")
     total = sum(info.size for info in objects)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        console=console,
-        transient=True,
-        disable=args.json or total < 50_000_000,
-    ) as progress:
-        task = progress.add_task("validating", total=total)
-        done: dict[str, int] = {"base": 0, "last": 0}
-
-        def advance(file_bytes: int) -> None:
-            if file_bytes < done["last"]:
-                done["base"] += done["last"]
-            done["last"] = file_bytes
-            progress.update(task, completed=done["base"] + file_bytes)
-
-        report = validate_dataset([uri], store, options, progress=advance)
+    with ValidationBar(console, transient=True, disable=args.json or total < 50_000_000) as bar:
+        report = validate_dataset([uri], store, options, progress=bar)
     if args.report:
         report = write_report(report, open_store(to_uri(args.report)), to_uri(args.report))
     if args.json:
@@ -373,6 +355,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 def _print_plan(plan: Any) -> None:
     """``trainforge plan``'s tables: the work, each instance type side by side, deployability, quotas."""
+    from trainforge.planning.cost import dollars
     from trainforge.planning.duration import span
 
     work = plan.work
@@ -397,13 +380,10 @@ def _print_plan(plan: Any) -> None:
         if memory is not None and memory.change:
             fits += f"\nfits with {memory.change}"
         cost_text, start = "-", time.process_start_seconds if time is not None else 0.0
-        if cost is not None and cost.training_usd_high is not None:
-            low, high = f"${cost.training_usd_low:.2f}", f"{cost.training_usd_high:.2f}"
-            cost_text = low if low == f"${high}" else f"{low}-{high}"
+        if cost is not None:
+            cost_text = dollars(cost.training_usd_low, cost.training_usd_high)
             if cost.total_usd_high is not None and cost.region != "local":
                 cost_text += f" (${cost.total_usd_high:.2f})"
-        elif cost is not None:
-            cost_text = "no price"
         table.add_row(
             option.instance_type + (" *" if option.requested else ""),
             option.accelerator.replace("NVIDIA ", "").replace("AWS ", ""),

@@ -19,6 +19,15 @@ from trainforge.spec import JobSpec
 LOCAL_SOURCE = "local: this machine, no charge"
 
 
+def dollars(low: float | None, high: float | None) -> str:
+    """A cost range as people read it: one figure when both ends round to the same cent; "no price" when
+    the price table has none for the type and region."""
+    if low is None or high is None:
+        return "no price"
+    first, last = f"{low:.2f}", f"{high:.2f}"
+    return f"${last}" if first == last else f"${first}-{last}"
+
+
 def planned_cost(
     spec: JobSpec,
     time: PlannedTime,

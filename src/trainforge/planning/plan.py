@@ -23,7 +23,7 @@ from trainforge.contracts import (
 )
 from trainforge.instances import INSTANCE_TYPES
 from trainforge.planning.architecture import ModelShape, UnknownArchitecture
-from trainforge.planning.cost import planned_cost
+from trainforge.planning.cost import dollars, planned_cost
 from trainforge.planning.deployability import EXPORT_BYTES_PER_PARAMETER, plan_deployment
 from trainforge.planning.duration import duration, planned_time, span
 from trainforge.planning.machines import Machine
@@ -332,7 +332,7 @@ def _summary(option: InstancePlan) -> str:
     hours = span(
         time.process_start_seconds + time.training_seconds_low, time.process_start_seconds + time.training_seconds_high
     )
-    return f"{kind} {option.instance_type}: training {hours}, ${cost.training_usd_low:.2f}-{cost.training_usd_high:.2f}"
+    return f"{kind} {option.instance_type}: training {hours}, {dollars(cost.training_usd_low, cost.training_usd_high)}"
 
 
 def planned_vs_actual(plan: Plan, result: TrainingResult) -> list[PlannedActual]:
@@ -365,6 +365,6 @@ def planned_vs_actual(plan: Plan, result: TrainingResult) -> list[PlannedActual]
         actual = "not reported"
         if billed is not None:
             actual = f"${billed / 3600 * cost.training_usd_per_hour:.2f} ({billed:.0f} billed s)"
-        planned = f"${cost.training_usd_low:.2f}-{cost.training_usd_high:.2f}"
+        planned = dollars(cost.training_usd_low, cost.training_usd_high)
         rows.append(PlannedActual(figure="cost", planned=planned, actual=actual))
     return rows

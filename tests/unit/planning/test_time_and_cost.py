@@ -8,7 +8,7 @@ from tests.unit.planning.shapes import SMOLLM2, report, spec
 from trainforge.errors import SpecInvalid
 from trainforge.instances import instance_type
 from trainforge.planning import ModelShape
-from trainforge.planning.cost import planned_cost
+from trainforge.planning.cost import dollars, planned_cost
 from trainforge.planning.duration import forward_flops, job_rate, planned_time, span, training_flops_per_token
 from trainforge.planning.machines import Machine
 from trainforge.planning.prices import SPOT_SHARE, load_prices
@@ -141,3 +141,9 @@ def test_a_type_without_a_price_has_no_cost_rather_than_a_guess():
     cost = planned_cost(job, time, machine, machine, load_prices(), "us-east-1", volume_gb=100, model_bytes=1)
     assert cost.training_usd_high is None and cost.total_usd_high is None
     assert "no price for ml.p5.48xlarge" in cost.price_source
+
+
+def test_a_cost_range_reads_as_one_figure_when_its_ends_round_alike():
+    assert dollars(0.041, 0.044) == "$0.04"
+    assert dollars(0.04, 0.19) == "$0.04-0.19"
+    assert dollars(None, 1.0) == "no price"
