@@ -6,23 +6,10 @@ import json
 
 import pytest
 
+from tests.unit.planning.shapes import SMOLLM2
 from trainforge.planning import ModelShape, UnknownArchitecture, estimate_peak, fit_to_memory, memory_facts
 from trainforge.planning.memory import EFFICIENT_MICRO_BATCH_TOKENS, HEADROOM, GiB
 from trainforge.spec import Hyperparameters
-
-# SmolLM2-135M-Instruct's config.json, as the catalog's local conversion writes it (the size fields)
-SMOLLM2 = {
-    "architectures": ["LlamaForCausalLM"],
-    "model_type": "llama",
-    "hidden_size": 576,
-    "intermediate_size": 1536,
-    "num_hidden_layers": 30,
-    "num_attention_heads": 9,
-    "num_key_value_heads": 3,
-    "head_dim": 64,
-    "vocab_size": 49152,
-    "tie_word_embeddings": True,
-}
 
 
 def smollm2() -> ModelShape:
