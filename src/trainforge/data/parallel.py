@@ -13,7 +13,7 @@ from pathlib import Path
 from trainforge.contracts import DatasetReport
 from trainforge.data.partial import PartialReport, merge_partials, validate_shard
 from trainforge.data.shards import SHARD_BYTES, Shard, plan_shards
-from trainforge.data.validation import ValidationOptions, validate_dataset
+from trainforge.data.validation import ValidationOptions, ValidationProgress, validate_dataset
 from trainforge.store import ObjectStore, open_store
 
 
@@ -23,17 +23,18 @@ def validate_parallel(
     options: ValidationOptions = ValidationOptions(),
     processes: int | None = None,
     shard_bytes: int = SHARD_BYTES,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[ValidationProgress], None] | None = None,
 ) -> DatasetReport:
     """``validate_dataset``'s report, computed by ``processes`` workers (default: the cores this process
     may use) over shards of ``shard_bytes``. A dataset of one shard, or one process, takes the whole pass
-    in this process: the pool would only add its start-up. ``progress`` hears the dataset's bytes read so
-    far, as ``validate_dataset``'s does (here as each shard finishes)."""
+    in this process: the pool would only add its start-up. ``progress`` hears the records and bytes
+    validated so far, as ``validate_dataset``'s does: here the sums of the partial reports as each shard
+    finishes, so the figures end at the merged report's."""
     processes = processes or len(os.sched_getaffinity(0))
     plan = plan_shards(uris, store, options, shard_bytes)
     if processes == 1 or sum(shard.kind != "digest" for shard in plan.shards) <= 1:
         return validate_dataset(uris, store, options, progress)
-    done = 0
+    records = done = 0
     partials: list[PartialReport] = []
     with tempfile.TemporaryDirectory(prefix="trainforge-shards-") as work:
         # spawn, not fork: the parent may hold threads (a progress bar, boto3's pools) that fork would copy
@@ -46,9 +47,9 @@ def validate_parallel(
             for future in as_completed(futures):
                 partial = future.result()
                 partials.append(partial)
-                done += partial.bytes_read
+                records, done = records + partial.records, done + partial.bytes_read
                 if progress is not None:
-                    progress(done)
+                    progress(ValidationProgress(records, done, plan.data_bytes))
         return merge_partials(plan, partials, options)
 
 

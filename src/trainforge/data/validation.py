@@ -286,14 +286,27 @@ def _accept(
             redaction.write(record)
 
 
+@dataclass(frozen=True, slots=True)
+class ValidationProgress:
+    """How far a validation has got, as its ``progress`` callback hears it (after a block of lines, a
+    file, or a shard; never per record): records checked and bytes of the dataset's objects read so far,
+    out of the bytes of all its objects. At the end ``records`` and ``bytes`` are the report's ``records``
+    and ``bytes_read``; ``bytes`` reaches ``total_bytes`` unless an object was not read (``file_too_large``)
+    or a limit stopped the pass."""
+
+    records: int
+    bytes: int
+    total_bytes: int
+
+
 def validate_dataset(
     uris: list[str],
     store: ObjectStore,
     options: ValidationOptions = ValidationOptions(),
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[ValidationProgress], None] | None = None,
 ) -> DatasetReport:
     """Validate every object in ``uris`` (files, or prefixes expanded to their objects) as one dataset.
-    ``progress`` hears the bytes of the dataset read so far, after each block of lines."""
+    ``progress`` hears how far it got after each block of lines and each file."""
     with no_cycle_collection():
         return _validate_dataset(uris, store, options, progress)
 
@@ -322,16 +335,24 @@ def _derived(options: ValidationOptions, first_record: int = 0) -> _Derived:
 
 
 def _validate_dataset(
-    uris: list[str], store: ObjectStore, options: ValidationOptions, progress: Callable[[int], None] | None
+    uris: list[str],
+    store: ObjectStore,
+    options: ValidationOptions,
+    progress: Callable[[ValidationProgress], None] | None,
 ) -> DatasetReport:
     run = _Run(options=options, format=None if options.format == "auto" else options.format)
     derived = _derived(options)
     files = [(uri, info) for uri in uris for info in store.list(uri)]
     names = [info.uri for _, info in files]
+    total = sum(info.size for _, info in files)
+    # the file loop reports the dataset's bytes read so far; the records are the run's count at that moment
+    read: Callable[[int], None] | None = None
+    if progress is not None:
+        read = lambda done: progress(ValidationProgress(run.records, done, total))  # noqa: E731
     for file_index, (uri, info) in enumerate(files):
         if derived.redaction is not None:
             derived.redaction.start(uri)
-        _validate_file(file_index, info.uri, info.size, store, run, derived, progress)
+        _validate_file(file_index, info.uri, info.size, store, run, derived, read)
         if run.records >= options.limits.max_records:
             break
     tokens = derived.tokens.stats() if derived.tokens is not None else None

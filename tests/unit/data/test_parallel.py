@@ -1,4 +1,5 @@
-"""The local process pool gives the whole pass's report, and says how far it got (bytes of the dataset)."""
+"""The local process pool gives the whole pass's report, and says how far it got (records and bytes of the
+dataset, out of its bytes)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import orjson
 from tests.unit.data.test_shards import _line
 from trainforge.data import ValidationOptions, validate_dataset
 from trainforge.data.parallel import validate_parallel
+from trainforge.data.validation import ValidationProgress
 from trainforge.local.file_store import FileStore
 from trainforge.spec import DataLimits
 
@@ -24,7 +26,10 @@ def test_two_processes_give_the_whole_pass_report(tmp_path):
     parallel = validate_parallel(uris, FileStore(), options, processes=2, shard_bytes=20_000, progress=seen.append)
     whole = validate_dataset(uris, FileStore(), options)
     assert parallel.model_dump(exclude={"created_at"}) == whole.model_dump(exclude={"created_at"})
-    assert len(seen) > 4 and seen == sorted(seen) and seen[-1] == whole.bytes_read
+    total = sum(path.stat().st_size for path in tmp_path.iterdir())
+    assert len(seen) > 4 and seen[-1] == ValidationProgress(whole.records, whole.bytes_read, total)
+    assert [s.records for s in seen] == sorted(s.records for s in seen)
+    assert [s.bytes for s in seen] == sorted(s.bytes for s in seen) and whole.bytes_read == total
     assert whole.exact_duplicates and whole.error_counts  # the data had something to find
 
 
@@ -32,12 +37,15 @@ def test_one_shard_takes_the_whole_pass_in_process(tmp_path):
     (tmp_path / "a.jsonl").write_bytes(orjson.dumps({"text": "one small record"}) + b"\n")
     seen = []
     report = validate_parallel([tmp_path.as_uri()], FileStore(), processes=2, progress=seen.append)
-    assert report.ok and report.records == 1 and seen[-1] == report.bytes_read
+    assert report.ok and report.records == 1
+    assert seen[-1] == ValidationProgress(1, report.bytes_read, (tmp_path / "a.jsonl").stat().st_size)
 
 
-def test_the_whole_pass_reports_the_dataset_bytes_read_so_far_across_files(tmp_path):
+def test_the_whole_pass_reports_the_records_and_bytes_read_so_far_across_files(tmp_path):
     for name in ("a.jsonl", "b.jsonl"):
         (tmp_path / name).write_bytes(orjson.dumps({"text": "x" * 100}) + b"\n")
-    seen: list[int] = []
+    seen: list[ValidationProgress] = []
     report = validate_dataset([tmp_path.as_uri()], FileStore(), progress=seen.append)
-    assert seen == [112, 112, 224, 224] and report.bytes_read == 224  # each file: its block, its end
+    # each file: its block, its end
+    assert [(s.records, s.bytes) for s in seen] == [(1, 112), (1, 112), (2, 224), (2, 224)]
+    assert {s.total_bytes for s in seen} == {224} and report.bytes_read == 224
