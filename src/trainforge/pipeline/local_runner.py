@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from trainforge.pipeline.layout import RunLayout
 from trainforge.pipeline.plan_step import plan_run
 from trainforge.pipeline.planned import planned_vs_actual_at
 from trainforge.pipeline.platform import Platform
+from trainforge.pipeline.progress import ValidationBar
 from trainforge.pipeline.validation_fanout import validate_run_here
 from trainforge.settings import Settings
 from trainforge.spec import JobSpec
@@ -141,8 +143,9 @@ class LocalRunner:
         self.console.print(f"run [bold]{request.run_id}[/] ({spec.name}, base {spec.base_model}, {spec.method})")
         try:
             outcome.steps.append("PlanValidation")  # the shards a process pool validates here, as the map does
+            bar = ValidationBar(self.console)
             outcome.dataset = self._step(
-                outcome, "MergeValidation", lambda: validate_run_here(request, spec, self.platform)
+                outcome, "MergeValidation", lambda: validate_run_here(request, spec, self.platform, progress=bar), bar
             )
             dataset = outcome.dataset
             self._step(outcome, "Plan", lambda: plan_run(request, spec, dataset, self.platform))
@@ -188,9 +191,12 @@ class LocalRunner:
             outcome.steps.append("Notify")
         return outcome
 
-    def _step(self, outcome: RunOutcome, name: str, action: Any) -> Any:
+    def _step(
+        self, outcome: RunOutcome, name: str, action: Any, display: AbstractContextManager[Any] | None = None
+    ) -> Any:
+        """Run one state's action under a spinner, or under ``display`` where the step shows its own bar."""
         outcome.steps.append(name)
-        with self.console.status(f"{name} ..."):
+        with display or self.console.status(f"{name} ..."):
             result = action()
         self.console.print(f"[green]✓[/] {name}")
         return result

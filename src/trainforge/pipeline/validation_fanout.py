@@ -12,6 +12,7 @@ that left none is reported, not skipped.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from trainforge.data.parallel import validate_parallel
 from trainforge.data.partial import load_partials, merge_partials, store_partial, validate_shard
 from trainforge.data.report import write_report
 from trainforge.data.shards import SHARD_BYTES, ShardPlan, options_from_json, options_to_json, plan_shards
-from trainforge.data.validation import ValidationOptions
+from trainforge.data.validation import ValidationOptions, ValidationProgress
 from trainforge.errors import DatasetRejected
 from trainforge.pipeline.admission import load_run
 from trainforge.pipeline.layout import RunLayout
@@ -152,14 +153,19 @@ def merge_validation(run_id: str, artifacts_uri: str) -> DatasetReport:
 
 
 def validate_run_here(
-    request: RunRequest, spec: JobSpec, platform: Platform, processes: int | None = None
+    request: RunRequest,
+    spec: JobSpec,
+    platform: Platform,
+    processes: int | None = None,
+    progress: Callable[[ValidationProgress], None] | None = None,
 ) -> DatasetReport:
     """The Validate step on one machine: the same inputs and the same shards as the map, in a process pool
-    (``data.parallel``), the report stored and the data accepted or rejected as the merge does."""
+    (``data.parallel``), the report stored and the data accepted or rejected as the merge does.
+    ``progress`` hears the records and bytes validated so far (``validate_parallel``'s)."""
     inputs = validation_inputs(request, spec, platform)
     with tempfile.TemporaryDirectory() as tmp:
         options = _options(inputs, Path(tmp))
-        report = validate_parallel(inputs.uris, open_store(inputs.uris[0]), options, processes)
+        report = validate_parallel(inputs.uris, open_store(inputs.uris[0]), options, processes, progress=progress)
     return accept_or_reject(report, RunLayout(platform.artifacts_uri, request.run_id))
 
 
