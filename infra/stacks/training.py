@@ -20,6 +20,8 @@ from constructs import Construct
 from infra.stacks.data import import_buckets
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+#: every AWS API the functions and jobs call, reached through PrivateLink (the subnets have no other route
+#: out); tests/infra/test_endpoints.py holds this to the clients the code builds
 INTERFACE_ENDPOINTS = {
     "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
     "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
@@ -32,6 +34,12 @@ INTERFACE_ENDPOINTS = {
     "StepFunctions": ec2.InterfaceVpcEndpointAwsService.STEP_FUNCTIONS,
     "Sns": ec2.InterfaceVpcEndpointAwsService.SNS,
     "Bedrock": ec2.InterfaceVpcEndpointAwsService.BEDROCK,
+    # the plan reads the account's SageMaker quotas (plan_run): com.amazonaws.REGION.servicequotas
+    # (https://docs.aws.amazon.com/vpc/latest/privatelink/aws-services-privatelink-support.html)
+    "ServiceQuotas": ec2.InterfaceVpcEndpointAwsService("servicequotas"),
+    # admit_run's debounce and sync_schedule's recurring schedules
+    # (https://docs.aws.amazon.com/scheduler/latest/UserGuide/vpc-interface-endpoints.html)
+    "Scheduler": ec2.InterfaceVpcEndpointAwsService("scheduler"),
 }
 IMAGE_EXCLUDES = [
     ".git",

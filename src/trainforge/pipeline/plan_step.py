@@ -37,6 +37,15 @@ from trainforge.store import join, open_store
 #: a price file the platform team may put in the artifacts bucket (``planning.prices``'s format)
 PRICES_KEY = ("config", "prices.json")
 DEFAULT_REGION = "us-east-1"
+#: how long the plan waits for Service Quotas: botocore's defaults (60 s to connect, 60 s to read, 5 attempts
+#: in its legacy retry mode) outlast the Plan function's 5 minutes when the VPC has no path to the service;
+#: with these a missing path costs seconds and the plan goes ahead with the quotas named, not judged
+#: (https://docs.aws.amazon.com/boto3/latest/guide/retries.html)
+QUOTA_CLIENT_CONFIG: dict[str, Any] = {
+    "connect_timeout": 5,
+    "read_timeout": 20,
+    "retries": {"mode": "standard", "total_max_attempts": 2},
+}
 
 
 def _read_json(uri: str) -> Any:
@@ -82,6 +91,14 @@ def local_machine() -> Machine:
         native_bf16=native_bf16().native,
         threads=torch.get_num_threads(),
     )
+
+
+def service_quotas_client() -> Any:
+    """The Service Quotas client the ``plan_run`` Lambda reads with (``QUOTA_CLIENT_CONFIG``)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("service-quotas", config=Config(**QUOTA_CLIENT_CONFIG))
 
 
 def read_quotas(client: Any) -> dict[str, tuple[str, float]]:
@@ -167,7 +184,6 @@ def plan_run(
 
 def handle_plan(event: dict[str, Any], settings: Settings, quota_client: Any = None) -> dict[str, Any]:
     """The ``plan_run`` Lambda: the plan with the account's quotas, and what the state machine keeps of it."""
-    import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
     from trainforge.pipeline.handlers import aws_platform, aws_resources
@@ -178,7 +194,7 @@ def handle_plan(event: dict[str, Any], settings: Settings, quota_client: Any = N
     region = aws_resources(settings).region
     notes = []
     try:
-        quotas: dict[str, tuple[str, float]] | None = read_quotas(quota_client or boto3.client("service-quotas"))
+        quotas: dict[str, tuple[str, float]] | None = read_quotas(quota_client or service_quotas_client())
     except (ClientError, BotoCoreError) as exc:
         quotas = None
         notes.append(f"SageMaker quotas not read from Service Quotas ({exc}): check them before the run")

@@ -17,7 +17,7 @@ from trainforge.contracts import DatasetReport, Plan
 from trainforge.errors import PlanRefused
 from trainforge.pipeline.admission import admit, record_admission
 from trainforge.pipeline.layout import RunLayout
-from trainforge.pipeline.plan_step import handle_plan, read_quotas
+from trainforge.pipeline.plan_step import handle_plan, read_quotas, service_quotas_client
 from trainforge.pipeline.planned import planned_vs_actual_at
 from trainforge.settings import Settings
 
@@ -125,6 +125,25 @@ def test_unreadable_quotas_are_a_note_not_a_failure(run):
     stubber.add_client_error("list_service_quotas", "AccessDeniedException", "not allowed")
     with stubber:
         handle_plan(_event(request, report), settings, client)
+    plan = Plan.model_validate_json(
+        Path(RunLayout(settings.resolved_artifacts_uri(), request.run_id).plan.removeprefix("file://")).read_text()
+    )
+    assert any("quotas not read from Service Quotas" in note for note in plan.notes)
+
+
+def test_the_quota_client_gives_up_long_before_the_plan_function_times_out(aws_env):
+    """Without a network path to Service Quotas botocore's defaults (60 s connect, 60 s read, 5 attempts)
+    wait past the Plan function's 300 s; the plan's own client gives up in well under a minute."""
+    config = service_quotas_client().meta.config
+    attempts = config.retries["total_max_attempts"]
+    assert config.retries["mode"] == "standard" and attempts <= 2
+    assert attempts * (config.connect_timeout + config.read_timeout) <= 60
+
+
+def test_an_unreachable_service_quotas_is_a_note_not_a_failure(run, monkeypatch):
+    request, report, settings = run()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SERVICE_QUOTAS", "http://127.0.0.1:9")  # nothing listens there
+    handle_plan(_event(request, report), settings)
     plan = Plan.model_validate_json(
         Path(RunLayout(settings.resolved_artifacts_uri(), request.run_id).plan.removeprefix("file://")).read_text()
     )
