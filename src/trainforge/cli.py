@@ -169,9 +169,31 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return watch(settings, interval=args.interval, once=args.once, console=console)
 
 
+def _print_validation_status(status: Any) -> None:
+    from rich.filesize import decimal
+
+    seen = status.progress
+    share = f" ({seen.bytes / seen.total_bytes:.0%})" if seen.total_bytes else ""
+    table = Table(title=f"Run {status.run_id}: validation", show_header=False)
+    table.add_row("shards", f"{status.shards_done} of {status.shards} written")
+    table.add_row("records", f"{seen.records:,} validated")
+    table.add_row("bytes", f"{decimal(seen.bytes)} of {decimal(seen.total_bytes)}{share}")
+    table.add_row("report", status.report_uri or "not merged yet")
+    out.print(table)
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     import json
 
+    if args.action == "status":
+        from trainforge.pipeline.progress import validation_status
+        from trainforge.store import to_uri
+
+        if not args.run_id:
+            raise UsageError("runs status needs a RUN_ID")
+        artifacts = to_uri(args.artifacts) if args.artifacts else _settings(args).resolved_artifacts_uri()
+        _print_validation_status(validation_status(args.run_id, artifacts))
+        return EXIT_OK
     runs_dir = _settings(args).workspace.resolve() / "artifacts" / "runs"
     if args.action == "show":
         if not args.run_id:
@@ -496,11 +518,17 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser(
         "runs",
         parents=[workspace],
-        help="list runs or show one",
-        description="List local runs, or show one run's outcome.",
+        help="list runs, show one, or how far its validation has got",
+        description="List local runs, or show one run's outcome. `runs status RUN_ID` shows how far the run's "
+        "sharded validation has got (shards, records and bytes validated), read from its artifacts: in AWS "
+        "pass --artifacts s3://BUCKET (the stack's artifacts bucket).",
     )
-    runs.add_argument("action", choices=["list", "show"])
+    runs.add_argument("action", choices=["list", "show", "status"])
     runs.add_argument("run_id", nargs="?")
+    runs.add_argument(
+        "--artifacts",
+        help="where the run's artifacts live (s3://BUCKET; default $TRAINFORGE_ARTIFACTS_URI, else the workspace's)",
+    )
     runs.set_defaults(handler=cmd_runs)
 
     models = sub.add_parser(

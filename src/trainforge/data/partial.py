@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
 import tempfile
 from array import array
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import orjson
@@ -265,6 +267,39 @@ def store_partial(partial: PartialReport, work_uri: str) -> str:
     uri = partial_uri(work_uri, partial.shard)
     open_store(uri).write_bytes(uri, partial.to_bytes(), "application/octet-stream")
     return uri
+
+
+#: a ZIP local file header: signature, versions, flags, method, time, date, crc, sizes, then the lengths of
+#: the name and extra field that follow it (APPNOTE.TXT 4.3.7,
+#: https://pkware.cachefly.net/webdocs/casestudies/APPNOTE.TXT)
+_ZIP_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
+
+
+def read_partial_counts(store: ObjectStore, uri: str) -> tuple[int, int]:
+    """(records, bytes_read) of a stored partial report, from its JSON header alone: ``to_bytes`` writes it
+    as the .npz's first member, uncompressed, so it sits at the object's start and one short read finds it.
+    A run's status reads a few KiB per shard this way, not the ~92 bytes per record the partial holds."""
+    with store.open(uri) as body:
+        fixed = _ZIP_LOCAL_HEADER.unpack(_read_exactly(body, _ZIP_LOCAL_HEADER.size, uri))
+        name = _read_exactly(body, fixed[10], uri)
+        if fixed[0] != b"PK\x03\x04" or fixed[4] != 0 or name != b"header.npy":
+            raise ValueError(f"{uri}: not a partial report (its first member is not an uncompressed header.npy)")
+        _read_exactly(body, fixed[11], uri)
+        version = np.lib.format.read_magic(body)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        (length,), _, _ = read_header(body)
+        header = orjson.loads(_read_exactly(body, length, uri))
+    return header["records"], header["bytes_read"]
+
+
+def _read_exactly(body: BinaryIO, size: int, uri: str) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = body.read(size - len(data))
+        if not chunk:
+            raise ValueError(f"{uri}: ends inside a partial report's header")
+        data += chunk
+    return data
 
 
 def load_partials(plan: ShardPlan, work_uri: str) -> list[PartialReport]:

@@ -85,8 +85,13 @@ class ValidationPlan(BaseModel):
     plan: ShardPlan
 
 
-def _work(artifacts_uri: str, run_id: str) -> str:
+def validation_folder(artifacts_uri: str, run_id: str) -> str:
+    """The run's ``validation/`` folder: the plan, the manifest and the shards' partial reports."""
     return RunLayout(artifacts_uri, run_id).path("validation")
+
+
+def plan_uri(artifacts_uri: str, run_id: str) -> str:
+    return join(validation_folder(artifacts_uri, run_id), "plan.json")
 
 
 def _bucket_key(uri: str) -> dict[str, str]:
@@ -100,10 +105,11 @@ def plan_validation(request: RunRequest, spec: JobSpec, platform: Platform, fan_
     inputs = validation_inputs(request, spec, platform)
     options = options_from_json(inputs.options)
     plan = plan_shards(inputs.uris, open_store(inputs.uris[0]), options, fan_out.shard_bytes)
-    work = _work(platform.artifacts_uri, request.run_id)
+    work = validation_folder(platform.artifacts_uri, request.run_id)
     store = open_store(work)
-    plan_uri, manifest_uri = join(work, "plan.json"), join(work, "manifest.json")
-    store.write_bytes(plan_uri, ValidationPlan(inputs=inputs, plan=plan).model_dump_json().encode(), "application/json")
+    manifest_uri = join(work, "manifest.json")
+    planned = ValidationPlan(inputs=inputs, plan=plan).model_dump_json().encode()
+    store.write_bytes(plan_uri(platform.artifacts_uri, request.run_id), planned, "application/json")
     items = [{"run_id": request.run_id, "shard": shard.index} for shard in plan.shards]
     store.write_bytes(manifest_uri, orjson.dumps(items), "application/json")
     return {
@@ -115,8 +121,8 @@ def plan_validation(request: RunRequest, spec: JobSpec, platform: Platform, fan_
     }
 
 
-def _load_plan(artifacts_uri: str, run_id: str) -> ValidationPlan:
-    uri = join(_work(artifacts_uri, run_id), "plan.json")
+def load_plan(artifacts_uri: str, run_id: str) -> ValidationPlan:
+    uri = plan_uri(artifacts_uri, run_id)
     return ValidationPlan.model_validate_json(open_store(uri).read_bytes(uri))
 
 
@@ -133,11 +139,11 @@ def _options(inputs: ValidationInputs, into: Path) -> ValidationOptions:
 def validate_shard_item(run_id: str, index: int, artifacts_uri: str) -> dict[str, Any]:
     """One map item: validate shard ``index`` of the run's plan and store its partial report. Returns
     counts only (the map's results hold no data)."""
-    loaded = _load_plan(artifacts_uri, run_id)
+    loaded = load_plan(artifacts_uri, run_id)
     shard = loaded.plan.shards[index]
     with tempfile.TemporaryDirectory() as tmp:
         options = _options(loaded.inputs, Path(tmp))
-        work = _work(artifacts_uri, run_id)
+        work = validation_folder(artifacts_uri, run_id)
         partial = validate_shard(shard, open_store(shard.uri), options, work)
     store_partial(partial, work)
     return {"shard": index, "records": partial.records, "bytes": partial.bytes_read}
@@ -146,9 +152,9 @@ def validate_shard_item(run_id: str, index: int, artifacts_uri: str) -> dict[str
 def merge_validation(run_id: str, artifacts_uri: str) -> DatasetReport:
     """The reduce: the run's DatasetReport from its shards' partial reports, stored where the whole pass
     stores it; DatasetRejected (naming the report) when the data is not fit to train."""
-    loaded = _load_plan(artifacts_uri, run_id)
+    loaded = load_plan(artifacts_uri, run_id)
     options = options_from_json(loaded.inputs.options)  # token counts come counted: no tokenizer here
-    report = merge_partials(loaded.plan, load_partials(loaded.plan, _work(artifacts_uri, run_id)), options)
+    report = merge_partials(loaded.plan, load_partials(loaded.plan, validation_folder(artifacts_uri, run_id)), options)
     return accept_or_reject(report, RunLayout(artifacts_uri, run_id))
 
 

@@ -1,18 +1,26 @@
-"""How far a validation has got: the local bar's figures, and what the local runner's bar hears."""
+"""How far a validation has got: the local bar's figures, what the local runner's bar hears, and a run's
+status in AWS while its Validate map runs (moto S3)."""
 
 from __future__ import annotations
 
 import io
 import json
 
+import boto3
+import pytest
+from moto import mock_aws
 from rich.console import Console
 
 from tests.conftest import chat
 from tests.unit.pipeline.test_validation_fanout import run
+from trainforge.cli import main
+from trainforge.data.partial import PartialReport
 from trainforge.data.validation import ValidationProgress
+from trainforge.errors import UsageError
+from trainforge.pipeline.admission import admit, record_admission
 from trainforge.pipeline.local_runner import LocalRunner
-from trainforge.pipeline.progress import ValidationBar
-from trainforge.pipeline.validation_fanout import validate_run_here
+from trainforge.pipeline.progress import ValidationBar, validation_status
+from trainforge.pipeline.validation_fanout import handle_merge, handle_plan, handle_shard, validate_run_here
 from trainforge.settings import Settings
 
 RUN_SPEC = """name: support
@@ -57,3 +65,89 @@ def test_trainforge_run_shows_the_validation_bar(tmp_path, tiny_model_dir):
     assert outcome.steps == ["PlanValidation", "MergeValidation"] and outcome.failure.error == "DatasetRejected"
     size = (data / "datasets" / "support" / "train.jsonl").stat().st_size
     assert "3 records" in out.getvalue() and f"{size}/{size} bytes" in out.getvalue()
+
+
+DATA, ARTIFACTS = "tf-data", "tf-artifacts"
+MAP_SPEC = """name: support
+base_model: tiny
+data: {train: datasets/support/, limits: {max_line_bytes: 2048}}
+hyperparameters: {max_steps: 4, batch_size: 2, max_seq_len: 64}
+"""
+
+
+@pytest.fixture
+def aws(aws_env, monkeypatch, tiny_model_dir):
+    with mock_aws():
+        s3 = boto3.client("s3")
+        for bucket in (DATA, ARTIFACTS):
+            s3.create_bucket(Bucket=bucket)
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        for path in tiny_model_dir.iterdir():
+            s3.upload_file(str(path), ARTIFACTS, f"base-models/tiny-llama-test/{path.name}")
+        monkeypatch.setenv("TRAINFORGE_DATA_URI", f"s3://{DATA}")
+        monkeypatch.setenv("TRAINFORGE_ARTIFACTS_URI", f"s3://{ARTIFACTS}")
+        monkeypatch.setenv("TRAINFORGE_VALIDATION_SHARD_BYTES", "4096")
+        yield s3
+
+
+def planned_run(s3, objects: dict[str, bytes]) -> tuple[dict, int]:
+    """PlanValidation for a run of ``objects``, as the map's first state runs it; (its input, shards)."""
+    for key, body in objects.items():
+        s3.put_object(Bucket=DATA, Key=key, Body=body)
+    version = s3.put_object(Bucket=DATA, Key="jobs/support.yaml", Body=MAP_SPEC.encode())["VersionId"]
+    request, spec = admit(
+        f"s3://{DATA}/jobs/support.yaml", MAP_SPEC.encode(), version, f"s3://{DATA}", f"s3://{ARTIFACTS}", "upload"
+    )
+    record_admission(request, spec, f"s3://{ARTIFACTS}")
+    event = {"run": request.model_dump(mode="json")}
+    return event, handle_plan(event, Settings())["shards"]
+
+
+def partials_written(s3, run_id: str) -> list[PartialReport]:
+    listed = s3.list_objects_v2(Bucket=ARTIFACTS, Prefix=f"runs/{run_id}/validation/partials/")["Contents"]
+    return [PartialReport.from_bytes(s3.get_object(Bucket=ARTIFACTS, Key=o["Key"])["Body"].read()) for o in listed]
+
+
+def test_a_runs_status_sums_the_partial_reports_written_so_far(aws, capsys):
+    """Given a run cut into many shards of which every other one has written its partial report, when its
+    status is read, then its records and bytes are the sums of those partials, out of the data's bytes;
+    once every shard and the merge are done, they are the report's."""
+    lines = [json.dumps(chat(f"question {i}", f"answer {i} " + "x" * (i % 50))).encode() for i in range(500)]
+    objects = {
+        "datasets/support/a.jsonl": b"\n".join(lines[:450]) + b"\n",
+        "datasets/support/b.jsonl": b"\n".join(lines[450:]) + b"\n",
+    }
+    total = sum(len(body) for body in objects.values())
+    event, shards = planned_run(aws, objects)
+    run_id = event["run"]["run_id"]
+    status = validation_status(run_id, f"s3://{ARTIFACTS}")
+    assert shards > 8 and (status.shards, status.shards_done, status.report_uri) == (shards, 0, None)
+    assert status.progress == ValidationProgress(records=0, bytes=0, total_bytes=total)
+
+    done = range(0, shards, 2)  # every other item of the manifest, the digest item of a.jsonl among them
+    for index in done:
+        handle_shard({"run_id": run_id, "shard": index}, Settings())
+    status = validation_status(run_id, f"s3://{ARTIFACTS}")
+    partials = partials_written(aws, run_id)
+    records, read = sum(p.records for p in partials), sum(p.bytes_read for p in partials)
+    assert status.shards_done == len(partials) == len(done) and 0 < records < 500 and 0 < read < total
+    assert status.progress == ValidationProgress(records=records, bytes=read, total_bytes=total)
+    assert main(["runs", "status", run_id, "--artifacts", f"s3://{ARTIFACTS}"]) == 0
+    shown = capsys.readouterr().out
+    assert f"{len(done)} of {shards} written" in shown and f"{records:,} validated" in shown
+
+    for index in range(1, shards, 2):
+        handle_shard({"run_id": run_id, "shard": index}, Settings())
+    report = handle_merge(event, Settings())
+    status = validation_status(run_id, f"s3://{ARTIFACTS}")
+    assert (
+        status.progress
+        == ValidationProgress(records=500, bytes=total, total_bytes=total)
+        == ValidationProgress(records=report["records"], bytes=report["bytes_read"], total_bytes=total)
+    )
+    assert status.shards_done == shards and status.report_uri == report["report_uri"]
+
+
+def test_a_run_without_a_validation_plan_says_why_it_has_no_status(aws):
+    with pytest.raises(UsageError, match="has not reached PlanValidation"):
+        validation_status("support-0123456789ab", f"s3://{ARTIFACTS}")
