@@ -42,8 +42,8 @@ FUNCTIONS: dict[str, str | None] = {
     "deploy_model": "DeployModelFunctionArn",
     "record_failure": "RecordFailureFunctionArn",
     "record_outcome": "RecordOutcomeFunctionArn",
-    # the CheckParity step after Deploy; "CheckParityFunctionArn" once the state machine calls it
-    "check_parity": None,
+    # CheckParity: after Deploy's endpoint is InService, parity, then the traffic moves
+    "check_parity": "CheckParityFunctionArn",
     # promote / rollback, invoked by `trainforge promote|rollback --aws PREFIX` as PREFIX-rollout
     "rollout": None,
 }
@@ -278,12 +278,17 @@ class PipelineStack(Stack):
             self._grant_schedules(f[name], self.schedule_group.ref)
 
     def _grant_plan(self, plan: lambda_.IFunction, artifacts_bucket: s3.IBucket) -> None:
-        """The plan reads the platform team's price file, if any, and the account's SageMaker quotas.
-        ListServiceQuotas has no resource type: it can only be granted on "*"
+        """The plan reads the platform team's price file, if any, and the account's SageMaker quotas: the
+        applied values, and the defaults of the quotas never changed (which the applied list leaves out).
+        Neither List action has a resource type: they can only be granted on "*"
         (https://docs.aws.amazon.com/service-authorization/latest/reference/list_servicequotas.html)."""
         artifacts_bucket.grant_read(plan, "config/prices.json")
         plan.add_to_role_policy(
-            iam.PolicyStatement(sid="ReadSageMakerQuotas", actions=["servicequotas:ListServiceQuotas"], resources=["*"])
+            iam.PolicyStatement(
+                sid="ReadSageMakerQuotas",
+                actions=["servicequotas:ListServiceQuotas", "servicequotas:ListAWSDefaultServiceQuotas"],
+                resources=["*"],
+            )
         )
 
     def _grant_validation_map(self, artifacts_bucket: s3.IBucket) -> None:

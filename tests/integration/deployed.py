@@ -316,10 +316,16 @@ class Pipeline:
         self.deployed.deliver(event, "AdmitRuns")
         return version
 
+    def executions(self) -> dict[str, dict[str, Any]]:
+        listed = self.sfn.list_executions(stateMachineArn=self.deployed.state_machine_arn)["executions"]
+        return {e["executionArn"]: e for e in listed}
+
     def run(self, spec_text: str, data: str, timeout: float = 600) -> dict[str, Any]:
+        """Upload the data and the spec; the execution that upload started, once it ended."""
+        earlier = self.executions()
         self.s3.put_object(Bucket=self.data, Key="datasets/support/train.jsonl", Body=data.encode())
         self.upload("jobs/support.yaml", spec_text)
-        (execution,) = self.sfn.list_executions(stateMachineArn=self.deployed.state_machine_arn)["executions"]
+        (execution,) = [e for arn, e in self.executions().items() if arn not in earlier]
         deadline = time.monotonic() + timeout
         while (described := self.sfn.describe_execution(executionArn=execution["executionArn"]))["status"] == "RUNNING":
             assert time.monotonic() < deadline, "the execution did not finish"

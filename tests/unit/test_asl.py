@@ -30,6 +30,7 @@ SUBSTITUTIONS = {
     "ReadEvaluationFunctionArn",
     "RegisterModelFunctionArn",
     "DeployModelFunctionArn",
+    "CheckParityFunctionArn",
     "RecordFailureFunctionArn",
     "RecordOutcomeFunctionArn",
     "TopicArn",
@@ -158,7 +159,7 @@ def _loops() -> list[tuple[set[str], int]]:
 
 def test_every_wait_loop_is_bounded():
     loops = _loops()
-    assert len(loops) == 2  # the endpoint and the Bedrock import
+    assert len(loops) == 3  # the endpoint (staged, then released) and the Bedrock import
     for members, cap in loops:
         assert any(STATES[m]["Type"] == "Wait" for m in members) and cap <= 360
     looping = {m for members, _ in loops for m in members}
@@ -185,3 +186,26 @@ def test_the_worst_case_history_stays_under_the_limit():
     worst = 2 + longest(ASL["StartAt"], frozenset({ASL["StartAt"]}))  # + ExecutionStarted / ExecutionFailed
     worst += sum(cap * sum(_events(m) for m in members) for members, cap in _loops())
     assert worst < HISTORY_LIMIT, worst
+
+
+def test_an_endpoint_takes_traffic_only_after_its_parity_check():
+    """Deploy stages the version; once the endpoint is InService CheckParity checks it and moves the traffic;
+    the run records its outcome only when the endpoint is InService again. A mismatch (ParityFailed) or a
+    failed release ends the run on the failure path, naming CheckParity."""
+    assert STATES["EndpointStatus"]["Choices"][0] == {
+        "Variable": "$.endpoint.EndpointStatus",
+        "StringEquals": "InService",
+        "Next": "CheckParity",
+    }
+    check = STATES["CheckParity"]
+    assert check["Parameters"]["FunctionName"] == "${CheckParityFunctionArn}"
+    assert check["Parameters"]["Payload"] == {"run.$": "$.run", "version.$": "$.registered.value.version"}
+    assert check["ResultPath"] == "$.deployment"  # what RecordOutcome reports: the released traffic
+    assert STATES[check["Catch"][0]["Next"]]["Result"] == "CheckParity"
+    moving = STATES[check["Next"]]
+    assert moving["Choices"][0]["Next"] == "RecordOutcome" and moving["Default"] == "StartReleaseWait"
+    released = [c["Next"] for c in STATES["ReleaseStatus"]["Choices"]]
+    assert released[0] == "RecordOutcome" and STATES[STATES[released[1]]["Next"]]["Result"] == "CheckParity"
+    for name, state in STATES.items():  # nothing else leads from a deployment to the outcome
+        if name not in ("DeployOrFinish", "DeploymentKind", "TrafficMoving", "ReleaseStatus", "ImportStatus"):
+            assert "RecordOutcome" not in _edges(state), name

@@ -61,7 +61,9 @@ def handle_check_parity(
 ) -> dict[str, Any]:
     """CheckParity: the staged version answers its evaluation's reference prompts by variant name; on a
     match its traffic is released under the spec's policy and the registry follows, else the endpoint is
-    restored, the version Rejected, and the run fails with ParityFailed."""
+    restored, the version Rejected, and the run fails with ParityFailed. Returns the released deployment
+    (what the state machine keeps as ``$.deployment.value``, waiting for InService unless it already is)
+    and where the parity report is."""
     parsed = DeployEvent.model_validate(event)
     spec = _run(parsed, settings)
     deployer = endpoint_deployer(settings, spec, client, runtime)
@@ -74,7 +76,7 @@ def handle_check_parity(
     aliases = rollout.SageMakerAliases(client)
     released, status = rollout.after_parity(record, spec.deploy.rollout, report, deployer, aliases, uri)
     deployment = rollout.deployment(released, parsed.run.run_id, "sagemaker_endpoint", status, arn=parsed.version.arn)
-    return {**deployment.model_dump(mode="json"), "parity_report": uri}
+    return {"deployment": deployment.model_dump(mode="json"), "parity_report": uri}
 
 
 class RolloutAction(BaseModel):

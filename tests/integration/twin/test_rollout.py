@@ -137,9 +137,9 @@ def test_ab_creates_two_weighted_variants_promote_and_rollback_move_traffic_and_
 
     steps = deploy(second, settings)
     assert steps["staged"]["traffic"] == {"v1": 100, "v2": 0}  # staged at no traffic before parity
-    assert steps["released"]["traffic"] == {"v1": 90, "v2": 10} and steps["released"]["parity_report"].endswith(
-        "runs/run2/parity-check.json"
-    )
+    released = steps["released"]
+    assert released["deployment"]["traffic"] == {"v1": 90, "v2": 10}
+    assert released["parity_report"].endswith("runs/run2/parity-check.json")
     assert weights() == {"v1": 90.0, "v2": 10.0}
     assert answer("v2").split() == ["france"] * 3 and answer("v1").split() != ["france"] * 3
     assert alias(v1) == ("champion", "Approved") and alias(v2) == ("challenger", "Approved")
