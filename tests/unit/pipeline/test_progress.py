@@ -6,18 +6,18 @@ from __future__ import annotations
 import io
 import json
 
-import boto3
 import pytest
-from moto import mock_aws
 from rich.console import Console
 
 from tests.conftest import chat
+from tests.unit.pipeline import test_prepare
+from tests.unit.pipeline.test_prepare import ARTIFACTS, DATA, admitted
 from tests.unit.pipeline.test_validation_fanout import run
 from trainforge.cli import main
 from trainforge.data.partial import PartialReport
 from trainforge.data.validation import ValidationProgress
 from trainforge.errors import UsageError
-from trainforge.pipeline.admission import admit, record_admission
+from trainforge.pipeline.admission import record_admission
 from trainforge.pipeline.local_runner import LocalRunner
 from trainforge.pipeline.progress import ValidationBar, validation_status
 from trainforge.pipeline.validation_fanout import handle_merge, handle_plan, handle_shard, validate_run_here
@@ -67,37 +67,23 @@ def test_trainforge_run_shows_the_validation_bar(tmp_path, tiny_model_dir):
     assert "3 records" in out.getvalue() and f"{size}/{size} bytes" in out.getvalue()
 
 
-DATA, ARTIFACTS = "tf-data", "tf-artifacts"
+#: moto S3 with the data and artifacts buckets and the tiny base model under base-models/tiny/
+aws = test_prepare.aws
 MAP_SPEC = """name: support
-base_model: tiny
+base_model: s3://tf-artifacts/base-models/tiny/
 data: {train: datasets/support/, limits: {max_line_bytes: 2048}}
 hyperparameters: {max_steps: 4, batch_size: 2, max_seq_len: 64}
 """
 
 
-@pytest.fixture
-def aws(aws_env, monkeypatch, tiny_model_dir):
-    with mock_aws():
-        s3 = boto3.client("s3")
-        for bucket in (DATA, ARTIFACTS):
-            s3.create_bucket(Bucket=bucket)
-            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-        for path in tiny_model_dir.iterdir():
-            s3.upload_file(str(path), ARTIFACTS, f"base-models/tiny-llama-test/{path.name}")
-        monkeypatch.setenv("TRAINFORGE_DATA_URI", f"s3://{DATA}")
-        monkeypatch.setenv("TRAINFORGE_ARTIFACTS_URI", f"s3://{ARTIFACTS}")
-        monkeypatch.setenv("TRAINFORGE_VALIDATION_SHARD_BYTES", "4096")
-        yield s3
-
-
-def planned_run(s3, objects: dict[str, bytes]) -> tuple[dict, int]:
-    """PlanValidation for a run of ``objects``, as the map's first state runs it; (its input, shards)."""
+def planned_run(s3, monkeypatch, objects: dict[str, bytes]) -> tuple[dict, int]:
+    """PlanValidation for a run of ``objects`` in shards of 4 KiB, as the map's first state runs it; (its
+    input, its shards)."""
+    monkeypatch.setenv("TRAINFORGE_ARTIFACTS_URI", f"s3://{ARTIFACTS}")
+    monkeypatch.setenv("TRAINFORGE_VALIDATION_SHARD_BYTES", "4096")
     for key, body in objects.items():
         s3.put_object(Bucket=DATA, Key=key, Body=body)
-    version = s3.put_object(Bucket=DATA, Key="jobs/support.yaml", Body=MAP_SPEC.encode())["VersionId"]
-    request, spec = admit(
-        f"s3://{DATA}/jobs/support.yaml", MAP_SPEC.encode(), version, f"s3://{DATA}", f"s3://{ARTIFACTS}", "upload"
-    )
+    request, spec = admitted(s3, MAP_SPEC)
     record_admission(request, spec, f"s3://{ARTIFACTS}")
     event = {"run": request.model_dump(mode="json")}
     return event, handle_plan(event, Settings())["shards"]
@@ -108,7 +94,7 @@ def partials_written(s3, run_id: str) -> list[PartialReport]:
     return [PartialReport.from_bytes(s3.get_object(Bucket=ARTIFACTS, Key=o["Key"])["Body"].read()) for o in listed]
 
 
-def test_a_runs_status_sums_the_partial_reports_written_so_far(aws, capsys):
+def test_a_runs_status_sums_the_partial_reports_written_so_far(aws, monkeypatch, capsys):
     """Given a run cut into many shards of which every other one has written its partial report, when its
     status is read, then its records and bytes are the sums of those partials, out of the data's bytes;
     once every shard and the merge are done, they are the report's."""
@@ -118,7 +104,7 @@ def test_a_runs_status_sums_the_partial_reports_written_so_far(aws, capsys):
         "datasets/support/b.jsonl": b"\n".join(lines[450:]) + b"\n",
     }
     total = sum(len(body) for body in objects.values())
-    event, shards = planned_run(aws, objects)
+    event, shards = planned_run(aws, monkeypatch, objects)
     run_id = event["run"]["run_id"]
     status = validation_status(run_id, f"s3://{ARTIFACTS}")
     assert shards > 8 and (status.shards, status.shards_done, status.report_uri) == (shards, 0, None)
