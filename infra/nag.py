@@ -83,6 +83,11 @@ FINDING_PATTERNS: tuple[tuple[str, str], ...] = (
         "inside the stack's own schedule group only.",
     ),
     (
+        _RESOURCE_ARN + r"cloudwatch:" + _REGION_ACCOUNT + r"alarm:[\w-]+-\*\]",
+        "A canary's rollback alarms, named PREFIX-ENDPOINT-VARIANT-... when it shifts (endpoints and variants are "
+        "named per job and version at run time): check_parity creates and reads alarms under the stack's prefix only.",
+    ),
+    (
         _RESOURCE_ARN + r"ec2:" + _REGION_ACCOUNT + r"network-interface/\*\]",
         "Bedrock's import jobs create their network interfaces under run-time ids, only when tagged BedrockManaged "
         "and only in the stack's subnets and jobs security group.",
@@ -96,8 +101,8 @@ FINDING_PATTERNS: tuple[tuple[str, str], ...] = (
         r"AwsSolutions-IAM5\[Resource::\*\]",
         "APIs that only accept Resource '*': X-Ray PutTraceSegments/PutTelemetryRecords (Lambda tracing), EC2 network-interface calls "
         "for VPC jobs, CloudWatch PutMetricData (limited by namespace condition), bedrock:CreateModelImportJob (no resource type), "
-        "sagemaker:ListTrainingJobs/ListProcessingJobs (no resource type), servicequotas:ListServiceQuotas (no resource "
-        "type: the plan reads the SageMaker quotas a run needs), sagemaker:ListTags, which AWS documents on '*' "
+        "sagemaker:ListTrainingJobs/ListProcessingJobs (no resource type), servicequotas:ListServiceQuotas and "
+        "ListAWSDefaultServiceQuotas (no resource type: the plan reads the SageMaker quotas a run needs), sagemaker:ListTags, which AWS documents on '*' "
         "for Step Functions' .sync job integrations, and the EC2 calls of Bedrock's import jobs in the VPC (describe; "
         "manage only interfaces tagged BedrockManaged in the stack's subnets).",
     ),

@@ -112,6 +112,7 @@ class PipelineStack(Stack):
             )
         )
         schedule_group = f"{prefix}-retrain"
+        self.alarm_prefix = prefix
         self.schedule_group = scheduler.CfnScheduleGroup(self, "RetrainSchedules", name=schedule_group)
         self.scheduler_role = iam.Role(
             self,
@@ -136,9 +137,8 @@ class PipelineStack(Stack):
             "TRAINFORGE_KMS_KEY_ARN": key.key_arn,
             "TRAINFORGE_SUBNET_IDS": ",".join(subnet_ids),
             "TRAINFORGE_SECURITY_GROUP_IDS": jobs_security_group.security_group_id,
-            # endpoints are named per run at run time, so no alarm of the stack's can watch one: a blue/green
-            # update rolls back only when SageMaker's own deployment of the new fleet fails
-            "TRAINFORGE_ROLLBACK_ALARMS": "",
+            # a canary's rollback alarms are created for its endpoint's variant when it shifts, named PREFIX-...
+            "TRAINFORGE_ALARM_PREFIX": prefix,
             "TRAINFORGE_SCHEDULE_GROUP": schedule_group,
             "TRAINFORGE_SCHEDULER_ROLE_ARN": self.scheduler_role.role_arn,
             "TRAINFORGE_RETRAIN_FUNCTION_ARN": self.format_arn(
@@ -356,6 +356,21 @@ class PipelineStack(Stack):
                     sid="MoveModelAliases",
                     actions=["sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage"],
                     resources=[f"{arn}:model-package/*"],
+                )
+            )
+        if name == "check_parity":  # a canary's release creates the alarms that can roll it back
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    sid="CanaryRollbackAlarms",
+                    actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms"],
+                    resources=[
+                        self.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name=f"{self.alarm_prefix}-*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    ],
                 )
             )
         if "sagemaker:CreateModel" in actions:

@@ -36,8 +36,8 @@ class Settings(BaseSettings):
     #: comma-separated
     subnet_ids: str = ""
     security_group_ids: str = ""
-    #: alarms whose ALARM state rolls an endpoint's blue/green update back (comma-separated)
-    rollback_alarms: str = ""
+    #: the stack's prefix: a canary's rollback alarms are named PREFIX-ENDPOINT-VARIANT-... ("": no alarms)
+    alarm_prefix: str = ""
     #: EventBridge Scheduler: the stack's group, the role it assumes, and the retrain function it invokes
     schedule_group: str = ""
     scheduler_role_arn: str = ""

@@ -28,7 +28,7 @@ ENVIRONMENT = {
     "TRAINFORGE_KMS_KEY_ARN",
     "TRAINFORGE_SUBNET_IDS",
     "TRAINFORGE_SECURITY_GROUP_IDS",
-    "TRAINFORGE_ROLLBACK_ALARMS",
+    "TRAINFORGE_ALARM_PREFIX",
     "TRAINFORGE_SCHEDULE_GROUP",
     "TRAINFORGE_SCHEDULER_ROLE_ARN",
     "TRAINFORGE_RETRAIN_FUNCTION_ARN",
@@ -255,7 +255,7 @@ def test_every_function_gets_the_contracts_environment(synthesized):
     assert "BedrockImportRole" in text(variables["TRAINFORGE_BEDROCK_ROLE_ARN"])
     assert "SchedulerRole" in text(variables["TRAINFORGE_SCHEDULER_ROLE_ARN"])
     assert variables["TRAINFORGE_SCHEDULE_GROUP"] == "trainforge-retrain"
-    assert variables["TRAINFORGE_ROLLBACK_ALARMS"] == ""
+    assert variables["TRAINFORGE_ALARM_PREFIX"] == "trainforge"
     # the retrain function is named, so its ARN needs no reference to it (no dependency cycle)
     assert found["retrain"]["FunctionName"] == "trainforge-retrain"
     assert variables["TRAINFORGE_RETRAIN_FUNCTION_ARN"].endswith(
@@ -266,3 +266,11 @@ def test_every_function_gets_the_contracts_environment(synthesized):
 def test_prepare_evaluation_reads_the_model_location_from_the_training_job(synthesized):
     (describe,) = allowed(function_statements(synthesized, "prepare_evaluation"), "sagemaker:DescribeTrainingJob")
     assert text(describe["Resource"]).endswith(':training-job/*"')
+
+
+def test_the_plan_reads_the_applied_quotas_and_the_defaults_the_applied_list_leaves_out(synthesized):
+    statements = function_statements(synthesized, "plan_run")
+    for action in ("servicequotas:ListServiceQuotas", "servicequotas:ListAWSDefaultServiceQuotas"):
+        (statement,) = allowed(statements, action)
+        assert statement["Resource"] == "*"  # neither List action has a resource type
+    assert not [s for s in statements if any(a.startswith("servicequotas:") and "List" not in a for a in actions(s))]

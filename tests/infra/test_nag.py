@@ -8,7 +8,7 @@ import pytest
 from infra import nag
 
 #: Raising this number is a security review: say in the commit which finding was accepted and why.
-ACKNOWLEDGEMENTS = 63
+ACKNOWLEDGEMENTS = 64
 
 
 def test_synthesis_with_every_pack_accepts_only_reviewed_findings(synthesized):
@@ -28,6 +28,8 @@ def test_a_new_wildcard_is_not_accepted():
     assert nag.reason_for("AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::trainforge-data-1-2/datasets/*]")
     assert nag.reason_for("AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::trainforge-data-1-2/*]") is None
     assert nag.reason_for("AwsSolutions-IAM5[Action::s3:*]") is None
+    assert nag.reason_for("AwsSolutions-IAM5[Resource::arn:aws:cloudwatch:us-east-1:123456789012:alarm:trainforge-*]")
+    assert nag.reason_for("AwsSolutions-IAM5[Resource::arn:aws:cloudwatch:us-east-1:123456789012:alarm:*]") is None
     assert nag.reason_for("AwsSolutions-IAM5[Action::iam:*]") is None
 
 

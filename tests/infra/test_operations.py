@@ -57,6 +57,16 @@ def test_check_parity_may_ask_the_staged_variant_and_move_traffic(synthesized):
     assert "deployments/*" in text(allowed(statements, "s3:PutObject"))
 
 
+def test_only_check_parity_creates_alarms_and_only_the_stacks_own(synthesized):
+    """A canary's release puts rollback alarms on its variant; their names start with the stack's prefix."""
+    (alarms,) = allowed(function_statements(synthesized, "check_parity"), "cloudwatch:PutMetricAlarm")
+    assert set(actions(alarms)) == {"cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms"}
+    assert text(alarms["Resource"]).endswith(':alarm:trainforge-*"')
+    for name in ("deploy_model", "rollout", "record_outcome"):
+        assert not allowed(function_statements(synthesized, name), "cloudwatch:PutMetricAlarm"), name
+    assert functions(synthesized)["check_parity"]["Environment"]["Variables"]["TRAINFORGE_ALARM_PREFIX"] == "trainforge"
+
+
 def test_the_rollout_function_is_named_and_creates_no_models(synthesized):
     statements = function_statements(synthesized, "rollout")
     assert allowed(statements, "sagemaker:UpdateEndpointWeightsAndCapacities")

@@ -384,6 +384,49 @@ def deployment_config(*, canary_percent: int | None, wait_seconds: int, rollback
     return config
 
 
+#: a canary variant's model latency (microseconds) whose p90 over a minute rolls it back: half of the 60 s
+#: InvokeEndpoint allows a real-time answer
+#: (https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-inference-code.html)
+ROLLBACK_LATENCY_MICROSECONDS = 30_000_000
+
+
+def rollback_alarms(prefix: str, endpoint_name: str, variant_name: str) -> list[dict[str, Any]]:
+    """PutMetricAlarm requests watching one variant while a canary bakes: any 5XX answer of its model in a
+    minute, or its model latency's p90 above ``ROLLBACK_LATENCY_MICROSECONDS``. Deployment guardrails roll
+    the update back when one is in ALARM, and do nothing without alarms
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html); a minute
+    without requests is no evidence either way (TreatMissingData notBreaching). Names start with the stack's
+    ``prefix``, which is what its functions may create."""
+    dimensions = [{"Name": "EndpointName", "Value": endpoint_name}, {"Name": "VariantName", "Value": variant_name}]
+    common = {
+        "Namespace": "AWS/SageMaker",
+        "Dimensions": dimensions,
+        "Period": 60,
+        "EvaluationPeriods": 1,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "TreatMissingData": "notBreaching",
+    }
+    stem = f"{prefix}-{endpoint_name}-{variant_name}"
+    return [
+        {
+            **common,
+            "AlarmName": f"{stem}-5xx",
+            "AlarmDescription": f"rolls back a canary of {endpoint_name}: {variant_name} answered with a 5XX error",
+            "MetricName": "Invocation5XXErrors",
+            "Statistic": "Sum",
+            "Threshold": 1.0,
+        },
+        {
+            **common,
+            "AlarmName": f"{stem}-latency",
+            "AlarmDescription": f"rolls back a canary of {endpoint_name}: {variant_name}'s p90 model latency >= 30 s",
+            "MetricName": "ModelLatency",
+            "ExtendedStatistic": "p90",
+            "Threshold": float(ROLLBACK_LATENCY_MICROSECONDS),
+        },
+    ]
+
+
 def update_endpoint_weights(endpoint_name: str, weights: dict[str, int]) -> dict[str, Any]:
     """Traffic between the variants an endpoint already runs, without new instances."""
     return {

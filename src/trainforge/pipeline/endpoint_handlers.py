@@ -29,7 +29,7 @@ def endpoint_deployer(
     endpoint = EndpointSettings(
         aws=aws_resources(settings),
         artifacts_uri=settings.resolved_artifacts_uri(),
-        rollback_alarms=[a for a in settings.rollback_alarms.split(",") if a],
+        alarm_prefix=settings.alarm_prefix,
     )
     if spec is None:
         return SageMakerDeployer(endpoint, None, client, runtime)
@@ -37,7 +37,7 @@ def endpoint_deployer(
         aws=endpoint.aws,
         artifacts_uri=endpoint.artifacts_uri,
         instance_type=spec.deploy.instance_type,
-        rollback_alarms=endpoint.rollback_alarms,
+        alarm_prefix=endpoint.alarm_prefix,
         canary_percent=spec.deploy.rollout.canary_percent,
         wait_seconds=60 * spec.deploy.rollout.canary_wait_minutes,
     )

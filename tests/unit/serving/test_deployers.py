@@ -147,7 +147,9 @@ def test_a_staged_version_joins_at_no_traffic_in_a_plain_update(aws_env, tmp_pat
     assert status == "Updating"
 
 
-def test_a_canary_shifts_through_the_guardrails_with_the_stacks_alarms(aws_env, tmp_path):
+def test_a_canary_shifts_through_the_guardrails_rolled_back_by_alarms_on_its_variant(aws_env, tmp_path):
+    """The deployer creates the new variant's 5XX and latency alarms (in moto's CloudWatch) and names them
+    in AutoRollbackConfiguration: without alarms guardrails never roll a canary back."""
     client = boto3.client("sagemaker")
     staged = serving(stage(champion_v1(tmp_path), variant("2"), "support", 0), tmp_path)
     released, _ = release(staged, RolloutSpec(policy="canary", canary_percent=20, canary_wait_minutes=2))
@@ -177,17 +179,30 @@ def test_a_canary_shifts_through_the_guardrails_with_the_stacks_alarms(aws_env, 
                         "MaximumExecutionTimeoutInSeconds": 720,
                     },
                     "AutoRollbackConfiguration": {
-                        "Alarms": [{"AlarmName": "support-5xx"}, {"AlarmName": "support-latency"}]
+                        "Alarms": [{"AlarmName": "tf-support-v2-5xx"}, {"AlarmName": "tf-support-v2-latency"}]
                     },
                 },
             },
         )
-        alarms = ["support-5xx", "support-latency"]
-        status = deployer(client, tmp_path, rollback_alarms=alarms, canary_percent=20, wait_seconds=120).apply(
-            released, staged, canary=True
-        )
+        with mock_aws():
+            cloudwatch = boto3.client("cloudwatch")
+            endpoint = EndpointSettings(
+                aws=AWS, artifacts_uri=tmp_path.as_uri(), alarm_prefix="tf", canary_percent=20, wait_seconds=120
+            )
+            status = SageMakerDeployer(endpoint, None, client, cloudwatch=cloudwatch).apply(
+                released, staged, canary=True
+            )
+            alarms = {a["AlarmName"]: a for a in cloudwatch.describe_alarms()["MetricAlarms"]}
         stub.assert_no_pending_responses()
-    assert status == "Updating"
+    assert status == "Updating" and set(alarms) == {"tf-support-v2-5xx", "tf-support-v2-latency"}
+    errors, latency = alarms["tf-support-v2-5xx"], alarms["tf-support-v2-latency"]
+    assert (errors["Namespace"], errors["MetricName"], errors["Statistic"]) == (
+        "AWS/SageMaker",
+        "Invocation5XXErrors",
+        "Sum",
+    )
+    assert {d["Name"]: d["Value"] for d in errors["Dimensions"]} == {"EndpointName": "support", "VariantName": "v2"}
+    assert (latency["MetricName"], latency["ExtendedStatistic"], latency["Threshold"]) == ("ModelLatency", "p90", 3e7)
 
 
 def test_ab_traffic_and_its_promotion_move_weights_without_new_instances(aws_env, tmp_path):

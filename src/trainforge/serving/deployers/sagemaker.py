@@ -5,8 +5,9 @@ data capture to the artifacts bucket under the stack's key).
 
 A change of weights between the variants the endpoint already runs moves traffic with
 UpdateEndpointWeightsAndCapacities (seconds, no new instances) - or, for a ``canary``, through a blue/green
-UpdateEndpoint whose guardrails shift a slice of the new fleet's capacity first and let the stack's alarms
-roll it back (guardrails need unchanged variant names). Any other change is a new configuration through
+UpdateEndpoint whose guardrails shift a slice of the new fleet's capacity first and roll it back when an
+alarm the deployer puts on the variant taking the traffic (5XX errors, model latency) goes off
+(guardrails need unchanged variant names). Any other change is a new configuration through
 a plain UpdateEndpoint (SageMaker brings the new fleet up before it retires the old). It returns while
 SageMaker is still Creating or Updating: the state machine waits for InService and fails the run on
 Failed. The record is saved under the artifacts root, ``deployments/NAME.json``.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -29,6 +30,7 @@ from trainforge.aws.sagemaker_requests import (
     create_model,
     data_capture_config,
     deployment_config,
+    rollback_alarms,
     update_endpoint_weights,
 )
 from trainforge.errors import DeploymentRefused
@@ -44,8 +46,8 @@ class EndpointSettings:
     artifacts_uri: str
     instance_type: str = "ml.g5.xlarge"
     instance_count: int = 1
-    #: alarms whose ALARM state rolls a blue/green update back
-    rollback_alarms: list[str] = field(default_factory=list)
+    #: the stack's prefix of the alarms a canary creates on its variant ("": none, so nothing rolls it back)
+    alarm_prefix: str = ""
     canary_percent: int = 10
     #: a canary's bake time, and how long an old fleet is kept after any blue/green switch
     wait_seconds: int = 300
@@ -67,6 +69,7 @@ class SageMakerDeployer:
         container_for: Callable[[Variant], dict[str, Any]] | None = None,
         client: Any = None,
         runtime: Any = None,
+        cloudwatch: Any = None,
     ) -> None:
         """``container_for``: the serving container of a version whose model does not exist yet (a new
         deployment); promote and rollback only ever use models that do."""
@@ -74,6 +77,7 @@ class SageMakerDeployer:
         self.container_for = container_for
         self.client = client or boto3.client("sagemaker")
         self._runtime = runtime
+        self._cloudwatch = cloudwatch
 
     def _exists(self, call: str, **name: str) -> bool:
         try:
@@ -89,6 +93,19 @@ class SageMakerDeployer:
                 raise DeploymentRefused(f"the model {name} of {variant.name} no longer exists in SageMaker")
             self.client.create_model(**create_model(name, self.container_for(variant), self.settings.aws))
         return name
+
+    def _canary_alarms(self, record: EndpointRecord) -> list[str]:
+        """The rollback alarms of each variant a canary moves traffic to, created (or updated) now."""
+        if not self.settings.alarm_prefix:
+            return []
+        cloudwatch = self._cloudwatch or boto3.client("cloudwatch")
+        names = []
+        for variant in record.production():
+            if variant.weight > 0:
+                for request in rollback_alarms(self.settings.alarm_prefix, record.name, variant.name):
+                    cloudwatch.put_metric_alarm(**request)
+                    names.append(request["AlarmName"])
+        return names
 
     def current(self, name: str) -> EndpointRecord | None:
         return load_record(self.settings.artifacts_uri, name)
@@ -132,7 +149,7 @@ class SageMakerDeployer:
                 update["DeploymentConfig"] = deployment_config(
                     canary_percent=s.canary_percent if canary else None,
                     wait_seconds=s.wait_seconds,
-                    rollback_alarms=s.rollback_alarms,
+                    rollback_alarms=self._canary_alarms(record) if canary else [],
                 )
             self.client.update_endpoint(**update)
             status = "Updating"
