@@ -12,11 +12,12 @@ from tests.twin import storage
 
 
 class MotoRuleContext:
-    """The ``RuleContext`` of tests.twin.rules, over moto IAM and S3 in the request's region."""
+    """The ``RuleContext`` of tests.twin.rules, over moto IAM, S3 and SageMaker in the request's region."""
 
     def __init__(self, region: str) -> None:
         self.iam = storage.client("iam", region)
         self.s3 = storage.client("s3", region)
+        self.sagemaker = storage.client("sagemaker", region)
 
     def role_trust_principals(self, role_arn: str) -> set[str] | None:
         """The service principals the role's trust policy allows to assume it; None: no such role."""
@@ -51,3 +52,15 @@ class MotoRuleContext:
             return [f"s3://{bucket}/{key}" for key in storage.keys(self.s3, uri)]
         except ClientError:
             return []
+
+    def endpoint_config(self, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.sagemaker.describe_endpoint_config(EndpointConfigName=name))
+        except ClientError:
+            return None
+
+    def endpoint_config_name(self, endpoint: str) -> str | None:
+        try:
+            return str(self.sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"])
+        except ClientError:
+            return None

@@ -21,6 +21,7 @@ constraint the service validates is the rule.
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
@@ -37,6 +38,14 @@ class RuleContext(Protocol):
 
     def s3_keys(self, uri: str) -> list[str]:
         """``s3://`` URIs of the objects under a prefix."""
+        ...
+
+    def endpoint_config(self, name: str) -> Mapping[str, Any] | None:
+        """DescribeEndpointConfig's answer for ``name``; None when no such configuration exists."""
+        ...
+
+    def endpoint_config_name(self, endpoint: str) -> str | None:
+        """The configuration ``endpoint`` runs now; None when no such endpoint exists."""
         ...
 
 
@@ -1168,6 +1177,8 @@ _MODEL_RULES = (
 
 _CONFIG_SRC = _reference(ENDPOINT_CONFIG)
 _VARIANT_SRC = _SM + "API_ProductionVariant.html"
+_CAPTURE_SRC = _SM + "API_DataCaptureConfig.html"
+_CAPTURE = ("DataCaptureConfig",)
 
 
 def _variants(request: dict[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -1237,6 +1248,24 @@ _ENDPOINT_CONFIG_RULES = (
     ),
     *_sagemaker_role("endpoint-config", ENDPOINT_CONFIG, ("ExecutionRoleArn",), _CONFIG_SRC, required=False),
     _vpc("endpoint-config.vpc-config", ENDPOINT_CONFIG, ("VpcConfig",), _SM + "API_VpcConfig.html"),
+    _in_range(
+        "endpoint-config.data-capture-sampling",
+        ENDPOINT_CONFIG,
+        (*_CAPTURE, "InitialSamplingPercentage"),
+        0,
+        100,
+        _CAPTURE_SRC,
+    ),
+    _count("endpoint-config.data-capture-options", ENDPOINT_CONFIG, (*_CAPTURE, "CaptureOptions"), 1, 32, _CAPTURE_SRC),
+    _string(
+        "endpoint-config.data-capture-destination",
+        ENDPOINT_CONFIG,
+        (*_CAPTURE, "DestinationS3Uri"),
+        r"(https|s3)://([^/])/?(.*)",
+        512,
+        _CAPTURE_SRC,
+        required=False,
+    ),
     *_tags("endpoint-config", ENDPOINT_CONFIG),
 )
 
@@ -1304,8 +1333,78 @@ def _endpoint_rules(prefix: str, api: str) -> tuple[Rule, ...]:
     )
 
 
+_ROUTING_SRC = _SM + "API_TrafficRoutingConfig.html"
+_EXCLUSIONS_SRC = "https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-exclusions.html"
+
+
+def _blue_green_policy(request: dict[str, Any]) -> Mapping[str, Any] | None:
+    policy = _at(request, ("DeploymentConfig", "BlueGreenUpdatePolicy"))
+    return policy if isinstance(policy, Mapping) else None
+
+
+def _production_counts(config: Mapping[str, Any]) -> dict[str, int]:
+    variants = [v for v in _items(config.get("ProductionVariants")) if isinstance(v, Mapping)]
+    return {str(v.get("VariantName")): _int(v.get("InitialInstanceCount")) or 0 for v in variants}
+
+
+def _step_size(request: dict[str, Any], ctx: RuleContext) -> str | None:
+    """A canary (or a linear step) is a number of the new fleet's instances: INSTANCE_COUNT says it, a
+    CAPACITY_PERCENT of the variant's instances is at least one whole instance."""
+    routing = _at(_blue_green_policy(request) or {}, ("TrafficRoutingConfiguration",))
+    if not isinstance(routing, Mapping):
+        return None
+    step_key = {"CANARY": "CanarySize", "LINEAR": "LinearStepSize"}.get(str(routing.get("Type")))
+    step = routing.get(step_key) if step_key else None
+    config = ctx.endpoint_config(str(request.get("EndpointConfigName")))
+    if not isinstance(step, Mapping) or config is None or _int(step.get("Value")) is None:
+        return None  # a missing size or configuration is reported by other rules (or by SageMaker's own checks)
+    value = int(step["Value"])
+    for variant, count in _production_counts(config).items():
+        instances = value if step.get("Type") == "INSTANCE_COUNT" else max(1, math.ceil(count * value / 100))
+        if 2 * instances > count:
+            return (
+                f"{step_key} {step.get('Type')} {value} is {instances} of variant {variant}'s {count} instance(s); "
+                "it must be at most 50% of the variant's total instance count"
+            )
+    return None
+
+
+def _kept_variant_names(request: dict[str, Any], ctx: RuleContext) -> str | None:
+    if _blue_green_policy(request) is None:
+        return None
+    current = ctx.endpoint_config_name(str(request.get("EndpointName")))
+    old = ctx.endpoint_config(current) if current else None
+    new = ctx.endpoint_config(str(request.get("EndpointConfigName")))
+    if old is None or new is None:
+        return None
+    before, after = sorted(_production_counts(old)), sorted(_production_counts(new))
+    if before != after:
+        return (
+            f"a blue/green update from {current} (variants {before}) to {request.get('EndpointConfigName')} "
+            f"(variants {after}) changes the variant names; guardrails need the old configuration's names"
+        )
+    return None
+
+
 _ENDPOINT_RULES = (*_endpoint_rules("endpoint", ENDPOINT), *_tags("endpoint", ENDPOINT))
-_UPDATE_ENDPOINT_RULES = _endpoint_rules("endpoint-update", UPDATE_ENDPOINT)
+_UPDATE_ENDPOINT_RULES = (
+    *_endpoint_rules("endpoint-update", UPDATE_ENDPOINT),
+    Rule(
+        "endpoint-update.traffic-step-size",
+        UPDATE_ENDPOINT,
+        "A canary (or linear step) is at most 50% of each variant's total instance count in the new configuration, "
+        "a percentage of capacity counting at least one instance.",
+        _ROUTING_SRC,
+        _step_size,
+    ),
+    Rule(
+        "endpoint-update.blue-green-variant-names",
+        UPDATE_ENDPOINT,
+        "A blue/green update's new endpoint configuration keeps the old configuration's variant names.",
+        _EXCLUSIONS_SRC,
+        _kept_variant_names,
+    ),
+)
 
 
 # --- sagemaker:InvokeEndpoint (sagemaker-runtime) ---------------------------------------------------------------------

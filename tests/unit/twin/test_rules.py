@@ -64,6 +64,19 @@ class StubContext:
     def s3_keys(self, uri: str) -> list[str]:
         return [key for key in self.objects if key.startswith(uri)]
 
+    def endpoint_config(self, name: str) -> dict[str, Any] | None:
+        """v3 runs on the endpoint; v4 replaces it (two instances, the same variant name)."""
+        variants = {
+            "support-assistant-v3-3f2a9c1b7d4e": [_variant() | {"InitialInstanceCount": 2}],
+            "support-assistant-v4-9e8d7c6b5a41": [_variant() | {"InitialInstanceCount": 2}],
+            "support-assistant-v4-one-instance": [_variant()],
+            "support-assistant-v4-renamed": [_variant("v4") | {"InitialInstanceCount": 2}],
+        }.get(name)
+        return None if variants is None else {"EndpointConfigName": name, "ProductionVariants": variants}
+
+    def endpoint_config_name(self, endpoint: str) -> str | None:
+        return {"support-assistant": "support-assistant-v3-3f2a9c1b7d4e"}.get(endpoint)
+
 
 CTX = StubContext()
 
@@ -181,6 +194,14 @@ def _endpoint_config() -> dict[str, Any]:
         "EndpointConfigName": "support-assistant-v3-3f2a9c1b7d4e",
         "ProductionVariants": [_variant()],
         "KmsKeyId": KEY,
+        "DataCaptureConfig": {
+            "EnableCapture": True,
+            "InitialSamplingPercentage": 20,
+            "DestinationS3Uri": "s3://artifacts/capture",
+            "KmsKeyId": KEY,
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
+        },
     }
 
 
@@ -465,6 +486,11 @@ CASES: list[tuple[str, Mutation]] = [
     ("endpoint-config.shadow-variants", both(put("ProductionVariants", [_variant("a"), _variant("b")]), put("ShadowProductionVariants", [_variant("s")]))),
     *_role_cases("endpoint-config", ("ExecutionRoleArn",)),
     ("endpoint-config.vpc-config", put("VpcConfig", {"Subnets": ["subnet-0a"]})),
+    ("endpoint-config.data-capture-sampling", put("DataCaptureConfig", "InitialSamplingPercentage", 101)),
+    ("endpoint-config.data-capture-options", put("DataCaptureConfig", "CaptureOptions", [])),
+    ("endpoint-config.data-capture-options", put("DataCaptureConfig", "CaptureOptions", [{"CaptureMode": "Input"}] * 33)),
+    ("endpoint-config.data-capture-destination", put("DataCaptureConfig", "DestinationS3Uri", "s3://artifacts/" + "c" * 498)),
+    ("endpoint-config.data-capture-destination", put("DataCaptureConfig", "DestinationS3Uri", "artifacts/capture")),
     *_tag_cases("endpoint-config"),
     # sagemaker:CreateEndpoint and UpdateEndpoint
     ("endpoint.name", put("EndpointName", "support.assistant")),
@@ -480,6 +506,10 @@ CASES: list[tuple[str, Mutation]] = [
     ("endpoint-update.deployment-config", put("DeploymentConfig", "BlueGreenUpdatePolicy", "MaximumExecutionTimeoutInSeconds", 600)),
     ("endpoint-update.deployment-config", put("DeploymentConfig", "BlueGreenUpdatePolicy", "MaximumExecutionTimeoutInSeconds", 28801)),
     ("endpoint-update.deployment-config", put("DeploymentConfig", "AutoRollbackConfiguration", "Alarms", _list(11, lambda i: {"AlarmName": f"a{i}"}))),
+    ("endpoint-update.traffic-step-size", put("EndpointConfigName", "support-assistant-v4-one-instance")),
+    ("endpoint-update.traffic-step-size", routing("CanarySize", {"Type": "INSTANCE_COUNT", "Value": 2})),
+    ("endpoint-update.traffic-step-size", both(routing({"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 50}, "WaitIntervalInSeconds": 300}), put("EndpointConfigName", "support-assistant-v4-one-instance"))),
+    ("endpoint-update.blue-green-variant-names", put("EndpointConfigName", "support-assistant-v4-renamed")),
     # sagemaker:InvokeEndpoint
     ("invoke.endpoint-name", put("EndpointName", "support_assistant")),
     ("invoke.payload-size", put("Body", b"x" * (6 * 2**20 + 1))),
@@ -563,6 +593,10 @@ OBEYING_OTHERS: list[tuple[str, str, Mutation]] = [
     (rules.CREATE_SCHEDULE, "non-JSON input to an SQS target", both(put("Target", "Arn", f"arn:aws:sqs:us-east-1:{ACCOUNT}:q"), put("Target", "Input", "hi"))),
     (rules.UPDATE_ENDPOINT, "all at once", routing({"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0})),
     (rules.UPDATE_ENDPOINT, "no deployment config", drop("DeploymentConfig")),
+    (rules.UPDATE_ENDPOINT, "a canary of one instance in two", routing("CanarySize", {"Type": "INSTANCE_COUNT", "Value": 1})),
+    (rules.UPDATE_ENDPOINT, "a canary of 50% of two instances", routing("CanarySize", "Value", 50)),
+    (rules.UPDATE_ENDPOINT, "new variant names without blue/green", both(put("EndpointConfigName", "support-assistant-v4-renamed"), drop("DeploymentConfig"))),
+    (rules.ENDPOINT_CONFIG, "no data capture", drop("DataCaptureConfig")),
     (rules.ENDPOINT_CONFIG, "key on an EBS-only variant", put("ProductionVariants", 0, "InstanceType", "ml.m5.xlarge")),
     (rules.MODEL, "tar.gz model data", both(drop("PrimaryContainer", "ModelDataSource"), put("PrimaryContainer", "ModelDataUrl", "s3://a/m.tar.gz"))),
     (rules.MODEL, "no execution role", drop("ExecutionRoleArn")),
@@ -708,6 +742,11 @@ def test_the_hyperparameter_and_payload_limits_match_the_service_model() -> None
     assert runtime.operation_model("InvokeEndpoint").input_shape.members["Body"].metadata["max"] == 6 * 2**20
     processing = sagemaker.operation_model("CreateProcessingJob").input_shape.members["StoppingCondition"]
     assert processing.members["MaxRuntimeInSeconds"].metadata["max"] == 777600
+    capture = sagemaker.operation_model("CreateEndpointConfig").input_shape.members["DataCaptureConfig"]
+    assert capture.members["DestinationS3Uri"].metadata["max"] == 512
+    options = capture.members["CaptureOptions"].metadata
+    assert (options["min"], options["max"]) == (1, 32)
+    assert capture.members["InitialSamplingPercentage"].metadata["max"] == 100
 
 
 def test_every_sagemaker_instance_family_is_classified_by_storage() -> None:
