@@ -72,6 +72,16 @@ def test_an_empty_training_quota_is_found_before_the_run(aws):
     assert [q["status"] for q in plan["quotas"]] == ["too_low", "ok", "ok"]
 
 
+def test_a_gpu_quota_left_at_a_new_accounts_default_of_0_is_found_before_the_run(aws):
+    # never raised: ListServiceQuotas leaves it out, ListAWSDefaultServiceQuotas says 0
+    del aws.twin.quotas.values["ml.g5.xlarge for training job usage"]
+    execution = aws.run(spec(instance="ml.g5.xlarge", deploy="{target: none}"), data=SFT)
+    plan = _refused_at_plan(aws, execution)
+    assert "'ml.g5.xlarge for training job usage'" in execution["cause"] and "is 0" in execution["cause"]
+    assert plan["instances"][0]["verdict"] != "does_not_fit"  # refused for the quota alone
+    assert [q["status"] for q in plan["quotas"]] == ["too_low", "ok"]
+
+
 @pytest.mark.slow  # a whole run on the twin: training and evaluation on ml.m5 (about a minute)
 def test_a_run_keeps_its_plan_and_reports_planned_against_actual(aws):
     execution = aws.run(spec(deploy="{target: none}"), data=SFT)

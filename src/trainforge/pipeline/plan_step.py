@@ -102,9 +102,19 @@ def service_quotas_client() -> Any:
 
 
 def read_quotas(client: Any) -> dict[str, tuple[str, float]]:
-    """Every SageMaker quota of the account and region: name -> (code, value) (ListServiceQuotas, paged)."""
+    """Every SageMaker quota of the account and region: name -> (code, value). ListServiceQuotas lists the
+    applied values only ("If the applied quota value is not available for a quota, the quota is not
+    retrieved": https://docs.aws.amazon.com/servicequotas/2019-06-24/apireference/API_ListServiceQuotas.html),
+    so a quota never changed from its default, such as a new account's 0 for most GPU types, is absent
+    there; ListAWSDefaultServiceQuotas gives the default of the names it lacks
+    (https://docs.aws.amazon.com/servicequotas/2019-06-24/apireference/API_ListAWSDefaultServiceQuotas.html)."""
+    applied = _listed(client, "list_service_quotas")
+    return _listed(client, "list_aws_default_service_quotas") | applied
+
+
+def _listed(client: Any, operation: str) -> dict[str, tuple[str, float]]:
     found = {}
-    for page in client.get_paginator("list_service_quotas").paginate(ServiceCode=SERVICE_CODE):
+    for page in client.get_paginator(operation).paginate(ServiceCode=SERVICE_CODE):
         for quota in page["Quotas"]:
             found[quota["QuotaName"]] = (quota["QuotaCode"], float(quota["Value"]))
     return found

@@ -35,13 +35,18 @@ def _quota(name: str, code: str, value: float) -> dict:
     return {"ServiceCode": "sagemaker", "QuotaName": name, "QuotaCode": code, "Value": value}
 
 
-def _stubbed(pages: list[list[dict]]) -> tuple[object, Stubber]:
+def _stubbed(applied: list[list[dict]], defaults: list[list[dict]] | None = None) -> tuple[object, Stubber]:
+    """Service Quotas answering the applied quotas' pages, then (unless None) the defaults' pages."""
     client = boto3.client("service-quotas", region_name="us-east-1")
     stubber = Stubber(client)
-    for index, quotas in enumerate(pages):
-        request = {"ServiceCode": "sagemaker"} | ({"NextToken": str(index)} if index else {})
-        answer = {"Quotas": quotas} | ({"NextToken": str(index + 1)} if index + 1 < len(pages) else {})
-        stubber.add_response("list_service_quotas", answer, request)
+    listings = [("list_service_quotas", applied)]
+    if defaults is not None:
+        listings.append(("list_aws_default_service_quotas", defaults))
+    for operation, pages in listings:
+        for index, quotas in enumerate(pages):
+            request = {"ServiceCode": "sagemaker"} | ({"NextToken": str(index)} if index else {})
+            answer = {"Quotas": quotas} | ({"NextToken": str(index + 1)} if index + 1 < len(pages) else {})
+            stubber.add_response(operation, answer, request)
     return client, stubber
 
 
@@ -50,12 +55,33 @@ def test_quotas_are_read_across_every_page(aws_env):
         [
             [_quota("ml.g5.xlarge for training job usage", "L-1", 2)],
             [_quota("ml.m5.xlarge for endpoint usage", "L-2", 0)],
-        ]
+        ],
+        [[], []],
     )
     with stubber:
         assert read_quotas(client) == {
             "ml.g5.xlarge for training job usage": ("L-1", 2.0),
             "ml.m5.xlarge for endpoint usage": ("L-2", 0.0),
+        }
+        stubber.assert_no_pending_responses()
+
+
+def test_a_quota_left_at_its_default_is_read_from_the_defaults(aws_env):
+    """ListServiceQuotas leaves out a quota never changed from its default; the applied value wins where
+    there is one."""
+    client, stubber = _stubbed(
+        [[_quota("ml.g5.xlarge for training job usage", "L-1", 2)]],
+        [
+            [
+                _quota("ml.g5.xlarge for training job usage", "L-1", 0),
+                _quota("ml.g5.xlarge for processing job usage", "L-2", 0),
+            ]
+        ],
+    )
+    with stubber:
+        assert read_quotas(client) == {
+            "ml.g5.xlarge for training job usage": ("L-1", 2.0),
+            "ml.g5.xlarge for processing job usage": ("L-2", 0.0),
         }
         stubber.assert_no_pending_responses()
 
@@ -98,7 +124,7 @@ def _event(request, report: DatasetReport) -> dict:
 
 def test_the_lambda_plans_with_the_quotas_and_keeps_the_plan_beside_the_reports(run):
     request, report, settings = run()
-    client, stubber = _stubbed([[_quota("ml.g5.xlarge for training job usage", "L-1", 1)]])
+    client, stubber = _stubbed([[_quota("ml.g5.xlarge for training job usage", "L-1", 1)]], [[]])
     with stubber:
         answer = handle_plan(_event(request, report), settings, client)
     layout = RunLayout(settings.resolved_artifacts_uri(), request.run_id)
@@ -111,12 +137,20 @@ def test_the_lambda_plans_with_the_quotas_and_keeps_the_plan_beside_the_reports(
 
 def test_an_8b_full_fine_tune_on_one_24_gib_gpu_is_refused_with_its_plan_written(run):
     request, report, settings = run(base="pro", method="full", config=LLAMA_8B)
-    client, stubber = _stubbed([[]])
+    client, stubber = _stubbed([[]], [[]])
     with stubber, pytest.raises(PlanRefused, match=r"does not fit ml.g5.xlarge.*instead: compute.instance_type: ml\."):
         handle_plan(_event(request, report), settings, client)
     layout = RunLayout(settings.resolved_artifacts_uri(), request.run_id)
     plan = Plan.model_validate_json(Path(layout.plan.removeprefix("file://")).read_text())
     assert plan.requested.verdict == "does_not_fit" and plan.refusals
+
+
+def test_a_new_accounts_default_of_0_refuses_the_run(run):
+    """The quota of a new account, never raised, is only in the defaults: 0 GPUs for training refuses."""
+    request, report, settings = run()
+    client, stubber = _stubbed([[]], [[_quota("ml.g5.xlarge for training job usage", "L-1", 0)]])
+    with stubber, pytest.raises(PlanRefused, match=r"'ml.g5.xlarge for training job usage' \(L-1\) is 0"):
+        handle_plan(_event(request, report), settings, client)
 
 
 def test_unreadable_quotas_are_a_note_not_a_failure(run):
