@@ -113,10 +113,14 @@ def read_quotas(client: Any) -> dict[str, tuple[str, float]]:
 
 
 def _listed(client: Any, operation: str) -> dict[str, tuple[str, float]]:
+    """A quota Service Quotas could not read comes with an ``ErrorReason`` and no ``Value``
+    (https://docs.aws.amazon.com/servicequotas/2019-06-24/apireference/API_ServiceQuota.html): it is left
+    out, so the plan names it unread rather than judging it."""
     found = {}
     for page in client.get_paginator(operation).paginate(ServiceCode=SERVICE_CODE):
         for quota in page["Quotas"]:
-            found[quota["QuotaName"]] = (quota["QuotaCode"], float(quota["Value"]))
+            if "Value" in quota and "ErrorReason" not in quota:
+                found[quota["QuotaName"]] = (quota["QuotaCode"], float(quota["Value"]))
     return found
 
 

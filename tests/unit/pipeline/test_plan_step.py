@@ -145,6 +145,28 @@ def test_an_8b_full_fine_tune_on_one_24_gib_gpu_is_refused_with_its_plan_written
     assert plan.requested.verdict == "does_not_fit" and plan.refusals
 
 
+def test_a_quota_service_quotas_could_not_read_is_left_unjudged(run):
+    """An entry with an ErrorReason and no Value (in either list) is neither a crash nor a value."""
+    request, report, settings = run()
+    unread = {
+        "ServiceCode": "sagemaker",
+        "QuotaName": "ml.g5.xlarge for training job usage",
+        "QuotaCode": "L-1",
+        "ErrorReason": {"ErrorCode": "DEPENDENCY_THROTTLING_ERROR", "ErrorMessage": "throttled"},
+    }
+    client, stubber = _stubbed([[unread]], [[unread, _quota("ml.g5.xlarge for processing job usage", "L-2", 4)]])
+    with stubber:
+        handle_plan(_event(request, report), settings, client)
+    plan = Plan.model_validate_json(
+        Path(RunLayout(settings.resolved_artifacts_uri(), request.run_id).plan.removeprefix("file://")).read_text()
+    )
+    assert [(q.name, q.status) for q in plan.quotas] == [
+        ("ml.g5.xlarge for training job usage", "unknown"),
+        ("ml.g5.xlarge for processing job usage", "ok"),
+    ]
+    assert not plan.refusals
+
+
 def test_a_new_accounts_default_of_0_refuses_the_run(run):
     """The quota of a new account, never raised, is only in the defaults: 0 GPUs for training refuses."""
     request, report, settings = run()
