@@ -49,7 +49,7 @@ def accelerated(name: str) -> bool:
 
 
 class SageMakerQuotas:
-    def __init__(self, raised: float = 4, cpu_default: float = 4) -> None:
+    def __init__(self, raised: float = 10, cpu_default: float = 4) -> None:
         names = [f"{instance} for {usage}" for instance in [*LOCAL_STORAGE_GB, *_CPU_TYPES] for usage in USAGES]
         self.defaults: dict[str, float] = {name: 0 if accelerated(name) else cpu_default for name in names}
         self.values: dict[str, float] = dict.fromkeys(names, raised)

@@ -13,15 +13,32 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from trainforge.contracts import QuotaHint
-from trainforge.spec import JobSpec
+from trainforge.spec import DeploySpec, JobSpec
 
 SERVICE_CODE = "sagemaker"
+#: the variants an endpoint serves between deployments, by rollout policy (``serving/rollout.py``): replace
+#: leaves the new version alone; canary keeps the former champion at weight 0, a standby for rollback; ab
+#: and shadow keep champion and challenger
+SERVING_VARIANTS = {"replace": 1, "canary": 2, "ab": 2, "shadow": 2}
+#: every deployment first stages the candidate beside the champion, at no traffic, for the parity check
+STAGED_VARIANTS = 2
+
+
+def endpoint_instances(deploy: DeploySpec) -> int:
+    """The most instances of ``deploy.instance_type`` an endpoint holds at once while a version is deployed
+    to it. An update to another endpoint configuration is blue/green: SageMaker provisions the new fleet,
+    every variant of the new configuration, before it retires the old one
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-blue-green.html). Staging is
+    such an update, from the variants served between deployments to the staged two; the release of a
+    canary (guardrails over the staged names) or a shadow (the candidate becomes a shadow variant) is
+    another of the same size, replace's (two variants to one) is smaller and ab's moves weights only.
+    Each variant runs ``deploy.instance_count`` instances."""
+    return (SERVING_VARIANTS[deploy.rollout.policy] + STAGED_VARIANTS) * deploy.instance_count
 
 
 def needed_quotas(spec: JobSpec, evaluation_type: str) -> list[QuotaHint]:
-    """The quotas of the training job, the evaluation job and the endpoint, with the instances each needs.
-    An endpoint's blue/green update, or a second variant beside the first, runs another instance: a quota of
-    1 deploys the first version only."""
+    """The quotas of the training job, the evaluation job and the endpoint, with the instances each needs
+    (the endpoint's during a deployment: :func:`endpoint_instances`)."""
     compute = spec.compute
     usage = "spot training job usage" if compute.spot else "training job usage"
     hints = [
@@ -29,7 +46,9 @@ def needed_quotas(spec: JobSpec, evaluation_type: str) -> list[QuotaHint]:
         QuotaHint(name=f"{evaluation_type} for processing job usage", needed=1),
     ]
     if spec.deploy.target == "sagemaker_endpoint":
-        hints.append(QuotaHint(name=f"{spec.deploy.instance_type} for endpoint usage", needed=1))
+        hints.append(
+            QuotaHint(name=f"{spec.deploy.instance_type} for endpoint usage", needed=endpoint_instances(spec.deploy))
+        )
     return hints
 
 
