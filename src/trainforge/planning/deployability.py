@@ -2,9 +2,10 @@
 ``config.json`` and files: the tuned model keeps the base's architecture and tokenizer, and the export
 (``training/export.py``) writes it merged (LoRA included), in float32, as ``model.safetensors``.
 
-- ``bedrock_import``: Bedrock Custom Model Import's architectures, the files it requires, the precisions
-  and the size it takes (https://docs.aws.amazon.com/bedrock/latest/userguide/model-customization-import-model.html).
-  The deployer (``serving/deployers/bedrock.py``) refuses with the same rule at deploy time.
+- ``bedrock_import``: Bedrock Custom Model Import's regions, architectures, the files it requires, the
+  precisions and the size it takes
+  (https://docs.aws.amazon.com/bedrock/latest/userguide/model-customization-import-model.html). The
+  deployer (``serving/deployers/bedrock.py``) refuses an architecture with the same rule at deploy time.
 - ``sagemaker_endpoint``: the engine that will serve it (``sagemaker_requests.serving_engine``: LMI with
   vLLM, or this project's server), and the endpoint instance's memory against the merged weights in bf16
   plus the KV cache of one sequence at ``deploy.max_model_len``. vLLM (LMI) refuses a ``max_model_len``
@@ -28,8 +29,28 @@ from trainforge.planning.architecture import ModelShape
 from trainforge.planning.memory import GiB, gib
 from trainforge.spec import JobSpec
 
-#: config.json ``model_type`` -> the family Bedrock Custom Model Import accepts (the page cited above)
-BEDROCK_IMPORTABLE = {"llama": "Llama", "mistral": "Mistral", "mixtral": "Mixtral", "qwen2": "Qwen2/2.5"}
+#: config.json ``model_type`` -> the family Bedrock Custom Model Import accepts (the page cited above,
+#: "Supported architectures": Mistral, Mixtral, Flan (T5), Llama 2 to 3.3 and Mllama, GPTBigCode, Qwen2,
+#: Qwen2.5, Qwen2-VL, Qwen2.5-VL, Qwen3 (Qwen3ForCausalLM and Qwen3MoeForCausalLM), GPT-OSS)
+BEDROCK_IMPORTABLE = {
+    "llama": "Llama",
+    "mllama": "Mllama (Llama 3.2 Vision)",
+    "mistral": "Mistral",
+    "mixtral": "Mixtral",
+    "t5": "Flan (T5)",
+    "gpt_bigcode": "GPTBigCode",
+    "qwen2": "Qwen2/2.5",
+    "qwen2_vl": "Qwen2-VL",
+    "qwen2_5_vl": "Qwen2.5-VL",
+    "qwen3": "Qwen3",
+    "qwen3_moe": "Qwen3 MoE",
+    "gpt_oss": "GPT-OSS",
+}
+#: the regions Import is offered in ("Custom model import is supported in the following regions")
+BEDROCK_IMPORT_REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-central-1")
+#: architectures offered in fewer of them: "GPT-OSS model architecture is only supported in the US East
+#: (N. Virginia) region"
+BEDROCK_ARCHITECTURE_REGIONS = {"gpt_oss": ("us-east-1",)}
 #: weight precisions Import accepts, as config.json's ``torch_dtype`` names them
 BEDROCK_DTYPES = frozenset({"float32", "float16", "bfloat16"})
 #: the largest model folder Import takes, as the page gave it when this table was written (200 GB)
@@ -61,21 +82,40 @@ def kv_cache_bytes(shape: ModelShape, positions: int, bytes_per_value: int = 2) 
     return 2 * shape.layers * shape.kv_width * bytes_per_value * positions
 
 
+def import_regions(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The regions Import takes this config's architecture in."""
+    return BEDROCK_ARCHITECTURE_REGIONS.get(str(config.get("model_type", "")), BEDROCK_IMPORT_REGIONS)
+
+
 def plan_deployment(
-    spec: JobSpec, config: Mapping[str, Any], files: Collection[str], shape: ModelShape | None
+    spec: JobSpec, config: Mapping[str, Any], files: Collection[str], shape: ModelShape | None, *, region: str
 ) -> PlannedDeployment:
-    """``files``: the names in the base model's folder."""
+    """``files``: the names in the base model's folder; ``region``: where the run deploys."""
     target = spec.deploy.target
     if target in ("local", "none"):
         return PlannedDeployment(target=target, ok=True)
     if target == "bedrock_import":
-        return _bedrock(config, files, shape)
+        return _bedrock(config, files, shape, region)
     return _endpoint(spec, config, shape)
 
 
-def _bedrock(config: Mapping[str, Any], files: Collection[str], shape: ModelShape | None) -> PlannedDeployment:
+def _bedrock(
+    config: Mapping[str, Any], files: Collection[str], shape: ModelShape | None, region: str
+) -> PlannedDeployment:
     importable, why = bedrock_importable(config)
     checks = [DeployCheck(name="architecture", ok=importable, detail=why)]
+    regions = import_regions(config)
+    offered = region in regions
+    checks.append(
+        DeployCheck(
+            name="region",
+            ok=offered,
+            detail=f"Import is offered in {region}"
+            if offered
+            else f"Import{' of ' + BEDROCK_IMPORTABLE[str(config['model_type'])] if importable else ''} is offered "
+            f"in {', '.join(regions)} only, not in {region}",
+        )
+    )
     tokenizer = bool({"tokenizer.json", "tokenizer.model"} & set(files))
     checks.append(
         DeployCheck(
@@ -105,6 +145,8 @@ def _bedrock(config: Mapping[str, Any], files: Collection[str], shape: ModelShap
         )
     ok = all(check.ok for check in checks)
     alternatives = [] if ok else ["deploy.target: sagemaker_endpoint (LMI/vLLM or this project's server)"]
+    if importable and not offered:
+        alternatives.append(f"deploying the stacks in {' or '.join(regions)}")
     return PlannedDeployment(target="bedrock_import", ok=ok, checks=checks, engine="bedrock", alternatives=alternatives)
 
 

@@ -85,7 +85,7 @@ def make_plan(inputs: PlanInputs) -> Plan:
     comparison, counterpart = _trainium_vs_gpu(inputs, shape, data, requested)
     if counterpart is not None and counterpart.instance_type not in {o.instance_type for o in options}:
         options.append(counterpart)
-    deployment = plan_deployment(spec, inputs.config, inputs.files, shape)
+    deployment = plan_deployment(spec, inputs.config, inputs.files, shape, region=inputs.region)
     if not deployment.ok:
         failed = "; ".join(check.detail for check in deployment.checks if not check.ok)
         text = f"deploy.target {deployment.target} cannot take this model: {failed}"

@@ -153,3 +153,11 @@ def test_the_evaluation_report_shows_planned_against_actual():
     html = render(report, [], rows)
     assert "<h2>Planned vs actual</h2>" in html and "<td>68-93 s</td><td>&lt;2 min&gt;</td>" in html
     assert "Planned vs actual" not in render(report, [])
+
+
+def test_a_bedrock_import_in_a_region_without_it_is_refused_naming_the_regions():
+    job = spec(deploy="{target: bedrock_import}")
+    assert plan(job).refusals == []
+    (reason,) = plan(job, region="eu-west-1").refusals
+    assert "offered in us-east-1, us-east-2, us-west-2, eu-central-1 only, not in eu-west-1" in reason
+    assert "instead: deploy.target: sagemaker_endpoint" in reason
