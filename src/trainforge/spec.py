@@ -196,6 +196,12 @@ class DeploySpec(_Section):
         "auto", description="manual: registered PendingManualApproval and not deployed until approved"
     )
     instance_type: str = Field("ml.g5.xlarge", description="the endpoint's instance type")
+    instance_count: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="instances behind each of the endpoint's variants; rollout canary needs at least 2",
+    )
     engine: Literal["auto", "lmi", "trainforge"] = Field(
         "auto",
         description="what serves a SageMaker endpoint: lmi (AWS's LMI container with vLLM: continuous batching, "
@@ -213,6 +219,19 @@ class DeploySpec(_Section):
         description="share of requests whose body and answer are captured (SageMaker data capture to the "
         "artifacts bucket; locally the same JSONL with PII redacted); 0: off",
     )
+
+    @model_validator(mode="after")
+    def _canary_has_a_slice(self) -> DeploySpec:
+        """A canary slice is at most half a variant's instances ("CanarySize ... must be less than or equal
+        to 50% of the variant's total instance count",
+        https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TrafficRoutingConfig.html), so one
+        instance has none: SageMaker would refuse the update after the run trained and passed its gate."""
+        if self.target == "sagemaker_endpoint" and self.rollout.policy == "canary" and self.instance_count < 2:
+            raise ValueError(
+                "rollout.policy canary needs deploy.instance_count of at least 2 (a canary slice is at most half "
+                "a variant's instances); with one instance use policy ab (a share of requests to the new version)"
+            )
+        return self
 
 
 class TriggerSpec(_Section):

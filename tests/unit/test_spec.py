@@ -65,6 +65,7 @@ def test_nested_flow_mapping_value_error_line():
         (("schedule: rate(7 days)", "schedule: cron(0 3 * * *)"), "six fields"),  # a Unix cron has five
         (("instance_type: ml.trn1.32xlarge", "instance_type: p4d"), "SageMaker instance type"),
         (("method: lora", "method: dpo"), "method dpo needs data.format preference"),
+        (("approval: auto}", "approval: auto, rollout: {policy: canary}}"), "canary needs deploy.instance_count"),
     ],
 )
 def test_field_and_cross_field_checks(change, needle):
@@ -73,6 +74,15 @@ def test_field_and_cross_field_checks(change, needle):
         text = text.replace("  pii: redact", "  format: chat")
     with pytest.raises(SpecInvalid, match=needle.replace("(", r"\(")):
         parse_spec(text)
+
+
+def test_a_canary_needs_two_instances_on_a_sagemaker_endpoint_only():
+    """SageMaker's canary slice is at most half a variant's instances; locally a canary is a replace."""
+    canary = "approval: auto, rollout: {policy: canary}"
+    assert parse_spec(GOOD.replace("approval: auto", f"{canary}, instance_count: 2")).deploy.instance_count == 2
+    assert parse_spec(GOOD.replace("target: sagemaker_endpoint, approval: auto", f"target: local, {canary}"))
+    with pytest.raises(SpecInvalid, match="with one instance use policy ab"):
+        parse_spec(GOOD.replace("approval: auto", canary))
 
 
 def test_not_yaml_and_not_a_mapping():

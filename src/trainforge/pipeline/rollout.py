@@ -113,7 +113,14 @@ def stage_version(
     """The new version joins the endpoint with no traffic (a new endpoint: alone). Returns the record and
     the endpoint's status."""
     before = deployer.current(spec.name)
-    staged = stage(before, variant_of(version), spec.name, spec.deploy.capture_percent, instance_type)
+    staged = stage(
+        before,
+        variant_of(version),
+        spec.name,
+        spec.deploy.capture_percent,
+        instance_type,
+        spec.deploy.instance_count,
+    )
     return staged, deployer.apply(staged, before)
 
 

@@ -78,6 +78,8 @@ class EndpointRecord(BaseModel):
     capture_percent: int = Field(0, ge=0, le=100)
     #: what each variant runs on (SageMaker; "" locally)
     instance_type: str = ""
+    #: instances behind each variant (SageMaker)
+    instance_count: int = Field(1, ge=1)
     updated: datetime = Field(default_factory=utcnow)
 
     def production(self) -> list[Variant]:
@@ -93,10 +95,12 @@ class EndpointRecord(BaseModel):
         raise UsageError(f"endpoint {self.name} has no variant {name}; it serves {[v.name for v in self.variants]}")
 
     def layout_key(self) -> str:
-        """A digest of what serves (variants, weights, shadows, capture): equal keys, equal endpoints."""
+        """A digest of what serves (variants, weights, shadows, capture, instances): equal keys, equal
+        endpoints."""
         layout = {
             "variants": [v.model_dump(mode="json") for v in self.variants],
             "capture": self.capture_percent,
+            "instances": [self.instance_type, self.instance_count],
         }
         return hashlib.sha256(json.dumps(layout, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -116,7 +120,12 @@ def _touch(record: EndpointRecord, **changes: Any) -> EndpointRecord:
 
 
 def stage(
-    record: EndpointRecord | None, candidate: Variant, name: str, capture_percent: int, instance_type: str = ""
+    record: EndpointRecord | None,
+    candidate: Variant,
+    name: str,
+    capture_percent: int,
+    instance_type: str = "",
+    instance_count: int = 1,
 ) -> EndpointRecord:
     """The candidate beside the champion at no traffic. A new endpoint serves the candidate alone (no
     traffic has anywhere else to go); an experiment under way (challenger) is superseded."""
@@ -127,6 +136,7 @@ def stage(
             staged=candidate,
             capture_percent=capture_percent,
             instance_type=instance_type,
+            instance_count=instance_count,
             before=record.variants if record else (),
         )
     if candidate.name in {v.name for v in record.variants} | {record.champion.name}:
@@ -138,6 +148,7 @@ def stage(
         before=record.variants,
         capture_percent=capture_percent,
         instance_type=instance_type or record.instance_type,
+        instance_count=instance_count,
     )
 
 

@@ -82,8 +82,8 @@ def serving(record: EndpointRecord, tmp_path) -> EndpointRecord:
     return record
 
 
-def champion_v1(tmp_path) -> EndpointRecord:
-    record, _ = release(stage(None, variant("1"), "support", 0, "ml.m5.xlarge"), RolloutSpec())
+def champion_v1(tmp_path, instances: int = 1) -> EndpointRecord:
+    record, _ = release(stage(None, variant("1"), "support", 0, "ml.m5.xlarge", instances), RolloutSpec())
     return serving(record, tmp_path)
 
 
@@ -149,16 +149,17 @@ def test_a_staged_version_joins_at_no_traffic_in_a_plain_update(aws_env, tmp_pat
 
 def test_a_canary_shifts_through_the_guardrails_rolled_back_by_alarms_on_its_variant(aws_env, tmp_path):
     """The deployer creates the new variant's 5XX and latency alarms (in moto's CloudWatch) and names them
-    in AutoRollbackConfiguration: without alarms guardrails never roll a canary back."""
+    in AutoRollbackConfiguration: without alarms guardrails never roll a canary back. The endpoint has the
+    two instances a canary needs (its slice is at most half a variant's), and each variant keeps them."""
     client = boto3.client("sagemaker")
-    staged = serving(stage(champion_v1(tmp_path), variant("2"), "support", 0), tmp_path)
+    staged = serving(stage(champion_v1(tmp_path, 2), variant("2"), "support", 0, instance_count=2), tmp_path)
     released, _ = release(staged, RolloutSpec(policy="canary", canary_percent=20, canary_wait_minutes=2))
     with Stubber(client) as stub:
         expect_new_configuration(
             stub,
             {
                 "EndpointConfigName": config_name(released),
-                "ProductionVariants": [weighted("v1", "1", 0.0), weighted("v2", "2", 100.0)],
+                "ProductionVariants": [weighted("v1", "1", 0.0, 2), weighted("v2", "2", 100.0, 2)],
                 "KmsKeyId": KMS,
             },
         )
@@ -272,12 +273,12 @@ def expect_new_configuration(stub: Stubber, request: dict) -> None:
     stub.add_response("create_endpoint_config", {"EndpointConfigArn": arn}, request)
 
 
-def weighted(name: str, n: str, weight: float) -> dict:
+def weighted(name: str, n: str, weight: float, instances: int = 1) -> dict:
     return {
         "VariantName": name,
         "ModelName": f"support-v{n}-abc123",
         "InstanceType": "ml.m5.xlarge",
-        "InitialInstanceCount": 1,
+        "InitialInstanceCount": instances,
         "InitialVariantWeight": weight,
         "ModelDataDownloadTimeoutInSeconds": 1800,
         "ContainerStartupHealthCheckTimeoutInSeconds": 1800,

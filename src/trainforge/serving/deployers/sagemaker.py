@@ -45,7 +45,6 @@ class EndpointSettings:
     #: the artifacts root: records under deployments/, captures under capture/
     artifacts_uri: str
     instance_type: str = "ml.g5.xlarge"
-    instance_count: int = 1
     #: the stack's prefix of the alarms a canary creates on its variant ("": none, so nothing rolls it back)
     alarm_prefix: str = ""
     canary_percent: int = 10
@@ -141,7 +140,7 @@ class SageMakerDeployer:
                 data_capture_config(s.capture_uri, record.capture_percent, s.aws) if record.capture_percent else None
             )
             instance = instance_type(record.instance_type or s.instance_type)
-            request = create_endpoint_config(config, hosted, instance, s.instance_count, s.aws, capture)
+            request = create_endpoint_config(config, hosted, instance, record.instance_count, s.aws, capture)
             self.client.create_endpoint_config(**request)
         if running:
             update: dict[str, Any] = {"EndpointName": name, "EndpointConfigName": config}
