@@ -20,6 +20,7 @@ ENDPOINT_OF = {
     "sagemaker-runtime": "sagemaker.runtime",
     "stepfunctions": "states",
     "logs": "logs",
+    "cloudwatch": "monitoring",
     "scheduler": "scheduler",
     "bedrock": "bedrock",
     "service-quotas": "servicequotas",
