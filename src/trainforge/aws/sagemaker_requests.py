@@ -270,16 +270,26 @@ def serving_container(
     max_model_len: int,
     image_uri: str,
     region: str,
+    native_bf16: bool = True,
 ) -> dict[str, Any]:
     """The model's container: the uncompressed model folder mounted at /opt/ml/model by SageMaker (so the
-    container needs no network), served by LMI or by this project's image (``IMAGE serve``)."""
+    container needs no network), served by LMI or by this project's image (``IMAGE serve``).
+    ``native_bf16``: whether the endpoint's GPU runs bf16 in hardware (``InstanceType.native_bf16``)."""
     source = {
         "S3DataSource": {"S3Uri": model_uri.rstrip("/") + "/", "S3DataType": "S3Prefix", "CompressionType": "None"}
     }
     if engine == "lmi":
         # LMI loads /opt/ml/model when no HF_MODEL_ID is set; max model length bounds its KV cache (LMI
         # configurations: TENSOR_PARALLEL_DEGREE, OPTION_MAX_MODEL_LEN)
-        environment = {"TENSOR_PARALLEL_DEGREE": "max", "OPTION_MAX_MODEL_LEN": str(max_model_len)}
+        # Evaluation scores a GPU's model in bf16 and writes the parity reference so; LMI's dtype "auto" would
+        # serve the float32 export in fp16 and fail parity. A GPU before Ampere has no bf16 in vLLM: fp16
+        # there, whose answers parity then judges (LMI's option.dtype: fp16, bf16, fp32, auto;
+        # https://docs.djl.ai/docs/serving/serving/docs/lmi/user_guides/vllm_user_guide.html)
+        environment = {
+            "TENSOR_PARALLEL_DEGREE": "max",
+            "OPTION_MAX_MODEL_LEN": str(max_model_len),
+            "OPTION_DTYPE": "bf16" if native_bf16 else "fp16",
+        }
         return {"Image": lmi_image(region), "ModelDataSource": source, "Environment": environment}
     environment = {"TRAINFORGE_MODEL_NAME": name, "HF_HUB_OFFLINE": "1"}
     return {"Image": image_uri, "ModelDataSource": source, "Environment": environment}

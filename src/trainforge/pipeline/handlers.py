@@ -37,6 +37,7 @@ from trainforge.contracts import (
 )
 from trainforge.data.fingerprint import content_fingerprint
 from trainforge.errors import EvaluationFailed, TrainForgeError, TrainingFailed
+from trainforge.instances import instance_type
 from trainforge.pipeline import steps
 from trainforge.pipeline.admission import admit, dataset_refs, load_run, record_admission, resolve_data_uri
 from trainforge.pipeline.keys import classify_key
@@ -359,6 +360,7 @@ def model_container(model_uri: str, spec: JobSpec, settings: Settings) -> dict[s
         max_model_len=spec.deploy.max_model_len,
         image_uri=settings.image_uri,
         region=_region(),
+        native_bf16=instance_type(spec.deploy.instance_type).native_bf16,
     )
 
 

@@ -156,6 +156,12 @@ def test_serving_engine_and_container():
         "CompressionType": "None",
     }
     assert "HF_MODEL_ID" not in lmi["Environment"]  # LMI loads the folder SageMaker mounts at /opt/ml/model
+    # the dtype evaluation scored in (bf16 on a GPU), not LMI's "auto" (fp16 for a float32 export)
+    assert lmi["Environment"]["OPTION_DTYPE"] == "bf16"
+    t4 = serving_container(
+        "s3://a/m", "lmi", name="s", max_model_len=64, image_uri=GPU, region="us-east-1", native_bf16=False
+    )
+    assert t4["Environment"]["OPTION_DTYPE"] == "fp16"  # vLLM has no bf16 before Ampere
     own = serving_container(
         "s3://a/m/", "trainforge", name="support", max_model_len=4096, image_uri=GPU, region="us-east-1"
     )
