@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Stack
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
@@ -143,7 +143,7 @@ class TrainingStack(Stack):
         self.image = self._image("TrainingImage", "training_image/Dockerfile")
         #: the Trainium image (torch-neuronx exists only in AWS's Neuron DLC); None when no ml.trn* type is allowed
         self.neuron_image = self._image("NeuronImage", "training_image/Dockerfile.neuron") if neuron_image else None
-        self.role = self._execution_role(key, data_bucket, artifacts_bucket)
+        self.role = self._execution_role(key, data_bucket, artifacts_bucket, prefix)
         self.isolated_subnet_ids = [
             subnet.subnet_id for subnet in self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnets
         ]
@@ -175,7 +175,9 @@ class TrainingStack(Stack):
             platform=ecr_assets.Platform.LINUX_AMD64,
         )
 
-    def _execution_role(self, key: kms.IKey, data_bucket: s3.IBucket, artifacts_bucket: s3.IBucket) -> iam.Role:
+    def _execution_role(
+        self, key: kms.IKey, data_bucket: s3.IBucket, artifacts_bucket: s3.IBucket, prefix: str
+    ) -> iam.Role:
         """Reads only the data, base-model and run prefixes it needs; adds objects under runs/ and never
         deletes one there (the run folders are the audit trail); endpoints write their data capture under
         capture/, which continuous evaluation reads."""
@@ -225,6 +227,24 @@ class TrainingStack(Stack):
                 actions=["cloudwatch:PutMetricData"],
                 resources=["*"],
                 conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "TrainForge"]}},
+            )
+        )
+        # a canary's deployment guardrails read the rollback alarms the pipeline creates (named PREFIX-...) as
+        # the endpoint's execution role: "Ensure that your IAM execution role has permission to perform the
+        # cloudwatch:DescribeAlarms action on the auto-rollback alarms you specify"
+        # (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html)
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="CanaryRollbackAlarms",
+                actions=["cloudwatch:DescribeAlarms"],
+                resources=[
+                    self.format_arn(
+                        service="cloudwatch",
+                        resource="alarm",
+                        resource_name=f"{prefix}-*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
             )
         )
         role.add_to_policy(

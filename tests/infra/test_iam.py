@@ -274,3 +274,13 @@ def test_the_plan_reads_the_applied_quotas_and_the_defaults_the_applied_list_lea
         (statement,) = allowed(statements, action)
         assert statement["Resource"] == "*"  # neither List action has a resource type
     assert not [s for s in statements if any(a.startswith("servicequotas:") and "List" not in a for a in actions(s))]
+
+
+def test_canary_guardrails_read_the_pipelines_rollback_alarms_as_the_endpoints_role(synthesized):
+    """SageMaker reads a canary's auto-rollback alarms as the endpoint's execution role; the pipeline's
+    check_parity creates them, both scoped to the stack's alarm names."""
+    statements = role_statements(synthesized, "training", "SageMakerRole")
+    (describe,) = allowed(statements, "cloudwatch:DescribeAlarms")
+    (create,) = allowed(function_statements(synthesized, "check_parity"), "cloudwatch:PutMetricAlarm")
+    for statement in (describe, create):
+        assert text(statement["Resource"]).endswith(':cloudwatch:us-east-1:123456789012:alarm:trainforge-*"')
