@@ -58,8 +58,8 @@ def spec(
 
 
 def test_an_uploaded_spec_becomes_a_served_model(aws):
-    """Spec upload -> rule -> admit_run -> the template's state machine -> training on ml.m5 -> evaluation
-    -> gate -> registry -> an LMI endpoint on ml.g5 InService -> invoke_endpoint answers."""
+    """Spec upload -> rule -> admit_run -> the template's state machine -> plan -> training on ml.m5 ->
+    evaluation -> gate -> registry -> an LMI endpoint on ml.g5 InService -> invoke_endpoint answers."""
     execution = aws.run(spec(), data=SFT)
     assert execution["status"] == "SUCCEEDED", execution
     run_id = execution["run_id"]
@@ -87,6 +87,13 @@ def test_an_uploaded_spec_becomes_a_served_model(aws):
     assert completion["object"] == "chat.completion" and isinstance(completion["choices"][0]["message"]["content"], str)
     outcome = aws.artifact(run_id, "outcome.json")
     assert outcome["status"] == "succeeded" and outcome["deployment"]["status"] == "InService"
+    # the run kept its plan, and reports planned against actual in its outcome and its evaluation report
+    plan = aws.artifact(run_id, "plan.json")
+    assert plan["refusals"] == [] and plan["instances"][0]["instance_type"] == "ml.m5.xlarge"
+    planned = {row["figure"]: row for row in outcome["planned"]}
+    assert set(planned) == {"training time", "tokens", "cost"} and planned["cost"]["actual"].endswith("billed s)")
+    report = aws.s3.get_object(Bucket=aws.artifacts, Key=f"runs/{run_id}/evaluation/report.html")["Body"].read()
+    assert b"Planned vs actual" in report and planned["tokens"]["actual"].encode() in report
     passed = dict.fromkeys(
         s for s in execution["path"] if s in ("Train", "Evaluate", "Register", "Deploy", "DescribeEndpoint")
     )
