@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     schedule_group: str = ""
     scheduler_role_arn: str = ""
     retrain_function_arn: str = ""
+    #: the function the spec's continuous evaluation schedule invokes
+    continuous_evaluation_function_arn: str = ""
 
     def resolved_data_uri(self) -> str:
         return self.data_uri or (self.workspace.resolve() / "data").as_uri()

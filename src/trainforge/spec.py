@@ -188,6 +188,27 @@ class RolloutSpec(_Section):
     )
 
 
+def _schedule_expression(value: str | None) -> str | None:
+    if value is not None and not _SCHEDULE.match(value):
+        raise ValueError(
+            "must be an EventBridge Scheduler expression: rate(7 days), or cron with six fields "
+            "(minutes hours day-of-month month day-of-week year), e.g. cron(0 3 ? * MON *)"
+        )
+    return value
+
+
+class ContinuousEvaluationSpec(_Section):
+    schedule: str = Field(
+        description="when the endpoint's champion and challenger are re-scored on the newest data, the captured "
+        "traffic and their serving figures: rate(...) or cron(...) with six fields (UTC)"
+    )
+    rollback_on_fail: bool = Field(
+        False, description="roll the challenger back when it is worse than the champion beyond its interval"
+    )
+
+    _schedule = field_validator("schedule")(_schedule_expression)
+
+
 class DeploySpec(_Section):
     target: Literal["sagemaker_endpoint", "bedrock_import", "local", "none"] = Field(
         "sagemaker_endpoint", description="where a version that passed the gate is served; none: registered only"
@@ -219,6 +240,11 @@ class DeploySpec(_Section):
         description="share of requests whose body and answer are captured (SageMaker data capture to the "
         "artifacts bucket; locally the same JSONL with PII redacted); 0: off",
     )
+    continuous_evaluation: ContinuousEvaluationSpec | None = Field(
+        None,
+        description="a scheduled re-scoring of the SageMaker endpoint's versions (docs/operations.md, Continuous "
+        "evaluation); null: none",
+    )
 
     @model_validator(mode="after")
     def _canary_has_a_slice(self) -> DeploySpec:
@@ -230,6 +256,11 @@ class DeploySpec(_Section):
             raise ValueError(
                 "rollout.policy canary needs deploy.instance_count of at least 2 (a canary slice is at most half "
                 "a variant's instances); with one instance use policy ab (a share of requests to the new version)"
+            )
+        if self.continuous_evaluation is not None and self.target != "sagemaker_endpoint":
+            raise ValueError(
+                "continuous_evaluation schedules the re-scoring of a SageMaker endpoint (deploy.target "
+                "sagemaker_endpoint); a local endpoint is re-scored by `trainforge evaluate-endpoint NAME`"
             )
         return self
 
@@ -273,15 +304,7 @@ class JobSpec(_Section):
             )
         return value
 
-    @field_validator("schedule")
-    @classmethod
-    def _schedule(cls, value: str | None) -> str | None:
-        if value is not None and not _SCHEDULE.match(value):
-            raise ValueError(
-                "must be an EventBridge Scheduler expression: rate(7 days), or cron with six fields "
-                "(minutes hours day-of-month month day-of-week year), e.g. cron(0 3 ? * MON *)"
-            )
-        return value
+    _schedule = field_validator("schedule")(_schedule_expression)
 
     @model_validator(mode="after")
     def _cross_field(self) -> JobSpec:

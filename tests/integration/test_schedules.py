@@ -74,8 +74,34 @@ def test_a_spec_schedule_is_created_updated_and_deleted_with_the_spec(aws):
     assert upload(aws, SPEC + "schedule: cron(0 3 ? * MON *)\n")["schedule"] == "updated"
     assert schedule()["ScheduleExpression"] == "cron(0 3 ? * MON *)"
 
-    assert deleted(aws) == {"job": "support", "schedule": "deleted", "reason": "no spec"}
+    assert deleted(aws) == {
+        "job": "support",
+        "schedule": "deleted",
+        "evaluation_schedule": "absent",
+        "reason": "no spec",
+    }
     assert boto3.client("scheduler").list_schedules(GroupName=GROUP)["Schedules"] == []
+
+
+def test_continuous_evaluation_has_its_own_schedule_following_the_spec(aws, monkeypatch):
+    """deploy.continuous_evaluation.schedule: NAME-continuous-evaluation in the same group, invoking the
+    continuous_evaluation function with the endpoint's name; it follows the spec as the retrain one does."""
+    target = "arn:aws:lambda:us-east-1:123456789012:function:trainforge-continuous_evaluation"
+    monkeypatch.setenv("TRAINFORGE_CONTINUOUS_EVALUATION_FUNCTION_ARN", target)
+
+    def evaluated(expression: str) -> str:
+        return SPEC + f"deploy: {{continuous_evaluation: {{schedule: '{expression}', rollback_on_fail: true}}}}\n"
+
+    assert upload(aws, evaluated("rate(1 day)"))["evaluation_schedule"] == "created"
+    scheduler = boto3.client("scheduler")
+    created = scheduler.get_schedule(GroupName=GROUP, Name="support-continuous-evaluation")
+    assert created["Target"]["Arn"] == target and created["Target"]["RoleArn"] == ROLE
+    assert json.loads(created["Target"]["Input"]) == {"endpoint": "support"}
+    assert upload(aws, evaluated("cron(0 4 * * ? *)"))["evaluation_schedule"] == "updated"
+    (row,) = aws_schedules(GROUP, now=datetime(2026, 12, 1, 10, 30, tzinfo=UTC))
+    assert (row.job, row.next_fire) == ("support", datetime(2026, 12, 2, 4, tzinfo=UTC))
+    assert upload(aws, SPEC)["evaluation_schedule"] == "deleted"
+    assert scheduler.list_schedules(GroupName=GROUP)["Schedules"] == []
 
 
 def test_removing_the_field_deletes_and_an_invalid_spec_keeps_the_schedule(aws):

@@ -1,6 +1,7 @@
-"""EventBridge Scheduler schedules that start the retrain function for a job, and their local twin.
+"""EventBridge Scheduler schedules that start the retrain function for a job (or re-score its endpoint), and
+their local twin.
 
-Two kinds, both in the stack's group, both invoking ``retrain`` with ``{"job": NAME}``:
+Three kinds, all in the stack's group; the first two invoke ``retrain`` with ``{"job": NAME}``:
 
 - ``NAME-retrain``: the spec's ``schedule:``. Every change under ``jobs/`` (an upload or a delete)
   reconciles it with the job's *current* spec, so events that arrive late or twice leave it right: a spec
@@ -10,6 +11,8 @@ Two kinds, both in the stack's group, both invoking ``retrain`` with ``{"job": N
 - ``NAME-new-data``: ``trigger.on_new_data`` uses a one-time schedule as a debounce: every object that
   lands under a job's data moves it to ``quiet_minutes`` after it, so a multi-file upload starts one run,
   on all of its files, once the uploads stop.
+- ``NAME-continuous-evaluation``: the spec's ``deploy.continuous_evaluation.schedule``, kept in line with
+  the spec as ``NAME-retrain`` is; it invokes ``continuous_evaluation`` with ``{"endpoint": NAME}``.
 
 Retrain admits the newest data only if its content changed since the last successful run
 (``handlers.handle_retrain``), which also makes a duplicate firing harmless. Locally ``trainforge watch``
@@ -20,6 +23,7 @@ local runner, whose admission reuses a run whose spec and data have not changed.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,6 +54,11 @@ def retrain_schedule_name(job_name: str) -> str:
     return f"{job_name}-retrain"
 
 
+def evaluation_schedule_name(job_name: str) -> str:
+    """At most 40 + 22 characters: within the 64 a schedule name may have."""
+    return f"{job_name}-continuous-evaluation"
+
+
 def job_spec_uri(store: ObjectStore, data_root: str, job_name: str) -> str | None:
     """The job's current spec, ``jobs/NAME.yaml`` (or .yml, .json), or None when there is none."""
     candidates = [join(data_root, "jobs", f"{job_name}.{ext}") for ext in SPEC_EXTENSIONS]
@@ -62,6 +71,26 @@ def _retrain_target(job_name: str, settings: Settings) -> dict[str, str]:
         "RoleArn": settings.scheduler_role_arn,
         "Input": json.dumps({"job": job_name}),
     }
+
+
+def _recurring(
+    name: str, expression: str, target: dict[str, str], description: str, settings: Settings, now: datetime
+) -> dict[str, Any]:
+    """The CreateSchedule / UpdateSchedule body of a recurring schedule in the stack's group."""
+    request: dict[str, Any] = {
+        "Name": name,
+        "GroupName": settings.schedule_group,
+        "ScheduleExpression": expression,
+        "ScheduleExpressionTimezone": "UTC",
+        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "Target": target,
+        "State": "ENABLED",
+        "Description": description,
+    }
+    start = first_start(expression, now)
+    if start is not None:
+        request["StartDate"] = start
+    return request
 
 
 def _put(client: Any, request: dict[str, Any]) -> Literal["created", "updated"]:
@@ -107,20 +136,20 @@ def debounce_new_data(
 
 def retrain_schedule_request(job_name: str, expression: str, settings: Settings, now: datetime) -> dict[str, Any]:
     """The CreateSchedule / UpdateSchedule body of a job's recurring retraining."""
-    request: dict[str, Any] = {
-        "Name": retrain_schedule_name(job_name),
-        "GroupName": settings.schedule_group,
-        "ScheduleExpression": expression,
-        "ScheduleExpressionTimezone": "UTC",
-        "FlexibleTimeWindow": {"Mode": "OFF"},
-        "Target": _retrain_target(job_name, settings),
-        "State": "ENABLED",
-        "Description": f"TrainForge: retrain {job_name} on {expression} if its data changed (the spec's schedule)",
+    description = f"TrainForge: retrain {job_name} on {expression} if its data changed (the spec's schedule)"
+    target = _retrain_target(job_name, settings)
+    return _recurring(retrain_schedule_name(job_name), expression, target, description, settings, now)
+
+
+def evaluation_schedule_request(job_name: str, expression: str, settings: Settings, now: datetime) -> dict[str, Any]:
+    """The CreateSchedule / UpdateSchedule body of the continuous evaluation of a job's endpoint."""
+    target = {
+        "Arn": settings.continuous_evaluation_function_arn,
+        "RoleArn": settings.scheduler_role_arn,
+        "Input": json.dumps({"endpoint": job_name}),
     }
-    start = first_start(expression, now)
-    if start is not None:
-        request["StartDate"] = start
-    return request
+    description = f"TrainForge: re-score endpoint {job_name}'s versions on {expression} (deploy.continuous_evaluation)"
+    return _recurring(evaluation_schedule_name(job_name), expression, target, description, settings, now)
 
 
 def first_start(expression: str, now: datetime) -> datetime | None:
@@ -135,10 +164,31 @@ def first_start(expression: str, now: datetime) -> datetime | None:
 def sync_retrain_schedule(
     job_name: str, expression: str | None, settings: Settings, client: Any = None, now: datetime | None = None
 ) -> Change:
-    """Make the job's recurring schedule say ``expression`` (None: no schedule). An unchanged expression is
-    left alone, so re-uploading a spec does not move a rate schedule's start."""
+    """Make the job's recurring schedule say ``expression`` (None: no schedule)."""
+    return _sync(retrain_schedule_name(job_name), expression, retrain_schedule_request, job_name, settings, client, now)
+
+
+def sync_evaluation_schedule(
+    job_name: str, expression: str | None, settings: Settings, client: Any = None, now: datetime | None = None
+) -> Change:
+    """Make the job's continuous evaluation schedule say ``expression`` (None: no schedule)."""
+    return _sync(
+        evaluation_schedule_name(job_name), expression, evaluation_schedule_request, job_name, settings, client, now
+    )
+
+
+def _sync(
+    name: str,
+    expression: str | None,
+    build: Callable[[str, str, Settings, datetime], dict[str, Any]],
+    job_name: str,
+    settings: Settings,
+    client: Any,
+    now: datetime | None,
+) -> Change:
+    """Create, update or delete the recurring schedule ``name``. An unchanged expression is left alone, so
+    re-uploading a spec does not move a rate schedule's start."""
     client = client or boto3.client("scheduler")
-    name = retrain_schedule_name(job_name)
     try:
         current = client.get_schedule(GroupName=settings.schedule_group, Name=name)
     except ClientError as exc:
@@ -152,33 +202,37 @@ def sync_retrain_schedule(
         return "deleted"
     if current is not None and current.get("ScheduleExpression") == expression:
         return "unchanged"
-    return _put(client, retrain_schedule_request(job_name, expression, settings, now or datetime.now(UTC)))
+    return _put(client, build(job_name, expression, settings, now or datetime.now(UTC)))
 
 
 def reconcile_schedule(
     data_root: str, raw_key: str, settings: Settings, client: Any = None, now: datetime | None = None
 ) -> dict[str, str]:
-    """An object under ``jobs/`` was created or deleted: bring the job's schedule in line with its spec as it
-    is now (not as the event says it was: events may come late, twice or out of order). A spec that does
-    not parse leaves the schedule as it was; its validation report says what is wrong."""
+    """An object under ``jobs/`` was created or deleted: bring the job's schedules (retraining, and continuous
+    evaluation under ``evaluation_schedule``) in line with its spec as it is now (not as the event says it
+    was: events may come late, twice or out of order). A spec that does not parse leaves them as they were;
+    its validation report says what is wrong."""
     uploaded = classify_key(raw_key)
     if uploaded.kind != "job":
-        return {"job": "", "schedule": "absent", "reason": "not a job spec"}
+        return {"job": "", "schedule": "absent", "evaluation_schedule": "absent", "reason": "not a job spec"}
     store = open_store(join(data_root, "jobs"))
     spec_uri = job_spec_uri(store, data_root, uploaded.name)
-    expression = None
+    expression = evaluation = None
     if spec_uri is not None:
         try:
             spec = parse_spec(store.read_bytes(spec_uri), spec_uri)
         except TrainForgeError:
-            return {"job": uploaded.name, "schedule": "unchanged", "reason": f"{spec_uri} is not a valid job spec"}
+            reason = f"{spec_uri} is not a valid job spec"
+            return {"job": uploaded.name, "schedule": "unchanged", "evaluation_schedule": "unchanged", "reason": reason}
         if spec.name != uploaded.name:
             reason = f"{spec_uri} names job '{spec.name}'; schedules follow the file name"
-            return {"job": uploaded.name, "schedule": "unchanged", "reason": reason}
+            return {"job": uploaded.name, "schedule": "unchanged", "evaluation_schedule": "unchanged", "reason": reason}
         expression = spec.schedule
+        evaluation = spec.deploy.continuous_evaluation.schedule if spec.deploy.continuous_evaluation else None
     change = sync_retrain_schedule(uploaded.name, expression, settings, client, now)
+    evaluation_change = sync_evaluation_schedule(uploaded.name, evaluation, settings, client, now)
     reason = f"schedule {expression}" if expression else ("no spec" if spec_uri is None else "no schedule in the spec")
-    return {"job": uploaded.name, "schedule": change, "reason": reason}
+    return {"job": uploaded.name, "schedule": change, "evaluation_schedule": evaluation_change, "reason": reason}
 
 
 # --- what is scheduled, in both modes -----------------------------------------------------------------------
@@ -196,7 +250,7 @@ class ScheduledRun:
 
 
 def _job_of(schedule_name: str) -> str:
-    for suffix in ("-retrain", "-new-data"):
+    for suffix in ("-retrain", "-new-data", "-continuous-evaluation"):
         if schedule_name.endswith(suffix):
             return schedule_name.removesuffix(suffix)
     return schedule_name
