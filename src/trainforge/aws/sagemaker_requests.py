@@ -241,6 +241,23 @@ def create_processing_job(evaluation: EvaluationRequest, aws: AwsResources) -> d
     }
 
 
+#: the continuous evaluation job (``trainforge.evaluation.continuous``) in the same image
+CONTINUOUS_EVALUATION_ENTRYPOINT = ["python3", "-m", "trainforge.evaluation.continuous"]
+
+
+def create_continuous_evaluation_job(evaluation: EvaluationRequest, aws: AwsResources) -> dict[str, Any]:
+    """The CreateProcessingJob request that re-scores an endpoint's versions: the evaluation job's request
+    (isolated, in the VPC, encrypted, bounded) running the continuous evaluation module; ``run_id`` names
+    the endpoint whose versions it scores."""
+    request = create_processing_job(evaluation, aws)
+    request["AppSpecification"]["ContainerEntrypoint"] = CONTINUOUS_EVALUATION_ENTRYPOINT
+    request["Tags"] = [
+        {"Key": "trainforge:endpoint", "Value": evaluation.run_id},
+        {"Key": "trainforge:kind", "Value": "continuous-evaluation"},
+    ]
+    return request
+
+
 # --- serving ---------------------------------------------------------------------------------------------
 
 
@@ -456,6 +473,26 @@ def update_model_package_alias(arn: str, alias: str, metadata: dict[str, str], a
         "ModelApprovalStatus": approval,
         "ApprovalDescription": f"{alias} through a TrainForge rollout",
         "CustomerMetadataProperties": {**metadata, "trainforge:alias": alias},
+    }
+
+
+#: CustomerMetadataProperties: at most 50 entries, values of at most 256 characters
+#: (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_UpdateModelPackage.html)
+MAX_METADATA_ENTRIES = 50
+
+
+def update_model_package_evaluation(
+    arn: str, metadata: dict[str, str], evaluation: dict[str, str], approval: str
+) -> dict[str, Any]:
+    """A model package's latest continuous evaluation (``trainforge:evaluation:*`` keys, replacing the previous
+    one's) in its metadata; its approval and other metadata sent whole as in ``update_model_package_alias``."""
+    kept = {k: v for k, v in metadata.items() if not k.startswith("trainforge:evaluation:")}
+    if len(kept) + len(evaluation) > MAX_METADATA_ENTRIES:
+        raise ValueError(f"{arn}: {len(kept)} + {len(evaluation)} metadata entries exceed {MAX_METADATA_ENTRIES}")
+    return {
+        "ModelPackageArn": arn,
+        "ModelApprovalStatus": approval,
+        "CustomerMetadataProperties": {**kept, **{k: v[:256] for k, v in evaluation.items()}},
     }
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -310,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--processing-root", type=Path, default=Path("/opt/ml/processing"))
+    default_root = Path(os.environ.get("TRAINFORGE_PROCESSING_ROOT", "/opt/ml/processing"))
+    parser.add_argument("--processing-root", type=Path, default=default_root)
     args, _ = parser.parse_known_args(argv)
     report = evaluate_endpoint(args.processing_root)
     print(

@@ -7,7 +7,9 @@ each exchange with a reference where its conversation is one of that data's, who
 is the reference; the serving figures of each variant (locally the server's per-request lines; in AWS
 CloudWatch's per-variant metrics). The report lands beside the endpoint's record
 (``deployments/NAME/evaluations/STAMP/``) and in the registry (MLflow: a run of the job's experiment with
-every figure and its interval, tags on each version), and a failed verdict can roll the challenger back.
+every figure and its interval, tags on each version; in AWS each model package's metadata), and a failed
+verdict can roll the challenger back. Both modes build the same input files (``job_files``); locally the job
+runs as a subprocess, in AWS as a processing job (``continuous_handlers``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from trainforge.errors import EvaluationFailed, UsageError
 from trainforge.local.file_store import uri_to_path
 from trainforge.pipeline.layout import RunLayout, latest_success_uri
 from trainforge.serving.capture import CapturedExchange, read_captures
-from trainforge.serving.rollout import EndpointRecord
+from trainforge.serving.rollout import EndpointRecord, Variant
 from trainforge.store import open_store
 
 JOB = [sys.executable, "-m", "trainforge.evaluation.continuous"]
@@ -68,20 +70,29 @@ def captured_lines(exchanges: list[CapturedExchange], known: dict[str, str]) -> 
     return lines
 
 
-def newest_data(artifacts_uri: str, job: str, into: Path) -> dict[str, Any]:
-    """Copy the held-out data of the job's last successful run into ``into``; returns its format and split."""
+def newest_data_source(artifacts_uri: str, job: str) -> tuple[str | None, dict[str, Any]]:
+    """The folder of the held-out data of the job's last successful run (None: no run succeeded yet), and its
+    format and split (the split evaluation applied, where the run held out part of its train channel)."""
     latest = latest_success_uri(artifacts_uri, job)
     store = open_store(latest)
     if not store.exists(latest):
-        return {"data_format": None, "split": None}
+        return None, {"data_format": None, "split": None}
     layout = RunLayout(artifacts_uri, json.loads(store.read_bytes(latest))["run_id"])
     config = json.loads(store.read_bytes(layout.evaluation_config))
     channel = layout.channel("validation") if store.exists(layout.channel("validation")) else layout.channel("train")
-    into.mkdir(parents=True, exist_ok=True)
-    for info in store.list(channel.rstrip("/") + "/"):
-        (into / info.uri.rsplit("/", 1)[-1]).write_bytes(store.read_bytes(info.uri))
     split = None if channel.endswith("validation") else config.get("split")
-    return {"data_format": config.get("data_format"), "split": split}
+    return channel.rstrip("/") + "/", {"data_format": config.get("data_format"), "split": split}
+
+
+def newest_data(artifacts_uri: str, job: str, into: Path) -> dict[str, Any]:
+    """Copy the held-out data of the job's last successful run into ``into``; returns its format and split."""
+    channel, data = newest_data_source(artifacts_uri, job)
+    into.mkdir(parents=True, exist_ok=True)
+    if channel is not None:
+        store = open_store(channel)
+        for info in store.list(channel):
+            (into / info.uri.rsplit("/", 1)[-1]).write_bytes(store.read_bytes(info.uri))
+    return data
 
 
 def local_requests(folder: Path) -> dict[str, list[dict[str, Any]]]:
@@ -95,6 +106,39 @@ def local_requests(folder: Path) -> dict[str, list[dict[str, Any]]]:
     return requests
 
 
+def roles(record: EndpointRecord) -> list[tuple[Variant, str]]:
+    """The versions a run scores: the champion, and the challenger if there is one."""
+    if record.champion is None:
+        raise UsageError(f"endpoint {record.name} has no champion to evaluate")
+    return [(record.champion, "champion")] + ([(record.challenger, "challenger")] if record.challenger else [])
+
+
+def job_files(
+    record: EndpointRecord,
+    data: dict[str, Any],
+    lines: list[dict[str, Any]],
+    requests: dict[str, list[dict[str, Any]]],
+    *,
+    max_examples: int,
+    max_new_tokens: int,
+) -> dict[str, str]:
+    """The job's input files other than the models and the data, by their path under ``input/``."""
+    scored = roles(record)
+    config = {
+        "endpoint": record.name,
+        "variants": [{"name": v.name, "version": v.version, "role": role} for v, role in scored],
+        **data,
+        "max_examples": max_examples,
+        "max_new_tokens": max_new_tokens,
+        "seed": 0,
+    }
+    return {
+        "captured/captured.jsonl": "".join(json.dumps(line) + "\n" for line in lines),
+        "ops/ops.json": json.dumps({v.name: requests.get(v.name, []) for v, _ in scored}),
+        "config/continuous.json": json.dumps(config, indent=2),
+    }
+
+
 def prepare(
     record: EndpointRecord,
     root: Path,
@@ -106,29 +150,15 @@ def prepare(
     max_new_tokens: int = 32,
 ) -> Path:
     """The job's input tree under ``root`` (local mode: model folders are copied from file:// URIs)."""
-    if record.champion is None:
-        raise UsageError(f"endpoint {record.name} has no champion to evaluate")
     inputs = root / "input"
     data = newest_data(artifacts_uri, record.name, inputs / "data")
-    roles = [(record.champion, "champion")] + ([(record.challenger, "challenger")] if record.challenger else [])
-    for variant, _ in roles:
+    for variant, _ in roles(record):
         shutil.copytree(uri_to_path(variant.model_uri), inputs / f"model-{variant.name}", dirs_exist_ok=True)
-    known = references(inputs / "data", data["data_format"] or "")
-    (inputs / "captured").mkdir(parents=True, exist_ok=True)
-    lines = captured_lines(exchanges, known)
-    (inputs / "captured" / "captured.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
-    (inputs / "ops").mkdir(parents=True, exist_ok=True)
-    (inputs / "ops" / "ops.json").write_text(json.dumps({v.name: requests.get(v.name, []) for v, _ in roles}))
-    config = {
-        "endpoint": record.name,
-        "variants": [{"name": v.name, "version": v.version, "role": role} for v, role in roles],
-        **data,
-        "max_examples": max_examples,
-        "max_new_tokens": max_new_tokens,
-        "seed": 0,
-    }
-    (inputs / "config").mkdir(parents=True, exist_ok=True)
-    (inputs / "config" / "continuous.json").write_text(json.dumps(config, indent=2))
+    lines = captured_lines(exchanges, references(inputs / "data", data["data_format"] or ""))
+    files = job_files(record, data, lines, requests, max_examples=max_examples, max_new_tokens=max_new_tokens)
+    for relative, text in files.items():
+        (inputs / relative).parent.mkdir(parents=True, exist_ok=True)
+        (inputs / relative).write_text(text)
     return root
 
 
@@ -199,3 +229,100 @@ def evaluate_local_endpoint(
         max_new_tokens=max_new_tokens,
     )
     return run_locally(root)
+
+
+# --- serving figures from CloudWatch (AWS) ------------------------------------------------------------------
+
+#: per variant: query id, SageMaker's endpoint metric, statistic
+#: (https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html#cloudwatch-metrics-endpoint-invocation)
+SERVING_METRICS = (
+    ("invocations", "Invocations", "Sum"),
+    ("errors4xx", "Invocation4XXErrors", "Sum"),
+    ("errors5xx", "Invocation5XXErrors", "Sum"),
+    ("latency", "ModelLatency", "Average"),  # microseconds
+)
+#: at most this many request rows per variant reach the job (a day of a busy endpoint is millions)
+MAX_REQUEST_ROWS = 10_000
+
+
+def cloudwatch_series(
+    client: Any, endpoint: str, variants: list[str], start: datetime, end: datetime, period: int = 300
+) -> dict[str, dict[datetime, dict[str, float]]]:
+    """Each variant's SERVING_METRICS per ``period`` seconds (GetMetricData, every page), by period start."""
+    queries = [
+        {
+            "Id": f"{key}_{index}",
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": "AWS/SageMaker",
+                    "MetricName": metric,
+                    "Dimensions": [
+                        {"Name": "EndpointName", "Value": endpoint},
+                        {"Name": "VariantName", "Value": variant},
+                    ],
+                },
+                "Period": period,
+                "Stat": statistic,
+            },
+            "ReturnData": True,
+        }
+        for index, variant in enumerate(variants)
+        for key, metric, statistic in SERVING_METRICS
+    ]
+    series: dict[str, dict[datetime, dict[str, float]]] = {variant: {} for variant in variants}
+    for page in client.get_paginator("get_metric_data").paginate(
+        MetricDataQueries=queries, StartTime=start, EndTime=end
+    ):
+        for result in page["MetricDataResults"]:
+            key, index = result["Id"].rsplit("_", 1)
+            periods = series[variants[int(index)]]
+            for when, value in zip(result["Timestamps"], result["Values"], strict=True):
+                periods.setdefault(when, {})[key] = float(value)
+    return series
+
+
+def completion_tokens(exchanges: list[CapturedExchange]) -> dict[str, float]:
+    """Per variant, the mean completion tokens of its captured answers that report usage (OpenAI's
+    ``usage.completion_tokens``): CloudWatch counts requests, not tokens."""
+    counts: dict[str, list[int]] = {}
+    for exchange in exchanges:
+        usage = exchange.response.get("usage") if isinstance(exchange.response, dict) else None
+        if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
+            counts.setdefault(exchange.variant, []).append(usage["completion_tokens"])
+    return {variant: sum(values) / len(values) for variant, values in counts.items()}
+
+
+def cloudwatch_requests(
+    series: dict[str, dict[datetime, dict[str, float]]], tokens: dict[str, float]
+) -> dict[str, list[dict[str, Any]]]:
+    """CloudWatch's per-period figures as the request rows the job reads (what the local server logs per
+    request): each period's requests, its 5XX and 4XX errors among them, each at the period's mean model
+    latency, and the variant's mean captured completion tokens where captures report them. Within a period
+    the latencies are the same, so the latency interval reflects variation between periods only. Above
+    MAX_REQUEST_ROWS the periods are sampled in proportion, which keeps the means and the error rate and
+    widens their intervals to those of the sample."""
+    requests: dict[str, list[dict[str, Any]]] = {}
+    for variant, periods in series.items():
+        total = sum(int(p.get("invocations", 0)) for p in periods.values())
+        scale = min(1.0, MAX_REQUEST_ROWS / total) if total else 1.0
+        timed = [(int(p.get("invocations", 0)), p["latency"]) for p in periods.values() if "latency" in p]
+        # a period whose every request failed has no model latency: its requests get the variant's mean
+        mean_latency = sum(n * v for n, v in timed) / max(sum(n for n, _ in timed), 1)
+        rows: list[dict[str, Any]] = []
+        for _, figures in sorted(periods.items()):
+            count = int(figures.get("invocations", 0))
+            if count == 0:
+                continue
+            kept = max(1, round(count * scale))
+            server_errors = min(int(figures.get("errors5xx", 0)), count)
+            server = round(server_errors * kept / count)
+            client = min(
+                round(min(int(figures.get("errors4xx", 0)), count - server_errors) * kept / count), kept - server
+            )
+            row: dict[str, Any] = {"latency_ms": figures.get("latency", mean_latency) / 1000}
+            if variant in tokens:
+                row["completion_tokens"] = tokens[variant]
+            statuses = [500] * server + [400] * client + [200] * (kept - server - client)
+            rows += [{"status": status, **row} for status in statuses]
+        requests[variant] = rows
+    return requests

@@ -172,14 +172,20 @@ def parse_capture_line(line: str, variant: str) -> CapturedExchange:
     )
 
 
-def read_captures(store: ObjectStore, endpoint_prefix: str) -> Iterator[CapturedExchange]:
+def read_captures(
+    store: ObjectStore, endpoint_prefix: str, since: datetime | None = None
+) -> Iterator[CapturedExchange]:
     """Every exchange under ``DESTINATION/ENDPOINT/`` (a file:// or s3:// URI), each with its variant (the
-    first folder below the endpoint's)."""
+    first folder below the endpoint's); with ``since``, only the files of the hours (``VARIANT/yyyy/mm/dd/hh/``)
+    from its hour on."""
     prefix = endpoint_prefix.rstrip("/") + "/"
+    first_hour = f"{since.astimezone(UTC):%Y/%m/%d/%H}" if since else ""
     for info in store.list(prefix):
         if not info.uri.endswith(".jsonl"):
             continue
-        variant = info.uri[len(prefix) :].split("/", 1)[0]
+        variant, _, rest = info.uri[len(prefix) :].partition("/")
+        if rest[:13] < first_hour:
+            continue
         for line in store.read_bytes(info.uri).decode("utf-8").splitlines():
             if line.strip():
                 yield parse_capture_line(line, variant)
