@@ -20,10 +20,11 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra.constructs.core_layer import CoreLayer
-from infra.constructs.guardrails import endpoint_guardrails, volume_key_grants
+from infra.constructs.guardrails import endpoint_guardrails, job_guardrails, volume_key_grants
 from infra.constructs.pipeline_function import PipelineFunction
 from infra.constructs.training_pipeline import TrainingPipeline
 from infra.stacks.data import import_buckets
+from trainforge.pipeline.continuous_handlers import JOB_SUFFIX
 
 #: function name -> the ASL substitution that names it (None: not called by the state machine)
 FUNCTIONS: dict[str, str | None] = {
@@ -46,6 +47,9 @@ FUNCTIONS: dict[str, str | None] = {
     "check_parity": "CheckParityFunctionArn",
     # promote / rollback, invoked by `trainforge promote|rollback --aws PREFIX` as PREFIX-rollout
     "rollout": None,
+    # deploy.continuous_evaluation: its schedule starts the job, SageMaker's job-end event records it
+    "continuous_evaluation": None,
+    "record_continuous_evaluation": None,
 }
 #: stream data: a whole uploaded object, one shard (at most 256 MiB by default), or all shards' fingerprints
 LONG_RUNNING = {"validate_upload", "retrain", "validate_shard", "merge_validation"}
@@ -61,10 +65,11 @@ READ_USER_DATA = (
 )
 #: touch nothing in S3 but the run folders (prepare_evaluation also describes the training job)
 RUNS_ONLY = ("prepare_evaluation", "record_outcome")
-#: put endpoints in place (their records under deployments/ in the artifacts bucket)
-ENDPOINT_FUNCTIONS = ("deploy_model", "check_parity", "rollout")
+#: put endpoints in place (their records under deployments/ in the artifacts bucket); a failed continuous
+#: evaluation may roll its challenger back
+ENDPOINT_FUNCTIONS = ("deploy_model", "check_parity", "rollout", "record_continuous_evaluation")
 #: functions named PREFIX-NAME: what EventBridge Scheduler or an operator's CLI invokes by name
-NAMED = ("retrain", "rollout")
+NAMED = ("retrain", "rollout", "continuous_evaluation")
 #: SageMaker writes these log groups for its jobs (record_failure names the failed job's stream)
 JOB_LOG_GROUPS = ("/aws/sagemaker/TrainingJobs", "/aws/sagemaker/ProcessingJobs")
 
@@ -147,6 +152,12 @@ class PipelineStack(Stack):
                 resource_name=retrain_name,
                 arn_format=ArnFormat.COLON_RESOURCE_NAME,
             ),
+            "TRAINFORGE_CONTINUOUS_EVALUATION_FUNCTION_ARN": self.format_arn(
+                service="lambda",
+                resource="function",
+                resource_name=f"{prefix}-continuous_evaluation",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            ),
         }
         self.functions = {
             name: PipelineFunction(
@@ -190,6 +201,7 @@ class PipelineStack(Stack):
             )
         self._rules(data_bucket)
         self.functions["retrain"].function.grant_invoke(self.scheduler_role)
+        self.functions["continuous_evaluation"].function.grant_invoke(self.scheduler_role)
         self._alarms_and_dashboard(prefix)
 
     def _grant(
@@ -274,6 +286,16 @@ class PipelineStack(Stack):
             artifacts_bucket.grant_put(f[name], "deployments/*")
             self._grant_endpoints(f[name], name, key, sagemaker_role, allowed_instance_types)
         self._grant_imports(f["deploy_model"], bedrock_role)
+        self._grant_continuous_evaluation(
+            f["continuous_evaluation"], data_bucket, artifacts_bucket, key, sagemaker_role, allowed_instance_types
+        )
+        f["record_continuous_evaluation"].add_to_role_policy(
+            iam.PolicyStatement(
+                sid="ReadEvaluationJobs",
+                actions=["sagemaker:DescribeProcessingJob"],
+                resources=[f"{arn}:processing-job/*"],
+            )
+        )
         for name in ("admit_run", "sync_schedule"):
             self._grant_schedules(f[name], self.schedule_group.ref)
 
@@ -350,7 +372,7 @@ class PipelineStack(Stack):
                 resources=[f"{arn}:model/*", f"{arn}:endpoint-config/*", f"{arn}:endpoint/*"],
             )
         )
-        if name in ("check_parity", "rollout"):
+        if name in ("check_parity", "rollout", "record_continuous_evaluation"):
             function.add_to_role_policy(
                 iam.PolicyStatement(
                     sid="MoveModelAliases",
@@ -383,6 +405,46 @@ class PipelineStack(Stack):
                 )
             )
         for statement in [*volume_key_grants(key), *endpoint_guardrails(allowed_instance_types)]:
+            function.add_to_role_policy(statement)
+
+    def _grant_continuous_evaluation(
+        self,
+        function: lambda_.IFunction,
+        data_bucket: s3.IBucket,
+        artifacts_bucket: s3.IBucket,
+        key: kms.IKey,
+        sagemaker_role: iam.IRole,
+        allowed_instance_types: list[str],
+    ) -> None:
+        """The job's inputs: the spec, the endpoint's record and earlier evaluations, its captured traffic,
+        each variant's CloudWatch figures (GetMetricData has no resource type: "*",
+        https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html); the
+        job itself, as the SageMaker role, within the jobs' guardrails."""
+        arn = f"arn:{self.partition}:sagemaker:{self.region}:{self.account}"
+        data_bucket.grant_read(function, "jobs/*")
+        artifacts_bucket.grant_read(function, "deployments/*")
+        artifacts_bucket.grant_read(function, "capture/*")
+        # writes only deployments/NAME/evaluations/; a narrower grant would be a wildcard pattern of its own
+        artifacts_bucket.grant_put(function, "deployments/*")
+        function.add_to_role_policy(
+            iam.PolicyStatement(sid="ReadServingMetrics", actions=["cloudwatch:GetMetricData"], resources=["*"])
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="StartEvaluationJobs",
+                actions=["sagemaker:CreateProcessingJob", "sagemaker:AddTags"],
+                resources=[f"{arn}:processing-job/*"],
+            )
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="PassTheSageMakerRole",
+                actions=["iam:PassRole"],
+                resources=[sagemaker_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
+        for statement in [*volume_key_grants(key), *job_guardrails(allowed_instance_types)]:
             function.add_to_role_policy(statement)
 
     def _grant_imports(self, deploy: lambda_.IFunction, bedrock_role: iam.IRole) -> None:
@@ -467,6 +529,32 @@ class PipelineStack(Stack):
         # a deleted spec (a delete marker, or its last version removed) must delete its schedule: S3 sends
         # "Object Deleted" for both (https://docs.aws.amazon.com/AmazonS3/latest/userguide/EventBridge.html)
         on_objects("SyncSchedules", ["jobs/"], "sync_schedule", ("Object Created", "Object Deleted"))
+        # a continuous evaluation job's end; SageMaker sends the event at each status change, and the
+        # function ignores jobs whose report is not in this stack's bucket
+        # (https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html; suffix
+        # matching: https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html)
+        record = self.functions["record_continuous_evaluation"]
+        ended = events.Rule(
+            self,
+            "RecordContinuousEvaluations",
+            description="a continuous evaluation job (NAME-STAMP-ce) ended -> record_continuous_evaluation",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=["SageMaker Processing Job State Change"],
+                detail={
+                    "ProcessingJobName": [{"suffix": JOB_SUFFIX}],
+                    "ProcessingJobStatus": ["Completed", "Failed", "Stopped"],
+                },
+            ),
+        )
+        ended.add_target(
+            targets.LambdaFunction(
+                record.function,
+                dead_letter_queue=record.dead_letters,
+                retry_attempts=4,
+                max_event_age=Duration.hours(6),
+            )
+        )
 
     def _alarms_and_dashboard(self, prefix: str) -> None:
         alarm_action = actions.SnsAction(self.topic)

@@ -73,7 +73,7 @@ def test_functions_have_dlq_tracing_vpc_and_reserve_no_concurrency_by_default(sy
         for k, f in resources(synthesized, "pipeline", "AWS::Lambda::Function").items()
         if "Handler" in f["Properties"] and f["Properties"]["Handler"] == "app.handler"
     }
-    assert len(functions) == len(FUNCTIONS) == 17
+    assert len(functions) == len(FUNCTIONS) == 19
     for function in functions.values():
         props = function["Properties"]
         assert props["Runtime"] == "python3.14" and props["TracingConfig"] == {"Mode": "Active"}
@@ -116,8 +116,19 @@ def test_state_machine_definition_is_the_asl_file_with_function_and_topic_substi
 
 def test_rules_match_jobs_and_datasets_prefixes(synthesized):
     rules = resources(synthesized, "pipeline", "AWS::Events::Rule")
-    assert len(rules) == 3
+    assert len(rules) == 4
+    (ended,) = [rule for logical_id, rule in rules.items() if logical_id.startswith("RecordContinuousEvaluations")]
+    assert ended["Properties"]["EventPattern"] == {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Processing Job State Change"],
+        "detail": {
+            "ProcessingJobName": [{"suffix": "-ce"}],
+            "ProcessingJobStatus": ["Completed", "Failed", "Stopped"],
+        },
+    }
     for logical_id, rule in rules.items():
+        if logical_id.startswith("RecordContinuousEvaluations"):
+            continue
         pattern = rule["Properties"]["EventPattern"]
         assert pattern["source"] == ["aws.s3"] and rule["Properties"]["Targets"][0]["DeadLetterConfig"]["Arn"]
         if logical_id.startswith("SyncSchedules"):  # a deleted spec must delete its schedule

@@ -30,6 +30,7 @@ LIGHT = [
     "trainforge.pipeline",
     "trainforge.pipeline.handlers",
     "trainforge.pipeline.endpoint_handlers",
+    "trainforge.pipeline.continuous_handlers",
     "trainforge.pipeline.schedules",
     "trainforge.pipeline.plan_step",
     "trainforge.registry",

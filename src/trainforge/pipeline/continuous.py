@@ -79,9 +79,11 @@ def newest_data_source(artifacts_uri: str, job: str) -> tuple[str | None, dict[s
         return None, {"data_format": None, "split": None}
     layout = RunLayout(artifacts_uri, json.loads(store.read_bytes(latest))["run_id"])
     config = json.loads(store.read_bytes(layout.evaluation_config))
-    channel = layout.channel("validation") if store.exists(layout.channel("validation")) else layout.channel("train")
-    split = None if channel.endswith("validation") else config.get("split")
-    return channel.rstrip("/") + "/", {"data_format": config.get("data_format"), "split": split}
+    # a channel is a folder locally and a key prefix in S3, where only objects "exist"
+    validation = layout.channel("validation") + "/"
+    channel = validation if next(iter(store.list(validation)), None) else layout.channel("train") + "/"
+    split = None if channel == validation else config.get("split")
+    return channel, {"data_format": config.get("data_format"), "split": split}
 
 
 def newest_data(artifacts_uri: str, job: str, into: Path) -> dict[str, Any]:
