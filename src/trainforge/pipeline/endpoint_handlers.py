@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from trainforge.errors import UsageError
 from trainforge.pipeline import rollout
 from trainforge.pipeline.handlers import DeployEvent, _run, aws_resources, model_container
+from trainforge.pipeline.parity import report_uri
 from trainforge.serving.deployers.sagemaker import EndpointSettings, SageMakerDeployer
 from trainforge.settings import Settings
 from trainforge.spec import JobSpec
@@ -68,10 +69,19 @@ def handle_check_parity(
     spec = _run(parsed, settings)
     deployer = endpoint_deployer(settings, spec, client, runtime)
     record = deployer.current(spec.name)
+    artifacts = settings.resolved_artifacts_uri()
+    served = [v for v in (record.champion, record.challenger) if v] if record is not None else []
+    if record is not None and record.staged is None and parsed.version.version in {v.version for v in served}:
+        # a retried CheckParity (the state machine retries a Lambda error) whose first attempt released it
+        status = deployer.status(spec.name) or "InService"
+        deployment = rollout.deployment(record, parsed.run.run_id, "sagemaker_endpoint", status, arn=parsed.version.arn)
+        return {
+            "deployment": deployment.model_dump(mode="json"),
+            "parity_report": report_uri(artifacts, parsed.run.run_id),
+        }
     if record is None or record.staged is None or record.staged.version != parsed.version.version:
         staged = record.staged.version if record and record.staged else "nothing"
         raise UsageError(f"endpoint {spec.name} has {staged} staged, not version {parsed.version.version}")
-    artifacts = settings.resolved_artifacts_uri()
     report, uri = rollout.check_staged(record, deployer, artifacts, spec.deploy.rollout.parity_tolerance)
     aliases = rollout.SageMakerAliases(client)
     released, status = rollout.after_parity(record, spec.deploy.rollout, report, deployer, aliases, uri)

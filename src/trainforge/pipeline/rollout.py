@@ -113,6 +113,10 @@ def stage_version(
     """The new version joins the endpoint with no traffic (a new endpoint: alone). Returns the record and
     the endpoint's status."""
     before = deployer.current(spec.name)
+    if before is not None and before.staged is not None and before.staged.version == version.version:
+        # a retried Deploy (the state machine retries a Lambda error) whose first attempt staged it already:
+        # applying the same record again changes nothing
+        return before, deployer.apply(before, before)
     staged = stage(
         before,
         variant_of(version),

@@ -95,15 +95,23 @@ def stack(sagemaker_twin, s3, sagemaker_role, tiny_model_dir, tmp_path, monkeypa
     return settings, versions, events
 
 
-def deploy(event: dict, settings: Settings) -> dict:
-    """Deploy, the wait for InService, CheckParity, the wait again: the steps the state machine runs."""
+def deploy(event: dict, settings: Settings, retried: bool = False) -> dict:
+    """Deploy, the wait for InService, CheckParity, the wait again: the steps the state machine runs.
+    ``retried``: each handler runs twice, as when the state machine retries a Lambda error that came after
+    the first attempt did its work; the second must return what the first did, not fail the run."""
     sagemaker = boto3.client("sagemaker")
     staged = handle_deploy(event, settings)
+    if retried:
+        assert handle_deploy(event, settings)["traffic"] == staged["traffic"]
     assert (
         wait(lambda: sagemaker.describe_endpoint(EndpointName="support"), "EndpointStatus")["EndpointStatus"]
         == "InService"
     )
     released = handle_check_parity(event, settings)
+    if retried:
+        again = handle_check_parity(event, settings)
+        assert again["deployment"]["traffic"] == released["deployment"]["traffic"]
+        assert again["parity_report"] == released["parity_report"]
     assert (
         wait(lambda: sagemaker.describe_endpoint(EndpointName="support"), "EndpointStatus")["EndpointStatus"]
         == "InService"
@@ -135,7 +143,7 @@ def test_ab_creates_two_weighted_variants_promote_and_rollback_move_traffic_and_
     deploy(first, settings)
     assert weights() == {"v1": 100.0} and alias(v1) == ("champion", "Approved")
 
-    steps = deploy(second, settings)
+    steps = deploy(second, settings, retried=True)
     assert steps["staged"]["traffic"] == {"v1": 100, "v2": 0}  # staged at no traffic before parity
     released = steps["released"]
     assert released["deployment"]["traffic"] == {"v1": 90, "v2": 10}
