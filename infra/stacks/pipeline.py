@@ -74,6 +74,16 @@ NAMED = ("retrain", "rollout", "continuous_evaluation")
 JOB_LOG_GROUPS = ("/aws/sagemaker/TrainingJobs", "/aws/sagemaker/ProcessingJobs")
 
 
+def _pass_sagemaker_role(sagemaker_role: iam.IRole) -> iam.PolicyStatement:
+    """What creating SageMaker models or jobs that run as the stack's SageMaker role needs."""
+    return iam.PolicyStatement(
+        sid="PassTheSageMakerRole",
+        actions=["iam:PassRole"],
+        resources=[sagemaker_role.role_arn],
+        conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+    )
+
+
 class PipelineStack(Stack):
     def __init__(
         self,
@@ -396,14 +406,7 @@ class PipelineStack(Stack):
                 )
             )
         if "sagemaker:CreateModel" in actions:
-            function.add_to_role_policy(
-                iam.PolicyStatement(
-                    sid="PassTheSageMakerRole",
-                    actions=["iam:PassRole"],
-                    resources=[sagemaker_role.role_arn],
-                    conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-                )
-            )
+            function.add_to_role_policy(_pass_sagemaker_role(sagemaker_role))
         for statement in [*volume_key_grants(key), *endpoint_guardrails(allowed_instance_types)]:
             function.add_to_role_policy(statement)
 
@@ -436,14 +439,7 @@ class PipelineStack(Stack):
                 resources=[f"{arn}:processing-job/*"],
             )
         )
-        function.add_to_role_policy(
-            iam.PolicyStatement(
-                sid="PassTheSageMakerRole",
-                actions=["iam:PassRole"],
-                resources=[sagemaker_role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            )
-        )
+        function.add_to_role_policy(_pass_sagemaker_role(sagemaker_role))
         for statement in [*volume_key_grants(key), *job_guardrails(allowed_instance_types)]:
             function.add_to_role_policy(statement)
 
