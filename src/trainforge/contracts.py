@@ -246,6 +246,8 @@ class Deployment(Contract):
     model_arn: str | None = None
     traffic: dict[str, int] = Field(default_factory=dict)
     status: str
+    #: a canary's endpoint configuration: the endpoint must end on it, or its alarms rolled the update back
+    endpoint_config: str | None = None
 
 
 class RunFailure(Contract):

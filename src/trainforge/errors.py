@@ -108,6 +108,17 @@ class ParityFailed(TrainForgeError):
     )
 
 
+class CanaryRolledBack(TrainForgeError):
+    """A canary's rollback alarms fired while it baked and SageMaker returned the endpoint to its former
+    configuration: the new version serves nothing, though the endpoint record and the registry aliases
+    were moved to it when its traffic was released."""
+
+    hint = (
+        "The canary's alarms (PREFIX-ENDPOINT-vN-5xx, -latency) say why; `trainforge rollback NAME` returns the "
+        "endpoint record and the registry aliases to the former champion."
+    )
+
+
 class PlanRefused(TrainForgeError):
     """The plan found that the run cannot succeed (it does not fit its instance, cannot deploy where the spec
     says, or a quota is empty), before any SageMaker call; ``details`` is the plan's URI."""

@@ -18,6 +18,7 @@ from trainforge.pipeline import rollout
 from trainforge.pipeline.handlers import DeployEvent, _run, aws_resources, model_container
 from trainforge.pipeline.parity import report_uri
 from trainforge.serving.deployers.sagemaker import EndpointSettings, SageMakerDeployer
+from trainforge.serving.rollout import config_name
 from trainforge.settings import Settings
 from trainforge.spec import JobSpec
 
@@ -86,6 +87,8 @@ def handle_check_parity(
     aliases = rollout.SageMakerAliases(client)
     released, status = rollout.after_parity(record, spec.deploy.rollout, report, deployer, aliases, uri)
     deployment = rollout.deployment(released, parsed.run.run_id, "sagemaker_endpoint", status, arn=parsed.version.arn)
+    if spec.deploy.rollout.policy == "canary":  # the state machine checks the endpoint ends on it
+        deployment = deployment.model_copy(update={"endpoint_config": config_name(released)})
     return {"deployment": deployment.model_dump(mode="json"), "parity_report": uri}
 
 

@@ -42,6 +42,7 @@ EVALUATION_LEVERS = (
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # first: the plan's own reasons name instance types, quotas and memory, which the patterns below match
     (re.compile(r"^PlanRefused\b"), errors.PlanRefused.hint),
+    (re.compile(r"^CanaryRolledBack\b"), errors.CanaryRolledBack.hint),
     (
         re.compile(r"out of memory|OutOfMemory|CUDA error: out of memory|Cannot allocate memory", re.I),
         errors.OutOfMemory.hint,
