@@ -157,6 +157,12 @@ def data_shape(spec: JobSpec, report: DatasetReport) -> DataShape:
     return DataShape(everything.scaled(share), held, tokenizer, counted)
 
 
+def optimizer_steps(max_steps: int | None, epochs: float, examples: int, per_step: int) -> int:
+    """How many optimizer steps a run takes: ``max_steps`` when set, else enough for ``epochs`` passes over
+    ``examples`` at ``per_step`` examples a step (the training loop's count, so the plan's is the same)."""
+    return max_steps or max(1, math.ceil(epochs * examples / per_step))
+
+
 def planned_work(spec: JobSpec, shape: DataShape, world_size: int) -> PlannedWork:
     """The work of ``spec`` on the data, trained by ``world_size`` processes."""
     hyper = spec.hyperparameters
@@ -167,7 +173,7 @@ def planned_work(spec: JobSpec, shape: DataShape, world_size: int) -> PlannedWor
     sequences = shape.train.examples if dpo else pack(shape.train, length)
     rows_per_sequence = 2 if dpo else 1
     per_step = hyper.batch_size * hyper.grad_accum * world_size
-    steps = hyper.max_steps or max(1, math.ceil(hyper.epochs * sequences / per_step))
+    steps = optimizer_steps(hyper.max_steps, hyper.epochs, sequences, per_step)
     epochs = steps * per_step / max(sequences, 1)
     tokens_per_step = per_step * rows_per_sequence * length
     real_per_sequence = tokens / max(sequences, 1)

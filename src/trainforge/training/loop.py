@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from trainforge.errors import NonFiniteLoss, OutOfMemory
+from trainforge.planning.work import optimizer_steps
 from trainforge.training.attention import use_packed_attention
 from trainforge.training.checkpoint import TrainingState, load_latest, save_checkpoint
 from trainforge.training.config import TrainConfig
@@ -60,10 +61,9 @@ def cosine_with_warmup(optimizer: torch.optim.Optimizer, warmup: int, total: int
 
 
 def total_steps(config: TrainConfig, examples: int, world: World) -> int:
-    per_step = config.batch_size * config.grad_accum * world.size
-    if config.max_steps:
-        return config.max_steps
-    return max(1, math.ceil(config.epochs * examples / per_step))
+    return optimizer_steps(
+        config.max_steps, config.epochs, examples, config.batch_size * config.grad_accum * world.size
+    )
 
 
 def sample_indices(config: TrainConfig, size: int, step: int, micro: int, world: World) -> list[int]:
