@@ -43,9 +43,10 @@ MiB = 1 << 20
 #: a tokenizer loaded (0.35-0.4 GiB measured with torch 2.13); on a GPU the CUDA context and cuBLAS
 #: workspaces, which torch's allocator does not count (not measured here: no GPU was lent to this work)
 RUNTIME_BYTES: dict[DeviceKind, int] = {"cpu": 400 * MiB, "cuda": 768 * MiB, "neuron": 0}
-#: the share of a device's memory a run may plan to use. The estimate is within +-25% of measured peaks
-#: (docs/benchmarks.md), so 0.8 covers its error on an accelerator the process owns; host memory is shared
-#: with the operating system and whatever else runs on the machine.
+#: the share of a device's memory a run may plan to use. On a CPU the estimate came within -12%..+7% of the
+#: measured peaks (docs/benchmarks.md), and host memory is shared with the operating system and whatever
+#: else runs there: 0.75. An accelerator is the process's own: 0.85 leaves 15% for the estimate's error
+#: there, which is not measured (no GPU was lent to this work).
 HEADROOM: dict[DeviceKind, float] = {"cpu": 0.75, "cuda": 0.85, "neuron": 0.85}
 #: below this many tokens per micro-batch, a smaller micro-batch costs throughput (matrix multiplies too
 #: small for the device), and activation checkpointing (one more forward per step) is the cheaper fix
