@@ -309,6 +309,25 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_capture(args: argparse.Namespace) -> int:
+    import json
+
+    from trainforge.pipeline.continuous import captures_uri
+    from trainforge.serving.capture import as_chat_records, read_captures
+    from trainforge.store import open_store
+
+    workspace = None if args.artifacts else _settings(args).workspace
+    uri = captures_uri(args.name, artifacts_uri=args.artifacts, workspace=workspace)
+    records = as_chat_records(read_captures(open_store(uri), uri))
+    text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        out.print(f"{len(records)} records -> {args.out}", highlight=False)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 def cmd_evaluate_endpoint(args: argparse.Namespace) -> int:
     """Continuous evaluation of a local endpoint: its versions re-scored on the newest data and the captured
     traffic, with their serving figures; the report in MLflow; optionally the challenger rolled back."""
@@ -606,6 +625,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--rollback-on-fail", action="store_true", help="roll the challenger back on a failed verdict"
     )
     evaluate.set_defaults(handler=cmd_evaluate_endpoint)
+    capture = sub.add_parser(
+        "capture",
+        parents=[workspace],
+        help="an endpoint's captured, answered chat exchanges as chat records (JSONL)",
+        description="Turn an endpoint's captured traffic (deploy.capture_percent) into chat training records, "
+        "each conversation with the answer the endpoint gave: check them with `trainforge validate`, review "
+        "them, and train on what you keep. Locally the captures are PII-redacted already; SageMaker's are not.",
+    )
+    capture.add_argument("name", help="the endpoint (the job's name)")
+    capture.add_argument("--artifacts", help="the stack's artifacts bucket (s3://BUCKET) for a SageMaker endpoint")
+    capture.add_argument("--out", help="write the records here (default: standard output)")
+    capture.set_defaults(handler=cmd_capture)
     plan = sub.add_parser(
         "plan",
         parents=[workspace],

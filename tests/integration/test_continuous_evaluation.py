@@ -111,3 +111,19 @@ def test_a_run_on_captured_traffic_reports_each_variant_with_intervals(served):
     )
     assert run.data.tags["verdict"] == "failed" and "v2.data_perplexity.ci_high" in run.data.metrics
     assert registry.client.get_model_version("support", "2").tags["continuous_evaluation"] == run.info.run_id
+
+
+def test_captured_traffic_becomes_chat_records_the_validator_accepts(served, tmp_path):
+    """`trainforge capture` turns each answered exchange into a chat record: the conversation and the answer
+    the endpoint gave, PII already redacted by the local capture."""
+    from trainforge.data import ValidationOptions, validate_dataset
+    from trainforge.store import open_store
+
+    settings, _ = served
+    out = tmp_path / "captured.jsonl"
+    assert main(["capture", "support", "--workspace", str(settings.workspace), "--out", str(out)]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    answers = [r["messages"][-1] for r in records]
+    assert 0 < len(records) <= 40 and all(a["role"] == "assistant" and a["content"].strip() for a in answers)
+    report = validate_dataset([out.as_uri()], open_store(out.as_uri()), ValidationOptions())
+    assert report.ok and report.format == "chat" and report.records == len(records), report.errors

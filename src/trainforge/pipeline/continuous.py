@@ -28,9 +28,18 @@ from trainforge.local.file_store import uri_to_path
 from trainforge.pipeline.layout import RunLayout, latest_success_uri
 from trainforge.serving.capture import CapturedExchange, read_captures
 from trainforge.serving.rollout import EndpointRecord, Variant
-from trainforge.store import open_store
+from trainforge.store import join, open_store
 
 JOB = [sys.executable, "-m", "trainforge.evaluation.continuous"]
+
+
+def captures_uri(name: str, *, artifacts_uri: str | None = None, workspace: Path | None = None) -> str:
+    """Where endpoint ``name``'s captured traffic is: SageMaker's data capture under the artifacts root in
+    AWS, the local server's under the workspace (both ``.../NAME/VARIANT/yyyy/mm/dd/hh/``)."""
+    if artifacts_uri is not None:
+        return join(artifacts_uri, "capture", name)
+    assert workspace is not None, "captures_uri needs the artifacts root or the workspace"
+    return (workspace.resolve() / "deployments" / name / "capture" / name).as_uri()
 
 
 def conversation_key(messages: list[dict[str, str]]) -> str:
@@ -216,10 +225,8 @@ def evaluate_local_endpoint(
     if record is None:
         raise UsageError(f"no endpoint named {name} has been deployed in {workspace}")
     folder = workspace.resolve() / "deployments" / name
-    captures = folder / "capture"
-    exchanges = (
-        list(read_captures(open_store(captures.as_uri()), (captures / name).as_uri())) if captures.is_dir() else []
-    )
+    captures = captures_uri(name, workspace=workspace)
+    exchanges = list(read_captures(open_store(captures), captures)) if (folder / "capture").is_dir() else []
     root = folder / "evaluations" / f"{datetime.now(UTC):%Y%m%dT%H%M%S}"
     prepare(
         record,

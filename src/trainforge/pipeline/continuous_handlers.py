@@ -38,6 +38,7 @@ from trainforge.instances import instance_type
 from trainforge.pipeline import rollout
 from trainforge.pipeline.continuous import (
     captured_lines,
+    captures_uri,
     cloudwatch_requests,
     cloudwatch_series,
     completion_tokens,
@@ -118,7 +119,7 @@ def handle_start(
             for info in store.list(channel):
                 (Path(tmp) / info.uri.rsplit("/", 1)[-1]).write_bytes(store.read_bytes(info.uri))
         known = references(Path(tmp), data["data_format"] or "")
-    captures = join(artifacts, "capture", name)
+    captures = captures_uri(name, artifacts_uri=artifacts)
     exchanges = list(read_captures(open_store(captures), captures, since))
     series = cloudwatch_series(cloudwatch or boto3.client("cloudwatch"), name, [v.name for v, _ in scored], since, now)
     requests = cloudwatch_requests(series, completion_tokens(exchanges))

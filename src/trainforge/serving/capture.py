@@ -193,10 +193,11 @@ def read_captures(
 
 def as_chat_records(exchanges: Iterator[CapturedExchange] | list[CapturedExchange]) -> list[dict[str, Any]]:
     """Answered chat exchanges as chat training records (the conversation plus the answer the endpoint
-    gave): what the project's validator checks, and what retraining on captured traffic would read."""
+    gave): what the project's validator checks, and what retraining on captured traffic would read. An
+    empty answer makes no record (the validator refuses an empty turn)."""
     records = []
     for exchange in exchanges:
         messages, answer = exchange.messages(), exchange.answer()
-        if messages and answer is not None:
+        if messages and answer is not None and answer.strip():
             records.append({"messages": [*messages, {"role": "assistant", "content": answer}]})
     return records
