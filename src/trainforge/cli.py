@@ -135,9 +135,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not spec.is_file():
         raise UsageError(f"{spec}: no such job spec")
     if args.data_root:
-        settings = Settings(workspace=settings.workspace, data_uri=Path(args.data_root).resolve().as_uri())
+        settings = settings.model_copy(update={"data_uri": Path(args.data_root).resolve().as_uri()})
     elif spec.resolve().parent.name == "jobs":  # jobs/NAME.yaml sits in the data root beside datasets/
-        settings = Settings(workspace=settings.workspace, data_uri=spec.resolve().parent.parent.as_uri())
+        settings = settings.model_copy(update={"data_uri": spec.resolve().parent.parent.as_uri()})
     outcome = LocalRunner(settings, console=console, port=args.port).run(spec, force=args.force)
     return _print_outcome(outcome)
 
@@ -403,7 +403,8 @@ def _print_plan(plan: Any) -> None:
     out.print(
         f"[bold]Plan[/] {plan.job_name}: {plan.method} of {plan.base_model}; {work.examples:,} examples, "
         f"{work.tokens:,} tokens ({work.tokenizer}) -> {work.sequences:,} sequences "
-        f"({work.padding_fraction:.1%} padding), {work.steps:,} steps of {work.tokens_per_step:,} tokens, "
+        f"({work.padding_fraction:.1%} padding), {work.steps:,} step{'s' if work.steps != 1 else ''} of "
+        f"{work.tokens_per_step:,} tokens, "
         f"{work.epochs:g} epochs; evaluation {work.evaluation_examples} examples",
         highlight=False,
     )
@@ -466,7 +467,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         raise UsageError(f"{spec}: no such job spec")
     settings = _settings(args)
     data_root = Path(args.data_root) if args.data_root else spec.resolve().parent.parent
-    settings = Settings(workspace=settings.workspace, data_uri=data_root.resolve().as_uri())
+    settings = settings.model_copy(update={"data_uri": data_root.resolve().as_uri()})
     prices = load_prices(Path(args.prices).read_bytes(), args.prices) if args.prices else None
     plan = plan_job(
         spec, settings, instance_types=args.instance_type, prices=prices, region=args.region, here=args.local

@@ -207,7 +207,7 @@ def _endpoint(spec: JobSpec, config: Mapping[str, Any], shape: ModelShape | None
             name="memory",
             ok=fits,
             detail=f"weights and the KV cache of one {deploy.max_model_len}-token sequence need {gib(needed)} GiB; "
-            f"{instance.name} gives {engine} {gib(capacity)} GiB",
+            f"{instance.name} offers {'LMI (vLLM)' if engine == 'lmi' else 'the server'} {gib(capacity)} GiB",
         )
     )
     if not fits:

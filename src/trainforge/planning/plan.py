@@ -79,6 +79,12 @@ def make_plan(inputs: PlanInputs) -> Plan:
     ]
     requested = options[0]
     refusals: list[str] = []
+    if not inputs.report.ok:  # the pipeline stops such a run at Validate; `trainforge plan` says so too
+        total = sum(inputs.report.error_counts.values()) or len(inputs.report.errors)
+        first = inputs.report.errors[0].render() if inputs.report.errors else "see the dataset report"
+        refusals.append(
+            f"the data is rejected ({total} errors; the first: {first}): fix it, `trainforge validate` lists every error"
+        )
     smallest = _smallest_fitting(inputs, shape, data) if shape is not None else None
     if requested.verdict == "does_not_fit" and requested.memory is not None:
         refusals.append(_memory_refusal(spec, requested, smallest, shape))

@@ -28,7 +28,7 @@ def machine(name: str) -> Machine:
 def plan(job, config=SMOLLM2, types=("ml.g5.2xlarge",), **extra) -> Plan:
     inputs = {
         "spec": job,
-        "report": report(),
+        "report": extra.pop("report", None) or report(),
         "config": config,
         "files": FILES,
         "base_bytes": 270_000_000,
@@ -105,6 +105,17 @@ def test_a_run_longer_than_its_max_runtime_is_refused():
     )
     refused = plan(job, SMOLLM2, types=("ml.m5.xlarge",))
     assert any("over compute.max_runtime_hours 1" in reason for reason in refused.refusals)
+
+
+def test_rejected_data_is_refused_naming_the_first_error():
+    """The pipeline stops such a run at Validate; `trainforge plan` must not call it fine."""
+    from trainforge.contracts import DataIssue
+
+    issue = DataIssue(file="train.jsonl", line=7, field="$.messages", code="missing_field", message="is required")
+    rejected = report().model_copy(update={"ok": False, "errors": [issue], "error_counts": {"missing_field": 3}})
+    refused = plan(spec(), report=rejected)
+    assert refused.refusals[0].startswith("the data is rejected (3 errors; the first: train.jsonl:7")
+    assert not plan(spec()).refusals
 
 
 def test_a_config_the_estimate_does_not_know_plans_without_memory():
