@@ -72,3 +72,15 @@ def test_the_check_asks_the_variant_greedily_for_logprobs_and_reports():
     assert not without.passed and "without logprobs" in without.problems[0]
     skipped = check_parity(Replying(SAME), "support", "v2", None, 0.02)
     assert skipped.passed and skipped.prompts == 0 and "no reference prompts" in skipped.skipped
+
+
+def test_a_sentencepiece_token_decoded_alone_matches_the_same_token_decoded_in_context():
+    """Evaluation decodes each token alone, which drops a SentencePiece token's leading space ("▁am" -> "am");
+    vLLM decodes it in context (" am"): the same token."""
+    alone = ANSWER.model_copy(
+        update={"tokens": [t.model_copy(update={"token": t.token.lstrip()}) for t in ANSWER.tokens]}
+    )
+    compared, _, _, problems = compare_answer(0, alone, SAME, 0.02)
+    assert (compared, problems) == (4, [])
+    _, _, _, problems = compare_answer(0, alone, [(" you", -0.5), *SAME[1:]], 0.02)
+    assert "answered ' you' where evaluation answered 'i'" in problems[0]
