@@ -190,29 +190,22 @@ def _endpoint(spec: JobSpec, config: Mapping[str, Any], shape: ModelShape | None
             )
         )
         alternatives.append(f"deploy.max_model_len: {positions}")
-    if shape is None:
-        return PlannedDeployment(
-            target="sagemaker_endpoint",
-            ok=all(c.ok for c in checks),
-            checks=checks,
-            engine=engine,
-            instance_type=instance.name,
-            alternatives=alternatives,
+    needed = capacity = None
+    if shape is not None:
+        needed = serving_bytes(shape, instance, deploy.max_model_len)
+        capacity = serving_capacity(instance, engine)
+        fits = needed <= capacity
+        checks.append(
+            DeployCheck(
+                name="memory",
+                ok=fits,
+                detail=f"weights and the KV cache of one {deploy.max_model_len}-token sequence need {gib(needed)} "
+                f"GiB; {instance.name} offers {'LMI (vLLM)' if engine == 'lmi' else 'the server'} {gib(capacity)} GiB",
+            )
         )
-    needed = serving_bytes(shape, instance, deploy.max_model_len)
-    capacity = serving_capacity(instance, engine)
-    fits = needed <= capacity
-    checks.append(
-        DeployCheck(
-            name="memory",
-            ok=fits,
-            detail=f"weights and the KV cache of one {deploy.max_model_len}-token sequence need {gib(needed)} GiB; "
-            f"{instance.name} offers {'LMI (vLLM)' if engine == 'lmi' else 'the server'} {gib(capacity)} GiB",
-        )
-    )
-    if not fits:
-        larger = smallest_serving_type(shape, deploy.max_model_len, engine)
-        alternatives.append(f"deploy.instance_type: {larger}" if larger else "a smaller model")
+        if not fits:
+            larger = smallest_serving_type(shape, deploy.max_model_len, engine)
+            alternatives.append(f"deploy.instance_type: {larger}" if larger else "a smaller model")
     return PlannedDeployment(
         target="sagemaker_endpoint",
         ok=all(c.ok for c in checks),
