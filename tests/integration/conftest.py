@@ -59,6 +59,12 @@ def aws(
             return payload
 
         monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
+        # every variable of every function, set for the test: a dispatch then only changes values and never
+        # adds or removes a key, which another thread iterating os.environ (botocore's proxy lookup, as the
+        # test's own calls make clients) would trip on with a KeyError
+        for function in deployed.functions.values():
+            for name, value in function.environment.items():
+                monkeypatch.setenv(name, value)
         pipeline = Pipeline(deployed, twin)
         for path in tiny_model_dir.iterdir():
             pipeline.s3.upload_file(str(path), pipeline.artifacts, f"base-models/tiny-llama-test/{path.name}")
