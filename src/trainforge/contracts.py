@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-DataFormat = Literal["chat", "prompt_completion", "bedrock_conversation", "text", "preference"]
+DataFormat = Literal["chat", "prompt_completion", "bedrock_conversation", "text", "preference", "speech", "multimodal"]
 Trigger = Literal["upload", "schedule", "cli", "watch"]
 
 
@@ -95,6 +95,8 @@ class DatasetReport(Contract):
     sha256: dict[str, str] = Field(default_factory=dict, description="file -> sha256 of its bytes")
     report_uri: str | None = None
     redacted_uris: list[str] = Field(default_factory=list, description="pii: redact: the redacted copies written")
+    audio_hours: float | None = Field(None, description="speech: the valid records' audio, in hours")
+    images: int | None = Field(None, description="multimodal: the valid records' images")
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -18,7 +18,9 @@ from trainforge.errors import SpecInvalid
 Method = Literal["lora", "full", "continued_pretraining", "dpo"]
 #: ``auto`` or one of contracts.DataFormat (a test keeps the two lists equal; a Union of the two Literals
 #: would answer a typo with two errors instead of one)
-FormatChoice = Literal["auto", "chat", "prompt_completion", "bedrock_conversation", "text", "preference"]
+FormatChoice = Literal[
+    "auto", "chat", "prompt_completion", "bedrock_conversation", "text", "preference", "speech", "multimodal"
+]
 PiiPolicy = Literal["report", "redact", "reject"]
 
 #: also a prefix of SageMaker and Bedrock resource names, whose patterns allow no '--' and no trailing '-'

@@ -26,6 +26,8 @@ LIGHT = [
     "trainforge.data",
     "trainforge.data.validation",
     "trainforge.data.report",
+    "trainforge.media",
+    "trainforge.media.checks",
     "trainforge.evaluation.gate",
     "trainforge.pipeline",
     "trainforge.pipeline.handlers",
@@ -38,6 +40,8 @@ LIGHT = [
     "trainforge.aws.sagemaker_requests",
     "trainforge.local.file_store",
     "trainforge.aws.s3_store",
+    "trainforge.custom.request",
+    "trainforge.custom.model_format",
 ]
 _CORE = {"errors", "contracts", "spec", "settings", "instances", "store", "catalog"}
 #: layer -> the layers it may import. Everything below ``pipeline`` is a library of its own; ``pipeline``
@@ -55,13 +59,19 @@ ALLOWED: dict[str, set[str]] = {
     "planning": {"spec", "contracts", "errors", "instances", "aws"},
     "aws": {"contracts", "errors", "instances", "settings", "store"},
     "local": {"contracts", "errors", "store", "planning"},
-    "data": {"contracts", "errors", "spec", "store"},
+    # media: headers, decoding and the checks of the media records name (Pillow and soundfile imported lazily)
+    "media": {"contracts", "errors", "store"},
+    "data": {"contracts", "errors", "spec", "store", "media", "catalog"},
     "registry": {"contracts", "errors", "store"},
     "evaluation.gate": {"contracts", "spec"},
-    "training": _CORE | {"data", "planning"},
-    "evaluation": _CORE | {"data", "training", "evaluation.gate"},
-    "serving": _CORE | {"aws", "local", "planning", "registry"},
-    "pipeline": _CORE | {"aws", "local", "data", "planning", "registry", "serving", "training", "evaluation.gate"},
+    "training": _CORE | {"data", "planning", "media"},
+    "evaluation": _CORE | {"data", "training", "evaluation.gate", "media"},
+    "serving": _CORE | {"aws", "local", "planning", "registry", "media"},
+    # custom code: the framework containers' placement (aws), the local subprocess (local) and the report page
+    # of its own evaluation (evaluation.html_report, no torch)
+    "custom": _CORE | {"aws", "local", "evaluation"},
+    "pipeline": _CORE
+    | {"aws", "local", "data", "planning", "registry", "serving", "training", "evaluation.gate", "media", "custom"},
     "quickstart": {"public_data"},
     "cli": _CORE | {"data", "pipeline", "planning", "quickstart", "registry", "serving", "local"},
 }

@@ -1,4 +1,5 @@
-"""The five training-data formats: how each record must look, and how to read its text.
+"""The training-data formats: how each record must look, and how to read its text (the speech and
+multimodal records' own checks live in ``media/records.py``; their media are checked by ``media/checks.py``).
 
 Each checker returns ``(json_path, code, message)`` triples; an empty list means the record is valid.
 Checkers are plain Python on purpose: they run once per record on multi-GB files, and a hand-written check
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from trainforge.contracts import DataFormat
+from trainforge.media.records import check_multimodal, check_speech, has_parts, image_parts
 
 Problem = tuple[str, str, str]
 BEDROCK_SCHEMA = "bedrock-conversation-2024"
@@ -105,8 +107,18 @@ def _messages(
             continue
         here = f"{path}[{index}]"
         problems.extend(_unknown(message, _MESSAGE_KEYS, here))
+        images = [where for where, _ in image_parts({"messages": [message]})] if isinstance(content, list) else []
         if "content" not in message:
             problems.append((f"{here}.content", "missing_field", "missing required field 'content'"))
+        elif images:
+            problems.append(
+                (
+                    f"{here}.content[{images[0].split('.content[')[1].split(']')[0]}]",
+                    "image_in_text_tier",
+                    "an image part needs data.format multimodal and a multimodal base model (base_model: "
+                    "multimodal); chat data is text only",
+                )
+            )
         else:
             _text(content, f"{here}.content", problems)
         if "weight" in message:
@@ -239,6 +251,8 @@ CHECKERS: dict[DataFormat, Callable[[dict[str, Any]], list[Problem]]] = {
     "bedrock_conversation": check_bedrock,
     "text": check_text,
     "preference": check_preference,
+    "speech": check_speech,
+    "multimodal": check_multimodal,
 }
 
 
@@ -250,6 +264,10 @@ def guess_format(record: Any) -> DataFormat | None:
         return "preference"
     if "schemaVersion" in record:
         return "bedrock_conversation"
+    if "audio" in record:
+        return "speech"
+    if has_parts(record):
+        return "multimodal"
     if "messages" in record:
         first = record["messages"][0] if isinstance(record["messages"], list) and record["messages"] else None
         if isinstance(first, dict) and isinstance(first.get("content"), list):
@@ -290,9 +308,18 @@ def text_fields(record: dict[str, Any], fmt: DataFormat) -> Iterator[tuple[str, 
         for key in ("prompt", "completion"):
             if isinstance(record.get(key), str):
                 yield f"$.{key}", record[key]
-    elif fmt == "text":
+    elif fmt in ("text", "speech"):
         if isinstance(record.get("text"), str):
             yield "$.text", record["text"]
+    elif fmt == "multimodal":
+        for index, message in enumerate(record["messages"]):
+            content = message["content"]
+            if isinstance(content, str):
+                yield f"$.messages[{index}].content", content
+                continue
+            for part_index, part in enumerate(content):
+                if part.get("type") == "text":
+                    yield f"$.messages[{index}].content[{part_index}].text", part["text"]
     elif fmt == "bedrock_conversation":
         for index, block in enumerate(record.get("system") or []):
             if isinstance(block, dict) and isinstance(block.get("text"), str):

@@ -72,6 +72,9 @@ class PartialReport:
     digests: np.ndarray = field(default_factory=lambda: _EMPTY_U64)
     band_keys: np.ndarray | None = None
     token_lengths: np.ndarray | None = None
+    #: the media totals of the shard's valid records (``media/checks.py``)
+    audio_seconds: float = 0.0
+    images: int = 0
 
     def to_bytes(self) -> bytes:
         header = {
@@ -90,6 +93,8 @@ class PartialReport:
             "sha256": self.sha256,
             "redacted": self.redacted,
             "tokenizer": self.tokenizer,
+            "audio_seconds": self.audio_seconds,
+            "images": self.images,
         }
         arrays = {"header": np.frombuffer(orjson.dumps(header), dtype=np.uint8)}
         arrays |= {"record_lines": self.record_lines, "digests": self.digests}
@@ -135,7 +140,7 @@ def _validate_shard(shard: Shard, store: ObjectStore, options: ValidationOptions
     if options.pii == "redact" and options.redact_into:
         options = replace(options, redact_into={shard.input_uri: redacted_part_uri(work_uri, shard)})
     run = _Run(options=options, format=shard.format, format_detected=shard.format_detected)
-    derived = _derived(options, first_record=shard.index * RECORDS_PER_SHARD)
+    derived = _derived(options, first_record=shard.index * RECORDS_PER_SHARD, store=store)
     lines = 0
     if derived.redaction is not None:
         derived.redaction.start(shard.input_uri)
@@ -144,6 +149,7 @@ def _validate_shard(shard: Shard, store: ObjectStore, options: ValidationOptions
     else:
         lines = _validate_span(shard.file_index, shard.uri, shard.start, shard.end, store, run, derived)
     tokens = derived.tokens
+    derived.finish_media(run)
     return PartialReport(
         shard=shard,
         lines=lines,
@@ -164,6 +170,8 @@ def _validate_shard(shard: Shard, store: ObjectStore, options: ValidationOptions
         digests=derived.dedup.digests(),
         band_keys=derived.dedup.band_keys(),
         token_lengths=tokens.lengths() if tokens is not None else None,
+        audio_seconds=run.audio_seconds,
+        images=run.images,
     )
 
 
@@ -215,6 +223,8 @@ def merge_partials(plan: ShardPlan, partials: Iterable[PartialReport], options: 
         room = _PII_FINDINGS - len(run.pii_findings)
         run.pii_findings += [f.model_copy(update={"line": f.line + offset}) for f in partial.pii_findings[:room]]
         run.sha256.update(partial.sha256)
+        run.audio_seconds += partial.audio_seconds
+        run.images += partial.images
         if partial.valid:
             record_lines.append(partial.record_lines + offset)
             dedup.extend(partial.digests, partial.band_keys)

@@ -38,6 +38,7 @@ from trainforge.data.reader import (
     open_text_stream,
 )
 from trainforge.data.validation import DETECT_SAMPLE, ValidationOptions
+from trainforge.media.references import is_media_file
 from trainforge.spec import DataLimits
 from trainforge.store import ObjectInfo, ObjectStore
 
@@ -98,7 +99,7 @@ def plan_shards(
     # ``format: auto`` reads its first block exactly as the whole pass does
     smallest = block_bytes(options.limits.max_line_bytes)
     shard_bytes = max(shard_bytes, smallest)
-    files = [(uri, info) for uri in uris for info in store.list(uri)]
+    files = [(uri, info) for uri in uris for info in store.list(uri) if not is_media_file(info.uri)]
     settled = _settle(files, store, options, scan_bytes) if options.format == "auto" else None
     shards: list[Shard] = []
 

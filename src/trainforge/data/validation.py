@@ -45,6 +45,8 @@ from trainforge.data.reader import (
 from trainforge.data.redaction import RedactedCopies
 from trainforge.data.split import validation_mask
 from trainforge.data.tokens import TokenCounter
+from trainforge.media.checks import MEDIA_FORMATS, MediaChecker
+from trainforge.media.references import is_media_file
 from trainforge.spec import DataLimits, FormatChoice, JobSpec, PiiPolicy
 from trainforge.store import ObjectStore
 
@@ -70,6 +72,8 @@ class ValidationOptions:
     max_seq_len: int = 1024
     #: pii == "redact": input URI -> where the redacted copy of its records goes (under the artifacts root)
     redact_into: dict[str, str] = field(default_factory=dict)
+    #: the base model's modality ("text", "speech", "vision-text"): data of another one is refused; None: any
+    modality: str | None = None
 
     @classmethod
     def from_spec(cls, spec: JobSpec, **overrides: Any) -> ValidationOptions:
@@ -82,6 +86,7 @@ class ValidationOptions:
             validation_fraction=None if data.validation else data.validation_fraction,
             split_seed=data.split_seed,
             max_seq_len=spec.hyperparameters.max_seq_len,
+            modality=base_modality(spec.base_model),
         )
         return replace(options, **overrides)
 
@@ -126,6 +131,9 @@ class _Run:
     lines: array[int] = field(default_factory=lambda: array("q"))
     file_starts: list[int] = field(default_factory=list)
     sha256: dict[str, str] = field(default_factory=dict)
+    #: speech: seconds of audio in the valid records; multimodal: their images
+    audio_seconds: float = 0.0
+    images: int = 0
 
     def issue(self, file: str, line: int | None, path: str, code: str, message: str) -> None:
         self.error_counts[code] += 1
@@ -238,6 +246,15 @@ class _Derived:
     dedup: Deduplicator
     tokens: TokenCounter | None
     redaction: RedactedCopies | None
+    #: the media records name (speech, multimodal), read through the dataset's store
+    media: MediaChecker | None = None
+
+    def finish_media(self, run: _Run) -> None:
+        """The media checker's totals and notes into the pass's state (the report's, or a shard's)."""
+        if self.media is not None and run.format in MEDIA_FORMATS:
+            run.audio_seconds += self.media.audio_seconds
+            run.images += self.media.images
+            run.warnings += self.media.summary()
 
 
 def _accept(
@@ -299,6 +316,14 @@ class ValidationProgress:
     total_bytes: int
 
 
+def base_modality(base_model: str) -> str | None:
+    """The modality of a spec's base model by its catalog entry; None for a folder URI (not known here)."""
+    from trainforge.catalog import CATALOG, TIER_DEFAULTS
+
+    entry = CATALOG.get(TIER_DEFAULTS.get(base_model, base_model))
+    return entry.modality if entry is not None else None
+
+
 def validate_dataset(
     uris: list[str],
     store: ObjectStore,
@@ -325,12 +350,13 @@ def no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def _derived(options: ValidationOptions, first_record: int = 0) -> _Derived:
+def _derived(options: ValidationOptions, first_record: int = 0, store: ObjectStore | None = None) -> _Derived:
     redacting = options.pii == "redact" and bool(options.redact_into)
     return _Derived(
         dedup=Deduplicator(options.near_duplicate_threshold, near=options.near_duplicates, first_record=first_record),
         tokens=TokenCounter.from_file(options.tokenizer_file, options.max_seq_len) if options.tokenizer_file else None,
         redaction=RedactedCopies(options.redact_into) if redacting else None,
+        media=MediaChecker(store, modality=options.modality) if store is not None else None,
     )
 
 
@@ -341,8 +367,8 @@ def _validate_dataset(
     progress: Callable[[ValidationProgress], None] | None,
 ) -> DatasetReport:
     run = _Run(options=options, format=None if options.format == "auto" else options.format)
-    derived = _derived(options)
-    files = [(uri, info) for uri in uris for info in store.list(uri)]
+    derived = _derived(options, store=store)
+    files = [(uri, info) for uri in uris for info in store.list(uri) if not is_media_file(info.uri)]
     names = [info.uri for _, info in files]
     total = sum(info.size for _, info in files)
     # the file loop reports the dataset's bytes read so far; the records are the run's count at that moment
@@ -357,6 +383,7 @@ def _validate_dataset(
             break
     tokens = derived.tokens.stats() if derived.tokens is not None else None
     redacted = derived.redaction.finish() if derived.redaction is not None else []
+    derived.finish_media(run)
     return _report(run, uris, names, derived.dedup, tokens, redacted)
 
 
@@ -486,6 +513,8 @@ def _check_records(file_index: int, uri: str, records: Iterator[tuple[int, Any]]
             )
             continue
         problems = CHECKERS[run.format](record)
+        if not problems and derived.media is not None:
+            problems = derived.media.check(uri, number, record, run.format)
         for path, code, message in problems:
             run.issue(uri, number, path, code, message)
         if not problems:
@@ -563,4 +592,6 @@ def _report(
         split=split,
         sha256=run.sha256,
         redacted_uris=redacted_uris,
+        audio_hours=round(run.audio_seconds / 3600, 6) if run.format == "speech" else None,
+        images=run.images if run.format == "multimodal" else None,
     )

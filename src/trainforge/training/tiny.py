@@ -5,6 +5,7 @@ so the folder is deterministic and needs no download."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
@@ -22,16 +23,10 @@ _CORPUS = [
 ] * 20
 
 
-def build_tiny_model(
-    path: Path, *, vocab_size: int = 384, hidden_size: int = 64, layers: int = 2, seed: int = 0
-) -> Path:
-    """Write a randomly initialised (seeded) tiny Llama with a ChatML tokenizer to ``path``."""
-    import torch
+def tiny_tokenizer(vocab_size: int = 384) -> Any:
+    """The byte-level BPE tokenizer of the tiny models (ChatML specials, the ChatML template), in memory."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
+    from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -50,6 +45,19 @@ def build_tiny_model(
         pad_token="<|endoftext|>",
     )
     fast.chat_template = CHATML_TEMPLATE
+    return fast
+
+
+def build_tiny_model(
+    path: Path, *, vocab_size: int = 384, hidden_size: int = 64, layers: int = 2, seed: int = 0
+) -> Path:
+    """Write a randomly initialised (seeded) tiny Llama with a ChatML tokenizer to ``path``."""
+    import torch
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    fast = tiny_tokenizer(vocab_size)
     config = LlamaConfig(
         vocab_size=len(fast),
         hidden_size=hidden_size,

@@ -1,0 +1,151 @@
+"""The media a valid record names, checked: the file is in the store, decodes (or, where no decoder is
+installed, has a sound header), is within the limits, and is not a copy of a file another record already
+used. One checker per validation pass; it also totals the audio's hours and counts the images for the
+report.
+
+Where the checks run: the local validator and the training container decode every file (Pillow, soundfile);
+the validation Lambda ships without them (its layer is the core package, no native media libraries) and
+reads only each file's first 64 KiB (``headers.py``): existence, format, declared size, sample rate and
+channels, bomb headers. Decoding errors past the header then surface in training, naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainforge.media.decode import check_audio_format, check_audio_length, check_image_size, decode_audio, decode_image
+from trainforge.media.headers import HEADER_BYTES, MediaError, audio_header, image_header
+from trainforge.media.limits import MediaLimits
+from trainforge.media.records import image_parts
+from trainforge.media.references import data_uri, read_media, resolve
+from trainforge.store import ObjectStore
+
+Problem = tuple[str, str, str]
+#: the formats whose records name media, and the modality of base model each needs
+MEDIA_FORMATS = {"speech": "speech", "multimodal": "vision-text"}
+
+
+def decoders_installed() -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in ("soundfile", "PIL"))
+
+
+@dataclass
+class MediaChecker:
+    store: ObjectStore
+    limits: MediaLimits = field(default_factory=MediaLimits)
+    #: the base model's modality ("text", "speech", "vision-text"); None when unknown (a folder URI)
+    modality: str | None = None
+    #: decode every file (False: header-level checks only, as in the Lambda)
+    decode: bool = field(default_factory=decoders_installed)
+    audio_seconds: float = 0.0
+    images: int = 0
+    duplicates: int = 0
+    duplicate_notes: list[str] = field(default_factory=list)
+    _seen: dict[str, str] = field(default_factory=dict)
+
+    def check(self, records_uri: str, line: int, record: dict[str, Any], fmt: str) -> list[Problem]:
+        """Problems of one structurally valid record's media (empty: all good)."""
+        if fmt == "speech":
+            if self.modality not in (None, "speech"):
+                return [
+                    (
+                        "$.audio",
+                        "audio_in_text_tier",
+                        f"audio needs a speech base model (base_model: speech); this one is {self.modality}",
+                    )
+                ]
+            return self._audio(records_uri, line, record["audio"], record["text"])
+        if fmt in ("multimodal", "chat"):
+            parts = list(image_parts(record))
+            if parts and self.modality not in (None, "vision-text"):
+                path = parts[0][0].rsplit(".", 1)[0]
+                return [
+                    (
+                        path,
+                        "image_in_text_tier",
+                        f"an image part needs a multimodal base model (base_model: multimodal); this one is {self.modality or 'text'}",
+                    )
+                ]
+            return self._images(records_uri, line, parts)
+        return []
+
+    def _bytes(self, reference: str, records_uri: str, limit: int) -> bytes:
+        if self.decode or data_uri(reference) is not None:
+            return read_media(reference, records_uri, self.store, limit)
+        uri = resolve(reference, records_uri)
+        if not self.store.exists(uri):
+            raise MediaError("media_not_found", f"'{reference}' is not in the store ({uri})")
+        with self.store.open(uri) as handle:
+            return handle.read(HEADER_BYTES)
+
+    def _duplicate(self, data: bytes, where: str, reference: str) -> None:
+        """Note a file whose bytes another record already used (kept, like duplicate text, and reported)."""
+        if not self.decode:
+            return  # only the header was read
+        first = self._seen.setdefault(hashlib.sha256(data).hexdigest(), where)
+        if first != where:
+            self.duplicates += 1
+            if len(self.duplicate_notes) < 20:
+                self.duplicate_notes.append(f"{reference} ({where}) has the same bytes as the file of {first}")
+
+    def _audio(self, records_uri: str, line: int, reference: str, text: str) -> list[Problem]:
+        problems: list[Problem] = []
+        if len(text) > self.limits.max_transcript_chars:
+            problems.append(
+                ("$.text", "transcript_too_long", f"{len(text)} characters is over {self.limits.max_transcript_chars}")
+            )
+        try:
+            data = self._bytes(reference, records_uri, self.limits.max_audio_bytes)
+            if self.decode:
+                seconds = decode_audio(data, self.limits).seconds
+            else:
+                header = audio_header(data)
+                check_audio_format(header.sample_rate, header.channels, self.limits)
+                seconds = header.seconds or 0.0
+                if header.seconds is not None:
+                    check_audio_length(seconds, self.limits)
+        except MediaError as exc:
+            return [*problems, ("$.audio", exc.code, f"{reference}: {exc}")]
+        if not problems:
+            self._duplicate(data, f"line {line}", reference)
+            self.audio_seconds += seconds
+        return problems
+
+    def _images(self, records_uri: str, line: int, parts: Iterable[tuple[str, Any]]) -> list[Problem]:
+        problems: list[Problem] = []
+        listed = list(parts)
+        if len(listed) > self.limits.max_images_per_example:
+            problems.append(
+                (
+                    "$.messages",
+                    "too_many_images",
+                    f"{len(listed)} images is over {self.limits.max_images_per_example} per example",
+                )
+            )
+        for path, reference in listed:
+            shown = reference if not reference.startswith("data:") else "the data URI"
+            try:
+                data = self._bytes(reference, records_uri, self.limits.max_image_bytes)
+                if self.decode:
+                    decode_image(data, self.limits)
+                else:
+                    header = image_header(data)
+                    check_image_size(header.width, header.height, self.limits)
+            except MediaError as exc:
+                problems.append((path, exc.code, f"{shown}: {exc}"))
+                continue
+            self.images += 1
+        return problems
+
+    def summary(self) -> list[str]:
+        """The report's lines about the media seen (warnings: the report's place for notes)."""
+        lines = [
+            f"{self.duplicates} audio files used by more than one record: {note}" for note in self.duplicate_notes[:1]
+        ]
+        if not self.decode:
+            lines.append("media checked from their headers only (no decoder installed here); training decodes them")
+        return lines

@@ -1,0 +1,87 @@
+"""Where a record's media lives: a key relative to the JSON-lines file that names it (``audio/0001.wav``
+beside ``train.jsonl``), an ``s3://`` or ``file://`` URI under the same root, or, for images, an inline
+``data:`` URI. Media are read through the dataset's own store and nothing else: a web URL is refused, so
+validation, training and evaluation read the very bytes the dataset owner uploaded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import posixpath
+from dataclasses import dataclass
+
+from trainforge.media.headers import MediaError
+from trainforge.store import ObjectStore
+
+MEDIA_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".png", ".jpg", ".jpeg", ".gif", ".webp")
+_SCHEMES = ("s3://", "file://")
+
+
+def is_media_file(name: str) -> bool:
+    """Media objects sit beside the records; readers of records skip them."""
+    return name.lower().endswith(MEDIA_SUFFIXES)
+
+
+def _root(uri: str) -> str:
+    """The part of a URI a reference may not leave: the bucket of an s3:// URI, the folder of a file:// one."""
+    if uri.startswith("s3://"):
+        return "s3://" + uri[5:].split("/", 1)[0] + "/"
+    return uri.rsplit("/", 1)[0] + "/"
+
+
+def resolve(reference: str, records_uri: str) -> str:
+    """The URI of ``reference`` as named in the records file at ``records_uri``."""
+    if not isinstance(reference, str) or not reference.strip():
+        raise MediaError("wrong_type", "a media reference must be a non-empty string (a key or a URI)")
+    if "://" in reference:
+        if not reference.startswith(_SCHEMES) or not reference.startswith(_root(records_uri)):
+            raise MediaError(
+                "media_outside_store",
+                f"{reference.split('://')[0]}:// media outside the dataset's store are not fetched: "
+                f"upload the file beside the records (under {_root(records_uri)})",
+            )
+        return reference
+    folder = records_uri.rsplit("/", 1)[0]
+    joined = posixpath.normpath(posixpath.join("/", reference.lstrip("/")))
+    if reference.startswith("/") or ".." in reference.split("/"):
+        raise MediaError("media_outside_store", f"'{reference}' must be a key below the records' folder")
+    return folder + joined
+
+
+@dataclass(frozen=True)
+class Inline:
+    """A ``data:`` URI's bytes."""
+
+    data: bytes
+
+
+def data_uri(reference: str) -> Inline | None:
+    """The bytes of a ``data:image/...;base64,...`` reference, None for any other reference."""
+    if not reference.startswith("data:"):
+        return None
+    header, _, payload = reference.partition(",")
+    if not header.startswith("data:image/") or not header.endswith(";base64"):
+        raise MediaError("unsupported_media", "a data URI must be data:image/<type>;base64,<bytes>")
+    try:
+        return Inline(base64.b64decode(payload, validate=True))
+    except (binascii.Error, ValueError) as exc:
+        raise MediaError("undecodable_media", f"the data URI is not valid base64: {exc}") from exc
+
+
+def read_media(reference: str, records_uri: str, store: ObjectStore, limit: int) -> bytes:
+    """The bytes a reference names (at most ``limit``; a missing object is a MediaError)."""
+    inline = data_uri(reference)
+    if inline is not None:
+        data = inline.data
+    else:
+        uri = resolve(reference, records_uri)
+        if not store.exists(uri):
+            raise MediaError("media_not_found", f"'{reference}' is not in the store ({uri})")
+        size = store.head(uri).size
+        if size > limit:
+            raise MediaError("media_too_large", f"'{reference}' is {size} bytes, over the limit of {limit}")
+        data = store.read_bytes(uri)
+    if len(data) > limit:
+        raise MediaError("media_too_large", f"{len(data)} bytes is over the limit of {limit}")
+    return data
