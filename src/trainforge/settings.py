@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     mlflow_uri: str = ""
     #: bytes of a data object a validator will read at most (Lambda memory/time guard)
     max_object_bytes: int = 5 * 2**30
+    #: local mode: where custom jobs' virtualenvs are cached; None: ~/.cache/trainforge/venvs
+    venv_cache: Path | None = None
     # --- AWS mode: set by the PipelineStack on each function ---
     #: the CUDA image (training, evaluation, and endpoints with deploy.engine: trainforge); CPU types too
     image_uri: str = ""

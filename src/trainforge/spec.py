@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from trainforge.errors import SpecInvalid
 
-Method = Literal["lora", "full", "continued_pretraining", "dpo"]
+Method = Literal["lora", "full", "continued_pretraining", "dpo", "custom"]
+#: the frameworks of AWS's training containers a custom script runs in (trainforge.custom.frameworks)
+Framework = Literal["pytorch", "jax", "tensorflow"]
 #: ``auto`` or one of contracts.DataFormat (a test keeps the two lists equal; a Union of the two Literals
 #: would answer a typo with two errors instead of one)
 FormatChoice = Literal[
@@ -278,6 +280,68 @@ class TriggerSpec(_Section):
     )
 
 
+class CustomSpec(_Section):
+    """Your own training code on SageMaker's script-mode contract, or your own container
+    (docs/training.md, Your own code)."""
+
+    entry_point: str | None = Field(
+        None, description="the training script, a path inside source (script mode: run as python ENTRY_POINT)"
+    )
+    source: str | None = Field(
+        None,
+        description="the folder of the script: a key under the data root (jobs/NAME/src/) or a URI; packed into "
+        "sourcedir.tar.gz as the run's own copy",
+    )
+    framework: Framework | None = Field(
+        None, description="pytorch | jax | tensorflow: AWS's training container for it and the instance family"
+    )
+    requirements: str | None = Field(
+        None,
+        description="a requirements file inside source, installed before the script runs; in AWS (no internet) "
+        "from the source's wheelhouse/ folder",
+    )
+    evaluation_entry_point: str | None = Field(
+        None,
+        description="a script inside source that scores the model and writes the report the gate reads; "
+        "None: the model must be an HF folder the built-in evaluation reads",
+    )
+    image: str | None = Field(
+        None,
+        description="instead of script mode: an ECR image URI of your own that follows the /opt/ml contract "
+        "(it runs as IMAGE train)",
+    )
+    hyperparameters: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="names and values your script receives as SageMaker delivers them (hyperparameters.json, "
+        "--name value arguments, SM_HP_NAME)",
+    )
+
+    @model_validator(mode="after")
+    def _one_way_to_run(self) -> CustomSpec:
+        script = {"entry_point": self.entry_point, "source": self.source, "framework": self.framework}
+        if self.image is not None:
+            given = [name for name, value in script.items() if value is not None]
+            if given or self.requirements or self.evaluation_entry_point:
+                raise ValueError(
+                    "image runs your own container; leave out entry_point, source, framework, requirements and "
+                    "evaluation_entry_point (they describe a script for AWS's framework containers)"
+                )
+            if not re.match(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[^\s]+$", self.image):
+                raise ValueError("image must be an ECR image URI: ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME:TAG")
+            return self
+        missing = [name for name, value in script.items() if value is None]
+        if missing:
+            raise ValueError(
+                f"script mode needs entry_point, source and framework (missing: {', '.join(missing)}); "
+                "or give image for a container of your own"
+            )
+        for name in ("entry_point", "requirements", "evaluation_entry_point"):
+            path = getattr(self, name)
+            if path is not None and (path.startswith("/") or ".." in path.split("/") or not path.strip()):
+                raise ValueError(f"{name} must be a relative path inside source, got {path!r}")
+        return self
+
+
 class JobSpec(_Section):
     name: str = Field(description="names the run ids, the model package group and the endpoint")
     base_model: str = Field(description="a catalog tier or id, or an s3:// / file:// HF-format folder")
@@ -295,6 +359,9 @@ class JobSpec(_Section):
         None, description="retrain on the newest data, if it changed: rate(...) or cron(...) with six fields (UTC)"
     )
     trigger: TriggerSpec = Field(TriggerSpec(), description="runs started by new data")
+    custom: CustomSpec | None = Field(
+        None, description="method custom: your own training script or container (docs/training.md, Your own code)"
+    )
 
     @field_validator("name")
     @classmethod
@@ -316,7 +383,29 @@ class JobSpec(_Section):
             raise ValueError("method continued_pretraining needs data.format text (or auto)")
         if self.schedule is not None and self.trigger.on_new_data:
             raise ValueError("choose either schedule or trigger.on_new_data, not both")
+        self._custom_fields()
         return self
+
+    def _custom_fields(self) -> None:
+        """``method: custom`` and a ``custom`` section come together; the built-in loop's settings would be
+        silently ignored by a script, so they are refused rather than dropped."""
+        if (self.method == "custom") != (self.custom is not None):
+            raise ValueError("method custom and the custom section go together: give both or neither")
+        if self.custom is None:
+            return
+        if self.hyperparameters.model_fields_set:
+            raise ValueError(
+                "method custom: hyperparameters configures the built-in loop, which does not run; give your "
+                "script's names and values in custom.hyperparameters"
+            )
+        if self.tuning is not None:
+            raise ValueError("method custom: tuning searches the built-in loop's hyperparameters; leave it out")
+        if self.custom.evaluation_entry_point is not None and self.deploy.target != "none":
+            raise ValueError(
+                "custom.evaluation_entry_point: a model scored by your own evaluation is registered, not served "
+                "(the serving engines take the HF folders the built-in evaluation reads); set deploy.target: none"
+            )
+
 
 
 def _line_map(node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]) -> None:

@@ -261,10 +261,15 @@ def create_continuous_evaluation_job(evaluation: EvaluationRequest, aws: AwsReso
 # --- serving ---------------------------------------------------------------------------------------------
 
 
-def lmi_image(region: str) -> str:
+def dlc_image(region: str, repository_and_tag: str) -> str:
+    """An AWS Deep Learning Container in ``region``'s DLC registry (``DLC_ACCOUNTS``)."""
     account = DLC_ACCOUNTS.get(region, "763104351884")
     suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-    return f"{account}.dkr.ecr.{region}.{suffix}/{LMI_TAG}"
+    return f"{account}.dkr.ecr.{region}.{suffix}/{repository_and_tag}"
+
+
+def lmi_image(region: str) -> str:
+    return dlc_image(region, LMI_TAG)
 
 
 def serving_engine(requested: str, architectures: list[str]) -> Literal["lmi", "trainforge"]:

@@ -82,14 +82,22 @@ class ChildRun:
             return f"signal {-self.code}"
 
 
-def _stream(command: list[str], log: Path, on_record: OnRecord | None) -> ChildRun:
-    """Run, tee everything to ``log``, hand each JSON line on stdout to ``on_record``, follow its RSS."""
+def stream(
+    command: list[str],
+    log: Path,
+    on_record: OnRecord | None,
+    cwd: Path | None = None,
+    environment: dict[str, str] | None = None,
+) -> ChildRun:
+    """Run, tee everything to ``log``, hand each JSON line on stdout to ``on_record``, follow its RSS.
+    ``environment`` adds to (or overrides) this process's variables."""
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    env |= environment or {}
     records: list[dict[str, Any]] = []
     with log.open("w") as handle:
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, bufsize=1
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, bufsize=1, cwd=cwd
         )
         watch = PeakWatch(process)
         assert process.stdout is not None
@@ -105,7 +113,7 @@ def _stream(command: list[str], log: Path, on_record: OnRecord | None) -> ChildR
         return ChildRun(code, watch.peak, records)
 
 
-def _failure_reason(what: str, run: ChildRun, path: Path, log: Path) -> str:
+def failure_reason(what: str, run: ChildRun, path: Path, log: Path) -> str:
     """The child's own reason (its failure file), or what the launcher knows: how it ended (the signal that
     killed it, or its exit code: torchrun exits 1 when a worker was killed), how far it got, the memory
     facts, and the last lines it logged."""
@@ -133,11 +141,11 @@ def run_training_job(
     failure = train_root / "output" / "failure"
     failure.unlink(missing_ok=True)  # a previous attempt's reason is not this one's
     log = train_root / "logs" / "train.log"
-    run = _stream(
+    run = stream(
         [sys.executable, "-m", "trainforge.training.entrypoint", "--opt-ml", str(train_root), "train"], log, on_record
     )
     if run.code != 0:
-        raise TrainingFailed(_failure_reason("training", run, failure, log), details=str(log))
+        raise TrainingFailed(failure_reason("training", run, failure, log), details=str(log))
     if model_dir.exists():
         shutil.rmtree(model_dir)
     shutil.move(str(train_root / "model"), model_dir)
@@ -152,11 +160,11 @@ def run_evaluation_job(
     failure = processing_root / "output" / "failure"
     failure.unlink(missing_ok=True)
     log = processing_root / "logs" / "evaluate.log"
-    run = _stream(
+    run = stream(
         [sys.executable, "-m", "trainforge.evaluation.entrypoint", "--processing-root", str(processing_root)],
         log,
         on_record,
     )
     if run.code != 0:
-        raise EvaluationFailed(_failure_reason("evaluation", run, failure, log), details=str(log))
+        raise EvaluationFailed(failure_reason("evaluation", run, failure, log), details=str(log))
     return processing_root / "output"

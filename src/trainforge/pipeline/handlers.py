@@ -7,6 +7,7 @@ at the boundary with the field that is wrong, not three calls later.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -54,7 +55,7 @@ LOG_GROUPS = {"training": "/aws/sagemaker/TrainingJobs", "processing": "/aws/sag
 
 
 def aws_platform(settings: Settings) -> Platform:
-    return Platform.from_settings(settings, local=False)
+    return dataclasses.replace(Platform.from_settings(settings, local=False), region=_region())
 
 
 def _region() -> str:

@@ -153,13 +153,13 @@ class LocalRunner:
                 outcome, "Prepare", lambda: steps.prepare_training(request, spec, dataset, self.platform)
             )
             outcome.steps.append("Train")
-            model_dir = self._train(training_request, layout)
+            model_dir = self._train(training_request, layout, spec)
             training = outcome.training = self._step(
                 outcome, "PrepareEvaluation", lambda: steps.training_result(request, model_dir.as_uri(), self.platform)
             )
             evaluation_request = steps.prepare_evaluation(request, spec, training_request, training, self.platform)
             outcome.steps.append("Evaluate")
-            self._evaluate(layout, evaluation_request)
+            self._evaluate(layout, evaluation_request, spec, training_request)
             evaluation = outcome.evaluation = self._step(
                 outcome, "ReadEvaluation", lambda: steps.read_evaluation(request, spec, self.platform)
             )
@@ -201,7 +201,13 @@ class LocalRunner:
         self.console.print(f"[green]✓[/] {name}")
         return result
 
-    def _train(self, request: TrainingRequest, layout: RunLayout) -> Path:
+    def _venv_cache(self) -> Path:
+        from trainforge.custom.venvs import default_cache
+
+        return self.platform.venv_cache or default_cache()
+
+    def _train(self, request: TrainingRequest, layout: RunLayout, spec: JobSpec) -> Path:
+        from trainforge.custom.runner import run_script_training
         from trainforge.local.launcher import run_training_job
 
         columns = [
@@ -234,16 +240,37 @@ class LocalRunner:
                         f"  data: {record.get('examples')} examples -> {record.get('sequences')} packed sequences, padding waste {record.get('padding_waste', 0):.1%}"
                     )
 
+            if spec.custom is not None:  # your own script, on the same /opt/ml contract (trainforge.custom)
+                return run_script_training(
+                    request,
+                    spec.custom,
+                    uri_to_path(layout.train),
+                    uri_to_path(layout.model),
+                    self._venv_cache(),
+                    on_record,
+                )
             return run_training_job(request, uri_to_path(layout.train), uri_to_path(layout.model), on_record)
 
-    def _evaluate(self, layout: RunLayout, request: EvaluationRequest) -> None:
+    def _evaluate(
+        self, layout: RunLayout, request: EvaluationRequest, spec: JobSpec, training: TrainingRequest
+    ) -> None:
+        from trainforge.custom.runner import run_script_evaluation
         from trainforge.local.launcher import run_evaluation_job
 
         config_dir = request.inputs["config"]
         config = json.loads((uri_to_path(config_dir) / "evaluation.json").read_text())
         inputs = {name: uri_to_path(uri) for name, uri in request.inputs.items() if name != "config"}
+        processing = uri_to_path(layout.path("evaluation", "processing"))
+        names: tuple[str, ...] = ("report.json", "report.html", "parity.json")
         with self.console.status("evaluating tuned vs base ..."):
-            output = run_evaluation_job(uri_to_path(layout.path("evaluation", "processing")), inputs, config)
-        for name in ("report.json", "report.html", "parity.json"):
+            if spec.custom is not None and spec.custom.evaluation_entry_point is not None:
+                train_root, cache = uri_to_path(layout.train), self._venv_cache()
+                output = run_script_evaluation(
+                    spec.custom, train_root, processing, inputs, config, cache, training.hyperparameters
+                )
+                names = ("report.json", "report.html")  # no parity reference: such a model is not deployed
+            else:
+                output = run_evaluation_job(processing, inputs, config)
+        for name in names:
             shutil.copyfile(output / name, uri_to_path(request.output_uri) / name)
         self.console.print("[green]✓[/] Evaluate")

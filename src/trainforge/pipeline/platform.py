@@ -19,6 +19,10 @@ class Platform:
     neuron_image_uri: str = ""
     #: local mode: where base models are built or downloaded once
     cache_dir: Path = Path(".trainforge/cache")
+    #: AWS: the region, whose registry of AWS's framework containers custom jobs run from
+    region: str = ""
+    #: local mode: where custom jobs' virtualenvs are built once and shared (trainforge.custom.venvs)
+    venv_cache: Path | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, local: bool) -> Platform:
@@ -29,4 +33,5 @@ class Platform:
             image_uri="local" if local else settings.image_uri,
             neuron_image_uri="" if local else settings.neuron_image_uri,
             cache_dir=settings.workspace.resolve() / "cache",
+            venv_cache=settings.venv_cache,
         )

@@ -20,6 +20,8 @@ from trainforge.contracts import (
     TrainingRequest,
     TrainingResult,
 )
+from trainforge.custom.model_format import require_hf_folder
+from trainforge.custom.request import custom_parts
 from trainforge.data.fingerprint import content_fingerprint
 from trainforge.errors import SpecInvalid
 from trainforge.evaluation.gate import decide
@@ -159,6 +161,19 @@ def prepare_training(request: RunRequest, spec: JobSpec, report: DatasetReport, 
         image, device, environment = placed.image, placed.device, placed.environment
         instance_name, count, spot = instance.name, spec.compute.instance_count, spec.compute.spot
         volume = volume_size_gb(instance, weights_footprint(base_uri)[0])
+    if spec.custom is not None:  # your own code: its image, hyperparameters and environment (trainforge.custom)
+        parts = custom_parts(
+            spec.custom,
+            source_uri=resolve_data_uri(platform.data_root, spec.custom.source) if spec.custom.source else None,
+            archive_uri=layout.path("train", "source", "sourcedir.tar.gz"),
+            base_model_id=resolved.model_id,
+            instance=None if platform.local else instance_type(spec.compute.instance_type),
+            region=platform.region,
+        )
+        image, environment = parts.image or image, environment | parts.environment
+        hyperparameters = parts.hyperparameters
+    else:
+        hyperparameters = training_hyperparameters(spec, report, resolved.model_id, request.spec_sha256, device)
     training = TrainingRequest(
         run_id=request.run_id,
         job_name=spec.name,
@@ -171,7 +186,7 @@ def prepare_training(request: RunRequest, spec: JobSpec, report: DatasetReport, 
         max_wait_seconds=max_wait_seconds(spec) if spot else None,
         volume_size_gb=volume,
         channels=channels,
-        hyperparameters=training_hyperparameters(spec, report, resolved.model_id, request.spec_sha256, device),
+        hyperparameters=hyperparameters,
         environment=environment,
         checkpoint_uri=layout.path("train", "checkpoints"),
         output_uri=layout.path("train", "output"),
@@ -231,7 +246,10 @@ def prepare_evaluation(
     request: RunRequest, spec: JobSpec, training: TrainingRequest, result: TrainingResult, platform: Platform
 ) -> EvaluationRequest:
     """The evaluation job: the tuned model against its base on the held-out examples (the validation
-    channel, or the same split training held out), sized from the base model, and its config file."""
+    channel, or the same split training held out), sized from the base model, and its config file. A custom
+    job's model without its own evaluation script must be an HF folder the evaluation reads."""
+    if spec.custom is not None and spec.custom.evaluation_entry_point is None:
+        require_hf_folder(result.model_uri)
     layout = RunLayout(platform.artifacts_uri, request.run_id)
     base_uri = training.channels["base_model"]
     held_out = training.channels.get("validation", training.channels["train"])

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 
 from trainforge import errors
+from trainforge.custom.model_format import NOT_HF
+from trainforge.custom.script_mode import NO_METRICS, NO_MODEL
 from trainforge.planning.memory import FACTS_PREFIX
 
 # How a death by the kernel's out-of-memory killer reads: the local launcher's cause ("killed by SIGKILL"),
@@ -39,6 +41,33 @@ EVALUATION_LEVERS = (
     "more memory"
 )
 
+#: a custom job's own failures (trainforge.custom): what the script must do that it did not
+_CUSTOM_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (
+        re.compile(re.escape(NO_MODEL)),
+        "Your script must save the model under SM_MODEL_DIR (/opt/ml/model in SageMaker): "
+        "model.save_pretrained(os.environ['SM_MODEL_DIR']) and the tokenizer beside it for a language model, "
+        "or your framework's own format with custom.evaluation_entry_point.",
+    ),
+    (
+        re.compile(re.escape(NO_METRICS)),
+        'Your script must print its metrics as JSON lines on stdout, e.g. print(json.dumps({"step": step, '
+        '"loss": loss}), flush=True) and {"eval_loss": ...}: the local run reads them and SageMaker\'s '
+        "MetricDefinitions match them.",
+    ),
+    (
+        re.compile(re.escape(NOT_HF)),
+        "Save an HF folder (save_pretrained: config.json, *.safetensors, the tokenizer) into SM_MODEL_DIR, or name "
+        "custom.evaluation_entry_point to score the model with your own code.",
+    ),
+    (
+        re.compile(r"^the custom (evaluation )?script .* (exited with code|was killed by)", re.M),
+        "Your script failed: its traceback is in the last log lines above (the full log is listed). It runs as "
+        "`python ENTRY_POINT --name value ...` in /opt/ml/code (locally the run's train/code/) with the SM_* "
+        "variables; `trainforge run` reproduces the job on this machine.",
+    ),
+]
+
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # first: the plan's own reasons name instance types, quotas and memory, which the patterns below match
     (re.compile(r"^PlanRefused\b"), errors.PlanRefused.hint),
@@ -64,6 +93,9 @@ def hint_for(error: str, cause: str) -> str:
     if KILLED_FOR_MEMORY.search(cause):
         return killed_hint(error, cause)
     text = f"{error} {cause}"
+    for pattern, hint in _CUSTOM_PATTERNS:
+        if pattern.search(cause):
+            return hint
     for pattern, hint in _PATTERNS:
         if pattern.search(text):
             return hint

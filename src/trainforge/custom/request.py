@@ -1,0 +1,58 @@
+"""What a custom job's training request carries: the image, the hyperparameters and the environment, in
+both modes. Everything else in the request (channels, role, VPC, KMS, isolation, runtime bounds, volume)
+is the pipeline's own and stays as it is for any run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from trainforge.custom.frameworks import framework_placement
+from trainforge.custom.script_mode import job_environment, request_hyperparameters
+from trainforge.custom.source import pack_source
+from trainforge.errors import SpecInvalid
+from trainforge.instances import InstanceType
+from trainforge.spec import CustomSpec
+from trainforge.store import open_store
+
+#: the hyperparameter that names the base model (the evaluation config reads it, as for the built-in loop)
+BASE_MODEL_ID = "base_model_id"
+
+
+@dataclass(frozen=True)
+class CustomParts:
+    #: the framework container (or the user's own); None locally, where the script runs in a virtualenv
+    image: str | None
+    hyperparameters: dict[str, str]
+    environment: dict[str, str]
+
+
+def custom_parts(
+    custom: CustomSpec,
+    *,
+    source_uri: str | None,
+    archive_uri: str,
+    base_model_id: str,
+    instance: InstanceType | None,
+    region: str,
+) -> CustomParts:
+    """Pack and upload the source (script mode) and say what the request carries. ``instance`` is None in
+    local mode; ``source_uri`` is the resolved ``custom.source`` (None for a container of the user's own)."""
+    if custom.image is not None:
+        if instance is None:
+            raise SpecInvalid(
+                "custom.image runs a container, and local mode has no container runtime: run the job in AWS, or "
+                "give entry_point, source and framework to run the script here"
+            )
+        values = {**custom.hyperparameters, BASE_MODEL_ID: base_model_id}
+        return CustomParts(custom.image, {name: json.dumps(value) for name, value in values.items()}, {})
+    assert custom.entry_point is not None and custom.framework is not None and source_uri is not None
+    packed = pack_source(custom, source_uri, offline=instance is not None)
+    open_store(archive_uri).write_bytes(archive_uri, packed.archive, "application/gzip")
+    hyperparameters = request_hyperparameters(
+        {**custom.hyperparameters, BASE_MODEL_ID: base_model_id}, custom.entry_point, archive_uri, region
+    )
+    if instance is None:
+        return CustomParts(None, hyperparameters, {})
+    placed = framework_placement(custom.framework, instance, region)
+    return CustomParts(placed.image, hyperparameters, placed.environment | job_environment(custom.requirements))
