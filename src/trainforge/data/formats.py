@@ -334,6 +334,12 @@ def texts(record: dict[str, Any], fmt: DataFormat) -> list[str]:
     """The free-text values alone, in :func:`text_fields` order; the per-record fast path."""
     if fmt == "chat":
         return [message["content"] for message in record["messages"]]
+    # the media's keys too: one sentence read by many speakers, one question about many pictures, is many
+    # examples, not duplicates (the fingerprints behind dedup and the split read these)
+    if fmt == "speech":
+        return [record["text"], record["audio"]]
+    if fmt == "multimodal":
+        return [text for _, text in text_fields(record, fmt)] + [str(ref) for _, ref in image_parts(record)]
     return [text for _, text in text_fields(record, fmt)]
 
 

@@ -11,6 +11,7 @@ import orjson
 from trainforge.contracts import DataFormat
 from trainforge.data.formats import detect_format
 from trainforge.data.reader import TEXT_SUFFIXES, iter_lines, open_text_stream, paragraphs
+from trainforge.media.references import is_media_file
 
 _MAX_LINE = 64 * 2**20
 _NO_BUDGET = 1 << 62
@@ -19,7 +20,9 @@ _NO_BUDGET = 1 << 62
 def data_files(folder: Path) -> list[Path]:
     if folder.is_file():
         return [folder]
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".") and not is_media_file(p.name)
+    )
 
 
 def iter_file(path: Path) -> Iterator[dict[str, Any]]:

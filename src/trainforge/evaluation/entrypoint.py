@@ -32,8 +32,10 @@ def evaluate_from_contract(root: Path) -> dict[str, Any]:
     from trainforge.evaluation.gate import decide
     from trainforge.evaluation.html_report import render
     from trainforge.evaluation.lm_eval_tasks import run_tasks
+    from trainforge.evaluation.media_scoring import SPEECH_FORGETTING_NOTE, score_media
     from trainforge.evaluation.parity import parity_reference
     from trainforge.evaluation.scoring import load_pair, score
+    from trainforge.media.models import media_modality
     from trainforge.spec import EvaluationSpec
 
     hf_logging.disable_progress_bar()
@@ -51,26 +53,44 @@ def evaluate_from_contract(root: Path) -> dict[str, Any]:
         raise EvaluationFailed(
             "no held-out examples to evaluate on: raise data.validation_fraction or add data.validation"
         )
-    base, tuned, tokenizer = load_pair(inputs / "base_model", inputs / "model", str(config.get("device", "auto")))
-    report = score(
-        base,
-        tuned,
-        tokenizer,
-        records,
-        fmt,
-        thresholds,
-        run_id=config["run_id"],
-        base_model=config["base_model"],
-        tuned_uri=config.get("tuned_model_uri", str(inputs / "model")),
-        seed=int(config.get("seed", 0)),
-        dpo_beta=float(config.get("dpo_beta", 0.1)),
-    )
+    tuned = tokenizer = None  # a speech or image+text model has no chat prompts for the parity reference
+    if media_modality(inputs / "base_model") is not None:
+        report = score_media(
+            inputs / "base_model",
+            inputs / "model",
+            inputs / "data",
+            records,
+            fmt,
+            thresholds,
+            run_id=config["run_id"],
+            base_model=config["base_model"],
+            tuned_uri=config.get("tuned_model_uri", str(inputs / "model")),
+            seed=int(config.get("seed", 0)),
+        )
+    else:
+        base, tuned, tokenizer = load_pair(inputs / "base_model", inputs / "model", str(config.get("device", "auto")))
+        report = score(
+            base,
+            tuned,
+            tokenizer,
+            records,
+            fmt,
+            thresholds,
+            run_id=config["run_id"],
+            base_model=config["base_model"],
+            tuned_uri=config.get("tuned_model_uri", str(inputs / "model")),
+            seed=int(config.get("seed", 0)),
+            dpo_beta=float(config.get("dpo_beta", 0.1)),
+        )
     lm_scores = {
         **run_tasks(inputs / "base_model", thresholds.tasks, "base"),
         **run_tasks(inputs / "model", thresholds.tasks, "tuned"),
     }
     report = report.model_copy(update={"lm_eval": lm_scores})
     report = report.model_copy(update={"verdict": decide(report, thresholds)})
+    if fmt == "speech" and report.verdict is not None:  # the gate had no forgetting to check: say so
+        verdict = report.verdict.model_copy(update={"reasons": [*report.verdict.reasons, SPEECH_FORGETTING_NOTE]})
+        report = report.model_copy(update={"verdict": verdict})
     history_file = inputs / "metrics" / "metrics.jsonl"
     history = [json.loads(line) for line in history_file.read_text().splitlines()] if history_file.is_file() else []
     output = root / "output"

@@ -85,3 +85,39 @@ def read_media(reference: str, records_uri: str, store: ObjectStore, limit: int)
     if len(data) > limit:
         raise MediaError("media_too_large", f"{len(data)} bytes is over the limit of {limit}")
     return data
+
+
+def referenced_keys(records: bytes) -> list[str]:
+    """The relative media keys a JSON-lines object names (audio, image parts), each once, in order;
+    lines that are not records naming media are skipped (validation has judged them)."""
+    import orjson
+
+    from trainforge.media.records import image_parts
+
+    keys: dict[str, None] = {}
+    for line in records.splitlines():
+        try:
+            record = orjson.loads(line) if line.strip() else None
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(record, dict):
+            continue
+        named = [record.get("audio"), *(reference for _, reference in image_parts(record))]
+        for reference in named:
+            if isinstance(reference, str) and "://" not in reference and not reference.startswith("data:"):
+                keys[reference] = None
+    return list(keys)
+
+
+def copy_media(records_uri: str, source_uri: str, target_uri: str, store: ObjectStore) -> int:
+    """Copy the media the records at ``source_uri`` (a pinned version of ``records_uri``) name by relative key
+    to the same keys beside ``target_uri`` (the run's own copy of the records); returns how many. Training
+    and evaluation then resolve every key inside their channel, as validation resolved it in the store."""
+    keys = referenced_keys(store.read_bytes(source_uri)) if is_records_file(records_uri) else []
+    for key in keys:
+        store.copy(resolve(key, records_uri), resolve(key, target_uri))
+    return len(keys)
+
+
+def is_records_file(name: str) -> bool:
+    return name.lower().endswith((".jsonl", ".json"))

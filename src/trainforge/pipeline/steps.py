@@ -26,6 +26,8 @@ from trainforge.data.fingerprint import content_fingerprint
 from trainforge.errors import SpecInvalid
 from trainforge.evaluation.gate import decide
 from trainforge.instances import instance_type, smallest_fitting
+from trainforge.media.checks import MEDIA_FORMATS
+from trainforge.media.references import copy_media
 from trainforge.pipeline.admission import resolve_data_uri
 from trainforge.pipeline.layout import RunLayout, latest_success_uri
 from trainforge.pipeline.planned import planned_vs_actual_at
@@ -110,10 +112,12 @@ def snapshot_channels(request: RunRequest, spec: JobSpec, platform: Platform) ->
     folders = {}
     for channel, refs in dataset_channels(request, spec, platform.data_root).items():
         folder = layout.channel(channel)
-        if spec.data.pii != "redact":
-            for ref, name in refs:
-                source = pin_version(ref.uri, ref.version_id)
+        for ref, name in refs:
+            source = pin_version(ref.uri, ref.version_id)
+            if spec.data.pii != "redact":
                 open_store(source).copy(source, join(folder, name))
+            if spec.data.format in ("auto", *MEDIA_FORMATS):  # the audio and images the records name, beside them
+                copy_media(ref.uri, source, join(folder, name), open_store(source))
         folders[channel] = folder + "/"
     return folders
 

@@ -7,6 +7,7 @@ Every client error is a 4xx JSON body in OpenAI's shape, naming the field that w
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,7 +15,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from trainforge.media.models import media_modality
+from trainforge.serving.audio_api import media_router
 from trainforge.serving.engine import Engine
+from trainforge.serving.media_engine import MediaEngine
 from trainforge.serving.openai_api import openai_router
 from trainforge.serving.sagemaker_api import sagemaker_router
 
@@ -25,7 +29,7 @@ def _error(status: int, message: str, param: str | None = None, kind: str = "inv
     )
 
 
-def create_app(engine: Engine, api_key: str | None = None) -> FastAPI:
+def create_app(engine: Engine | MediaEngine, api_key: str | None = None) -> FastAPI:
     app = FastAPI(title="TrainForge model server", version="1")
 
     @app.middleware("http")
@@ -56,6 +60,17 @@ def create_app(engine: Engine, api_key: str | None = None) -> FastAPI:
             kind="not_found_error" if exc.status_code == 404 else "invalid_request_error",
         )
 
-    app.include_router(sagemaker_router(engine))
-    app.include_router(openai_router(engine))
+    if isinstance(engine, MediaEngine):
+        app.include_router(media_router(engine))
+    else:
+        app.include_router(sagemaker_router(engine))
+        app.include_router(openai_router(engine))
     return app
+
+
+def load_engine(model_dir: Path, name: str | None = None) -> Engine | MediaEngine:
+    """The engine a model folder needs: a speech or image+text model's (``media/models.py`` decides), else
+    the text engine."""
+    if media_modality(model_dir) is not None:
+        return MediaEngine(model_dir, name=name)
+    return Engine(model_dir, name=name)

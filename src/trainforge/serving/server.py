@@ -40,10 +40,9 @@ def resolve_model(reference: str, mlflow_uri: str) -> tuple[Path, str]:
 def serve(model_dir: Path, name: str, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None) -> None:
     import uvicorn
 
-    from trainforge.serving.app import create_app
-    from trainforge.serving.engine import Engine
+    from trainforge.serving.app import create_app, load_engine
 
-    app = create_app(Engine(model_dir, name=name), api_key=api_key)
+    app = create_app(load_engine(model_dir, name=name), api_key=api_key)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_keep_alive=30)
 
 

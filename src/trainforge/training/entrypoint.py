@@ -79,6 +79,7 @@ def train_from_contract(root: Path) -> dict[str, Any]:
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    from trainforge.media.models import media_modality
     from trainforge.training.base_model import base_sha256
     from trainforge.training.config import TrainConfig
     from trainforge.training.data_setup import build_objectives
@@ -86,6 +87,7 @@ def train_from_contract(root: Path) -> dict[str, Any]:
     from trainforge.training.distributed import full_state_dict, init_world, is_sharded, shutdown
     from trainforge.training.export import export_model
     from trainforge.training.loop import run_training
+    from trainforge.training.media_objectives import build_media_objectives, load_media_trainable
     from trainforge.training.memory import fit_to_device
 
     hf_logging.disable_progress_bar()
@@ -121,12 +123,18 @@ def train_from_contract(root: Path) -> dict[str, Any]:
             raise OutOfMemory(f"before training: {fit.explain()}")
         config = fit.hyperparameters
     torch.manual_seed(config.seed)
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    model = load_trainable(base_dir, config)  # on the CPU: the loop places it (or its shards) on the device
     validation_dir = channels / "validation"
-    objectives = build_objectives(
-        tokenizer, channels / "train", validation_dir if validation_dir.exists() else None, config
-    )
+    if media_modality(base_dir) is None:
+        tokenizer = AutoTokenizer.from_pretrained(base_dir)
+        model = load_trainable(base_dir, config)  # on the CPU: the loop places it (or its shards) on the device
+        objectives = build_objectives(
+            tokenizer, channels / "train", validation_dir if validation_dir.exists() else None, config
+        )
+    else:  # speech or image+text: the processor stands in for the tokenizer (the export saves it whole)
+        tokenizer, model = load_media_trainable(base_dir, config)
+        objectives = build_media_objectives(
+            tokenizer, channels / "train", validation_dir if validation_dir.exists() else None, config
+        )
     emit({"event": "data", **objectives.stats})
     outcome = run_training(
         model, objectives.train, objectives.validation, config, device, world, root / "checkpoints", emit

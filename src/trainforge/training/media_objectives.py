@@ -1,0 +1,248 @@
+"""Training objectives for the speech and multimodal tiers, batched by the model's own processor.
+
+- ``SpeechToText`` (Whisper): each clip decoded from the channel, resampled to 16 kHz mono, turned into log-mel
+  features by the feature extractor; the decoder reads ``<|startoftranscript|><|lang|><|transcribe|>
+  <|notimestamps|>`` and the transcript, and only the transcript and its end token carry loss.
+- ``ImageTextToText`` (Idefics3 / SmolVLM, any ``AutoModelForImageTextToText`` whose processor takes
+  ``text`` and ``images``): the conversation rendered by the processor's chat template, images by its image
+  processor; only the assistant's turns carry loss.
+
+No packing for either (``training/packing.py`` packs text only): a Whisper batch is one clip per row, its
+encoder sees a fixed 30-second window and its decoder the one transcript; an image+text row's image tokens
+must stay in the row whose text they were expanded into. Each example is its own row, padded to the
+batch's longest. Both follow the ``Objective`` protocol, so the loop, its resume, metrics and checkpoints
+are the text models' own. Media are decoded batch by batch (not held in memory) through the same checks
+validation ran (``media/``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from trainforge.data.records import load_records
+from trainforge.data.split import split_records
+from trainforge.media.decode import decode_audio, decode_image
+from trainforge.media.generation import load_media_model, speech_prefix
+from trainforge.media.limits import TARGET_SAMPLE_RATE, MediaLimits
+from trainforge.media.models import media_modality
+from trainforge.media.records import image_parts
+from trainforge.media.references import read_media
+from trainforge.store import open_store
+from trainforge.training.config import TrainConfig
+from trainforge.training.tokenize import IGNORE
+
+_LIMITS = MediaLimits()
+
+
+def load_media_trainable(model_dir: Path, config: TrainConfig) -> tuple[Any, Any]:
+    """The processor and the model training starts from (fp32, a LoRA adapter on the catalog's targets)."""
+    processor, model = load_media_model(model_dir)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if config.trains_adapter:
+        from peft import LoraConfig, get_peft_model
+
+        from trainforge.catalog import IDEFICS3_LORA_TARGETS, WHISPER_LORA_TARGETS
+
+        speech = media_modality(model_dir) == "speech"
+        targets = list(WHISPER_LORA_TARGETS) if speech else IDEFICS3_LORA_TARGETS[0]
+        lora = LoraConfig(
+            r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout, target_modules=targets
+        )
+        model = get_peft_model(model, lora)
+    return processor, model
+
+
+def media_bytes(folder: Path, reference: str, limit: int) -> bytes:
+    """A record's medium, resolved as validation resolved it: beside the channel's records."""
+    records_uri = (folder / "records.jsonl").resolve().as_uri()
+    return read_media(reference, records_uri, open_store(records_uri), limit)
+
+
+def transcript_ids(tokenizer: Any, text: str) -> list[int]:
+    return [*tokenizer(" " + text.strip(), add_special_tokens=False)["input_ids"], tokenizer.eos_token_id]
+
+
+@dataclass(frozen=True)
+class SpeechExample:
+    folder: Path
+    audio: str
+    prefix: list[int]
+    target: list[int]
+
+
+@dataclass
+class SpeechToText:
+    examples: list[SpeechExample]
+    processor: Any
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def batch(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        chosen = [self.examples[i] for i in indices]
+        clips = [decode_audio(media_bytes(e.folder, e.audio, _LIMITS.max_audio_bytes)).samples for e in chosen]
+        features = self.processor.feature_extractor(clips, sampling_rate=TARGET_SAMPLE_RATE, return_tensors="pt")
+        rows = [e.prefix + e.target for e in chosen]
+        width = max(len(row) for row in rows) - 1
+        pad = self.processor.tokenizer.pad_token_id
+        inputs = torch.full((len(rows), width), pad, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for row, (example, ids) in enumerate(zip(chosen, rows, strict=True)):
+            inputs[row, : len(ids) - 1] = torch.tensor(ids[:-1])
+            mask[row, : len(ids) - 1] = 1
+            labels[row, len(example.prefix) - 1 : len(ids) - 1] = torch.tensor(example.target)
+        return {
+            "input_features": features["input_features"],
+            "decoder_input_ids": inputs,
+            "decoder_attention_mask": mask,
+            "labels": labels,
+        }
+
+    def count(self, batch: dict[str, torch.Tensor]) -> int:
+        return int((batch["labels"] != IGNORE).sum())
+
+    def tokens(self, batch: dict[str, torch.Tensor]) -> int:
+        return int(batch["decoder_attention_mask"].sum())
+
+    def loss_sum(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        logits = model(
+            input_features=batch["input_features"],
+            decoder_input_ids=batch["decoder_input_ids"],
+            decoder_attention_mask=batch["decoder_attention_mask"],
+        ).logits
+        labelled = batch["labels"] != IGNORE
+        return F.cross_entropy(logits[labelled].float(), batch["labels"][labelled], reduction="sum")
+
+
+def processor_messages(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """A multimodal record's messages as chat templates read them: each image part a bare
+    ``{"type": "image"}`` (the images travel beside the text), text parts as they are."""
+    messages = []
+    for message in record["messages"]:
+        content = message["content"]
+        if isinstance(content, list):
+            content = [
+                {"type": "image"} if part["type"] in ("image", "image_url") else {"type": "text", "text": part["text"]}
+                for part in content
+            ]
+        else:
+            content = [{"type": "text", "text": content}]
+        messages.append({"role": message["role"], "content": content})
+    return messages
+
+
+@dataclass(frozen=True)
+class VisionExample:
+    folder: Path
+    text: str
+    images: list[str]
+    answers: list[list[int]]
+
+
+def _mark(ids: list[int], answer: list[int], start: int) -> int:
+    """The position of ``answer`` in ``ids`` at or after ``start`` (the assistant turn's tokens)."""
+    for position in range(start, len(ids) - len(answer) + 1):
+        if ids[position : position + len(answer)] == answer:
+            return position
+    raise ValueError("an assistant turn's tokens are not found in the rendered conversation")
+
+
+@dataclass
+class ImageTextToText:
+    examples: list[VisionExample]
+    processor: Any
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def images(self, example: VisionExample) -> list[Any]:
+        return [decode_image(media_bytes(example.folder, ref, _LIMITS.max_image_bytes)) for ref in example.images]
+
+    def batch(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        chosen = [self.examples[i] for i in indices]
+        images = [self.images(e) for e in chosen]
+        encoded = self.processor(
+            text=[e.text for e in chosen],
+            images=images if any(images) else None,
+            padding=True,
+            return_tensors="pt",
+        )
+        labels = torch.full_like(encoded["input_ids"], IGNORE)
+        for row, example in enumerate(chosen):
+            ids = encoded["input_ids"][row].tolist()
+            position = 0
+            for answer in example.answers:
+                position = _mark(ids, answer, position)
+                labels[row, position : position + len(answer)] = torch.tensor(answer)
+                position += len(answer)
+        return {**encoded, "labels": labels}
+
+    def count(self, batch: dict[str, torch.Tensor]) -> int:
+        return int((batch["labels"][:, 1:] != IGNORE).sum())
+
+    def tokens(self, batch: dict[str, torch.Tensor]) -> int:
+        return int(batch["attention_mask"].sum())
+
+    def loss_sum(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        inputs = {key: value for key, value in batch.items() if key != "labels"}
+        logits = model(**inputs).logits[:, :-1]
+        targets = batch["labels"][:, 1:]
+        labelled = targets != IGNORE
+        return F.cross_entropy(logits[labelled].float(), targets[labelled], reduction="sum")
+
+
+def vision_example(processor: Any, folder: Path, record: dict[str, Any]) -> VisionExample:
+    messages = processor_messages(record)
+    text = str(processor.apply_chat_template(messages, tokenize=False))
+    tokenizer = processor.tokenizer
+    end = getattr(tokenizer, "eos_token", None) or ""
+    answers = []
+    for message in record["messages"]:
+        if message["role"] == "assistant":
+            content = message["content"]
+            said = content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
+            answers.append(list(tokenizer(said + end, add_special_tokens=False)["input_ids"]))
+    return VisionExample(folder, text, [ref for _, ref in image_parts(record)], answers)
+
+
+def _examples(processor: Any, folder: Path, records: list[dict[str, Any]], fmt: str) -> list[Any]:
+    if fmt == "speech":
+        return [
+            SpeechExample(
+                folder,
+                r["audio"],
+                speech_prefix(processor.tokenizer, r.get("language")),
+                transcript_ids(processor.tokenizer, r["text"]),
+            )
+            for r in records
+        ]
+    return [vision_example(processor, folder, r) for r in records]
+
+
+def build_media_objectives(processor: Any, train_dir: Path, validation_dir: Path | None, config: TrainConfig) -> Any:
+    """The media twin of ``data_setup.build_objectives``: the same split of the same records."""
+    from trainforge.training.data_setup import Objectives
+
+    fmt, records = load_records(train_dir, config.data_format)
+    if fmt not in ("speech", "multimodal"):
+        raise ValueError(f"a speech or image+text model trains on speech or multimodal records, the data is {fmt}")
+    held_out_dir = train_dir
+    if validation_dir is not None:
+        held_out = load_records(validation_dir, fmt)[1]
+        held_out_dir = validation_dir
+    elif config.validation_fraction > 0:
+        records, held_out = split_records(records, fmt, config.split_seed, config.validation_fraction)
+    else:
+        held_out = []
+    kind: Any = SpeechToText if fmt == "speech" else ImageTextToText
+    train = kind(_examples(processor, train_dir, records, fmt), processor)
+    validation = kind(_examples(processor, held_out_dir, held_out, fmt), processor) if held_out else None
+    stats = {"examples": len(records), "sequences": len(records), "validation_examples": len(held_out)}
+    return Objectives(train, validation, fmt, stats)  # type: ignore[arg-type]

@@ -1,0 +1,125 @@
+"""Tiny speech and image+text models built from their families' real configs (Whisper, Idefics3 as in
+SmolVLM), with random seeded weights and a saved processor, so tests and smoke runs load them through the
+same code that loads a real HF folder (``AutoProcessor``, ``AutoModelForSpeechSeq2Seq``,
+``AutoModelForImageTextToText``). The tokenizer is the tiny text model's, with the family's special tokens
+added; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trainforge.training.tiny import tiny_tokenizer
+
+#: Whisper's task tokens, and the language tokens the tiny model knows (a real Whisper knows 99 languages)
+WHISPER_SPECIALS = ["<|startoftranscript|>", "<|en|>", "<|ja|>", "<|transcribe|>", "<|notimestamps|>"]
+#: the tiny Whisper hears 2-second windows (a real one 30 s): 200 mel frames, 100 encoder positions
+TINY_WHISPER_SECONDS = 2
+#: a chat template that renders content parts (SmolVLM's shape, ChatML's markers)
+PARTS_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}{{ '<image>' }}{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}{{ '<|im_end|>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def build_tiny_whisper(path: Path, *, d_model: int = 64, layers: int = 1, seed: int = 0) -> Path:
+    """A randomly initialised Whisper with a WhisperFeatureExtractor (80 mel bins) and a tokenizer."""
+    import torch
+    from transformers import GenerationConfig, WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+    tokenizer = tiny_tokenizer()
+    tokenizer.add_special_tokens({"additional_special_tokens": WHISPER_SPECIALS})
+    start = tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
+    extractor = WhisperFeatureExtractor(feature_size=80, sampling_rate=16_000, chunk_length=TINY_WHISPER_SECONDS)
+    config = WhisperConfig(
+        vocab_size=len(tokenizer),
+        num_mel_bins=80,
+        d_model=d_model,
+        encoder_layers=layers,
+        decoder_layers=layers,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=d_model * 2,
+        decoder_ffn_dim=d_model * 2,
+        max_source_positions=extractor.nb_max_frames // 2,
+        max_target_positions=64,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=start,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=start,
+        begin_suppress_tokens=None,
+        suppress_tokens=None,
+    )
+    torch.manual_seed(seed)
+    model = WhisperForConditionalGeneration(config)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    extractor.save_pretrained(path)
+    GenerationConfig(
+        decoder_start_token_id=start,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        max_new_tokens=32,
+    ).save_pretrained(path)
+    return path
+
+
+def build_tiny_idefics3(path: Path, *, hidden_size: int = 64, layers: int = 2, seed: int = 0) -> Path:
+    """A randomly initialised Idefics3 (SmolVLM's architecture): a one-layer SigLIP-style vision encoder
+    on 64x64 images (16 patches, pixel-shuffled to 4 image tokens) and a tiny Llama, with the processor."""
+    import torch
+    from transformers import GenerationConfig, Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor
+    from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+
+    tokenizer = tiny_tokenizer()
+    tokenizer.add_special_tokens(
+        {"additional_special_tokens": ["<image>", "<fake_token_around_image>", "<global-img>", "<end_of_utterance>"]}
+    )
+    images = Idefics3ImageProcessorPil(
+        size={"longest_edge": 64}, max_image_size={"longest_edge": 64}, do_image_splitting=False
+    )
+    processor = Idefics3Processor(
+        image_processor=images, tokenizer=tokenizer, image_seq_len=4, chat_template=PARTS_TEMPLATE
+    )
+    tokenizer.chat_template = PARTS_TEMPLATE
+    text = {
+        "model_type": "llama",
+        "vocab_size": len(tokenizer),
+        "hidden_size": hidden_size,
+        "intermediate_size": hidden_size * 2,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 512,
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    vision = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "image_size": 64,
+        "patch_size": 16,
+    }
+    config = Idefics3Config(
+        text_config=text,
+        vision_config=vision,
+        scale_factor=2,
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = Idefics3ForConditionalGeneration(config)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, max_new_tokens=32
+    ).save_pretrained(path)
+    return path

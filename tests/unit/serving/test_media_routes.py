@@ -1,0 +1,104 @@
+"""The speech and image+text routes through the official ``openai`` client (over the app in-process):
+a transcription of an uploaded wav, a chat with an image part, /invocations for both, and a 400 naming
+the part for each bad medium. The tiny models are untrained: these tests hold the contract, not the
+answers (the end-to-end runs in tests/integration/test_media_tiers.py check those)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import struct
+import zlib
+
+import numpy as np
+import openai
+import pytest
+import soundfile
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from trainforge.serving.app import create_app, load_engine
+from trainforge.serving.media_engine import MediaEngine
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    from trainforge.training.tiny_media import build_tiny_whisper
+
+    engine = load_engine(build_tiny_whisper(tmp_path_factory.mktemp("w") / "tiny-whisper"), name="calls")
+    return engine, TestClient(create_app(engine))
+
+
+@pytest.fixture(scope="module")
+def vision(tmp_path_factory):
+    from trainforge.training.tiny_media import build_tiny_idefics3
+
+    engine = load_engine(build_tiny_idefics3(tmp_path_factory.mktemp("v") / "tiny-vlm"), name="shapes")
+    return engine, TestClient(create_app(engine))
+
+
+def client(http: TestClient) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{http.base_url}/v1", api_key="unused", http_client=http, max_retries=0)
+
+
+def wav_bytes(seconds: float = 0.5, rate: int = 16_000) -> bytes:
+    out = io.BytesIO()
+    soundfile.write(out, np.sin(np.arange(int(seconds * rate)) / 10).astype(np.float32), rate, format="WAV")
+    return out.getvalue()
+
+
+def png_url(size: tuple[int, int] = (40, 30)) -> str:
+    out = io.BytesIO()
+    Image.new("RGB", size, "red").save(out, "PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+def test_a_media_folder_gets_the_media_engine(speech, vision):
+    assert isinstance(speech[0], MediaEngine) and speech[0].modality == "speech"
+    assert vision[0].modality == "vision-text"
+
+
+def test_transcriptions_as_the_openai_sdk_sends_them(speech):
+    _, http = speech
+    sdk = client(http)
+    result = sdk.audio.transcriptions.create(model="calls", file=("clip.wav", wav_bytes()), language="en")
+    assert isinstance(result.text, str)
+    assert isinstance(
+        sdk.audio.transcriptions.create(model="calls", file=("c.wav", wav_bytes()), response_format="text"), str
+    )
+    with pytest.raises(openai.BadRequestError) as empty:
+        sdk.audio.transcriptions.create(model="calls", file=("c.wav", wav_bytes(seconds=0)))
+    assert empty.value.body["param"] == "file" and "zero length" in empty.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as garbage:
+        sdk.audio.transcriptions.create(model="calls", file=("c.wav", b"not audio at all"))
+    assert garbage.value.body["param"] == "file"
+    with pytest.raises(openai.NotFoundError):
+        sdk.audio.transcriptions.create(model="other", file=("c.wav", wav_bytes()))
+    reply = http.post("/invocations", json={"audio": base64.b64encode(wav_bytes()).decode(), "language": "en"})
+    assert reply.status_code == 200 and "text" in reply.json()
+    assert http.post("/invocations", json={"audio": "%%%"}).json()["error"]["param"] == "audio"
+    assert http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}).status_code == 400
+
+
+def test_chat_with_an_image_part_and_each_bad_part_named(vision):
+    _, http = vision
+    sdk = client(http)
+    parts = [{"type": "image_url", "image_url": {"url": png_url()}}, {"type": "text", "text": "what shape"}]
+    reply = sdk.chat.completions.create(model="shapes", messages=[{"role": "user", "content": parts}], max_tokens=4)
+    assert isinstance(reply.choices[0].message.content, str)
+    ihdr = struct.pack(">IIBBBBB", 50_000, 50_000, 8, 2, 0, 0, 0)
+    bomb = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    bad = {
+        "data:image/png;base64," + base64.b64encode(bomb).decode(): "pixels is over",
+        "https://example.com/cat.png": "fetches nothing",
+        "data:image/png;base64,@@@": "base64",
+    }
+    for url, why in bad.items():
+        content = [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": url}}]
+        with pytest.raises(openai.BadRequestError) as error:
+            sdk.chat.completions.create(model="shapes", messages=[{"role": "user", "content": content}])
+        assert (
+            error.value.body["param"] == "messages[0].content[1].image_url.url" and why in error.value.body["message"]
+        )
+    invoked = http.post("/invocations", json={"messages": [{"role": "user", "content": parts}], "max_tokens": 4})
+    assert invoked.status_code == 200 and invoked.json()["object"] == "chat.completion"
