@@ -32,7 +32,7 @@ def evaluate_from_contract(root: Path) -> dict[str, Any]:
     from trainforge.evaluation.gate import decide
     from trainforge.evaluation.html_report import render
     from trainforge.evaluation.lm_eval_tasks import run_tasks
-    from trainforge.evaluation.media_scoring import SPEECH_FORGETTING_NOTE, score_media
+    from trainforge.evaluation.media_scoring import score_media
     from trainforge.evaluation.parity import parity_reference
     from trainforge.evaluation.scoring import load_pair, score
     from trainforge.media.models import media_modality
@@ -88,9 +88,6 @@ def evaluate_from_contract(root: Path) -> dict[str, Any]:
     }
     report = report.model_copy(update={"lm_eval": lm_scores})
     report = report.model_copy(update={"verdict": decide(report, thresholds)})
-    if fmt == "speech" and report.verdict is not None:  # the gate had no forgetting to check: say so
-        verdict = report.verdict.model_copy(update={"reasons": [*report.verdict.reasons, SPEECH_FORGETTING_NOTE]})
-        report = report.model_copy(update={"verdict": verdict})
     history_file = inputs / "metrics" / "metrics.jsonl"
     history = [json.loads(line) for line in history_file.read_text().splitlines()] if history_file.is_file() else []
     output = root / "output"

@@ -13,6 +13,12 @@ from __future__ import annotations
 from trainforge.contracts import EvaluationReport, GateVerdict
 from trainforge.spec import EvaluationSpec
 
+#: a speech report (primary ``wer``) has no forgetting measure: no general speech set whose licence allows
+#: shipping it comes with TrainForge
+SPEECH_FORGETTING_NOTE = (
+    "forgetting not checked: no general speech set with a redistributable licence ships with TrainForge"
+)
+
 
 def decide(report: EvaluationReport, thresholds: EvaluationSpec) -> GateVerdict:
     reasons: list[str] = []
@@ -39,4 +45,6 @@ def decide(report: EvaluationReport, thresholds: EvaluationSpec) -> GateVerdict:
         else:
             passed = False
             reasons.append(f"forgetting {forgetting:.1%} ({canary}) > allowed {thresholds.max_forgetting:.1%}")
+    if report.forgetting is None and report.primary == "wer":
+        reasons.append(SPEECH_FORGETTING_NOTE)
     return GateVerdict(passed=passed, reasons=reasons)

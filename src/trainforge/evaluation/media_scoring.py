@@ -3,7 +3,7 @@ intervals (``bootstrap.py``) and the same report the gate reads.
 
 - speech: word error rate (the primary metric; ``min_improvement`` is then absolute: 0.05 is five fewer
   word errors in a hundred) and character error rate. No forgetting check: TrainForge ships no general
-  speech set whose licence allows redistribution, so the gate's forgetting check is skipped with a note.
+  speech set whose licence allows redistribution, so the gate's forgetting check is skipped with a note (``gate.py``).
 - multimodal: held-out perplexity of the assistant's answers given the images (primary, relative, as for
   text), exact match and token F1 of greedy answers, and forgetting as the text canary's perplexity through
   the language model alone.
@@ -34,10 +34,6 @@ from trainforge.training.media_objectives import (
     vision_example,
 )
 from trainforge.training.tokenize import encode_text
-
-SPEECH_FORGETTING_NOTE = (
-    "forgetting not checked: no general speech set with a redistributable licence ships with TrainForge"
-)
 
 
 def _rate_comparison(
