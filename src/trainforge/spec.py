@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import yaml
@@ -64,6 +65,18 @@ class DataSpec(_Section):
         0.85, gt=0.0, le=1.0, description="MinHash similarity above which two examples are near duplicates"
     )
     limits: DataLimits = Field(DataLimits(), description="bounds on what validation reads")
+    replay_fraction: float = Field(
+        0.0,
+        ge=0.0,
+        le=0.5,
+        description="share of the training sequences that are general text replayed to keep what the base model "
+        "knew (less forgetting); 0: none",
+    )
+    replay: str | None = Field(
+        None,
+        description="with replay_fraction: a text file or folder of the user's under the data root to replay; "
+        "None: the public-domain corpus shipped with TrainForge",
+    )
 
 
 class Hyperparameters(_Section):
@@ -83,6 +96,11 @@ class Hyperparameters(_Section):
     lora_rank: int = Field(16, gt=0, description="lora: the rank of each adapter")
     lora_alpha: int = Field(32, gt=0, description="lora: the adapters' scale is lora_alpha / lora_rank")
     lora_dropout: float = Field(0.05, ge=0, lt=1, description="lora: dropout on the adapters' input")
+    lora_targets: Literal["all-linear", "attention"] = Field(
+        "all-linear",
+        description="lora: the layers that get adapters: every linear layer of the decoder, or the attention "
+        "projections only (fewer weights change: less forgetting, less capacity)",
+    )
     dpo_beta: float = Field(
         0.1, gt=0, description="dpo: the preference loss's beta; larger keeps the model closer to the base model"
     )
@@ -106,13 +124,73 @@ class Hyperparameters(_Section):
     seed: int = Field(42, description="seeds the weights' initialisation (adapters), the data order and dropout")
 
 
+Kind = Literal["float", "int", "choice"]
+
+#: what ``tuning.ranges`` may name (``trainforge.tuning.space`` searches them): setting -> (kind, log scale,
+#: only for adapter methods)
+TUNABLE: dict[str, tuple[Kind, bool, bool]] = {
+    "learning_rate": ("float", True, False),
+    "epochs": ("float", False, False),
+    "max_steps": ("int", True, False),
+    "batch_size": ("int", True, False),
+    "warmup_ratio": ("float", False, False),
+    "weight_decay": ("float", False, False),
+    "lora_rank": ("int", True, True),
+    "lora_alpha": ("int", True, True),
+    "lora_dropout": ("float", False, True),
+    "lora_targets": ("choice", False, True),
+}
+LORA_TARGETS = ("all-linear", "attention")
+
+
+def check_ranges(ranges: Mapping[str, Sequence[Any]]) -> None:
+    """The spec's ``tuning.ranges``: known names, ``[low, high]`` numbers with low < high (positive on a log
+    scale), or for ``lora_targets`` a list of known choices. Raises ValueError saying which and why."""
+    for name, bounds in ranges.items():
+        if name not in TUNABLE:
+            raise ValueError(f"'{name}' cannot be tuned; tunable: {', '.join(TUNABLE)}")
+        kind, log, _ = TUNABLE[name]
+        if kind == "choice":
+            unknown = [value for value in bounds if value not in LORA_TARGETS]
+            if not bounds or unknown:
+                raise ValueError(f"{name}: choose among {list(LORA_TARGETS)}, not {unknown or 'nothing'}")
+            continue
+        if len(bounds) != 2 or not all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds):
+            raise ValueError(f"{name}: give [low, high] as two numbers, not {list(bounds)}")
+        low, high = float(bounds[0]), float(bounds[1])
+        if not low < high or low < 0 or (log and low <= 0):
+            raise ValueError(f"{name}: [low, high] needs 0 {'<' if log else '<='} low < high, not {list(bounds)}")
+
+
 class TuningSpec(_Section):
-    objective: Literal["eval_loss"] = Field("eval_loss", description="the metric a tuning job minimises")
-    max_jobs: int = Field(8, gt=0, description="training jobs in all")
-    parallel: int = Field(2, gt=0, description="training jobs at a time")
-    ranges: dict[str, list[float]] = Field(
-        default_factory=dict, description="hyperparameter name -> [low, high] to search between"
+    objective: Literal["eval_loss"] = Field(
+        "eval_loss",
+        description="the metric a tuning job minimises, each trial's best validation loss; a trial whose "
+        "forgetting exceeds evaluation.max_forgetting is infeasible whatever its loss",
     )
+    max_jobs: int = Field(8, gt=0, le=500, description="training jobs (trials) in all")
+    parallel: int = Field(
+        2, gt=0, le=100, description="training jobs at a time in AWS (locally trials run one after another)"
+    )
+    ranges: dict[str, list[float | str]] = Field(
+        default_factory=dict,
+        description="hyperparameter name -> [low, high] to search between (lora_targets: the choices); names "
+        "left out keep the default ranges (docs/job-spec.md, Tuning)",
+    )
+    early_stopping: bool = Field(
+        True,
+        description="stop a trial whose validation loss trails the others' at the same step (AMT early stopping "
+        "Auto; Optuna's median pruner on the loop's periodic evaluations)",
+    )
+    warm_start: bool = Field(
+        True, description="AWS: start from the job's previous tuning run (AMT warm start), when there is one"
+    )
+
+    @field_validator("ranges")
+    @classmethod
+    def _known_ranges(cls, value: dict[str, list[float | str]]) -> dict[str, list[float | str]]:
+        check_ranges(value)
+        return value
 
 
 class ComputeSpec(_Section):
@@ -150,11 +228,19 @@ class ComputeSpec(_Section):
 
 class EvaluationSpec(_Section):
     min_improvement: float = Field(0.05, description="relative perplexity improvement the tuned model needs")
-    max_forgetting: float = Field(0.05, ge=0, description="relative canary perplexity increase allowed")
+    max_forgetting: float = Field(
+        0.05,
+        ge=0,
+        description="relative perplexity increase allowed on the forgetting probes (canary and general text); "
+        "also each tuning trial's constraint",
+    )
     tasks: list[str] = Field(default_factory=list, description="lm-eval task names")
     max_examples: int = Field(500, gt=0, description="held-out examples scored, a seeded sample")
     generation_samples: int = Field(
-        8, ge=0, description="of those, examples both models answer, scored against the reference"
+        8,
+        ge=0,
+        description="of those, examples shown in the report with both models' answers (exact match and F1 "
+        "score every example with a reference, generated in batches)",
     )
     max_new_tokens: int = Field(64, gt=0, description="the longest answer generated per sample")
     instance_type: str | None = Field(
@@ -350,8 +436,16 @@ class JobSpec(_Section):
         description="lora (adapters), full (every weight), continued_pretraining (text), dpo (preference pairs)",
     )
     data: DataSpec = Field(description="what to train on and how it is validated")
-    hyperparameters: Hyperparameters = Field(Hyperparameters(), description="the training loop's settings")
-    tuning: TuningSpec | None = Field(None, description="a hyperparameter search; validated, not yet acted on")
+    hyperparameters: Hyperparameters = Field(
+        Hyperparameters(),
+        description="the training loop's settings; left out, the Plan step chooses steps, learning rate, LoRA "
+        "and warmup from the data and the model and records why (docs/job-spec.md, Auto hyperparameters)",
+    )
+    tuning: TuningSpec | None = Field(
+        None,
+        description="a hyperparameter search (SageMaker AMT in AWS, Optuna locally) whose best trial within "
+        "evaluation.max_forgetting is the run's model; None: one training job",
+    )
     compute: ComputeSpec = Field(ComputeSpec(), description="where and how long training runs")
     evaluation: EvaluationSpec = Field(EvaluationSpec(), description="the gate's thresholds and what is scored")
     deploy: DeploySpec = Field(DeploySpec(), description="where and how a version that passed the gate is served")
@@ -405,7 +499,6 @@ class JobSpec(_Section):
                 "custom.evaluation_entry_point: a model scored by your own evaluation is registered, not served "
                 "(the serving engines take the HF folders the built-in evaluation reads); set deploy.target: none"
             )
-
 
 
 def _line_map(node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]) -> None:

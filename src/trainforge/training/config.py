@@ -26,6 +26,12 @@ class TrainConfig(Hyperparameters):
     split_seed: int = 0
     device: Literal["auto", "cpu", "cuda", "neuron"] = "auto"
     keep_checkpoints: int = 2
+    #: data.replay_fraction: the share of training sequences that are general text (channel ``replay``, else
+    #: the shipped corpus)
+    replay_fraction: float = 0.0
+    #: a tuning trial: measure forgetting on the text probes at the start and the end, and print the
+    #: constrained objective with this budget (``tuning.objective``); None: a plain run, nothing measured
+    max_forgetting: float | None = None
     #: lineage, recorded in the exported model's trainforge.json
     base_model_id: str = ""
     spec_sha256: str = ""

@@ -3,7 +3,9 @@ report counted it), tokenize, pack."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from trainforge.data.split import split_records
 from trainforge.training.config import TrainConfig
 from trainforge.training.objectives import DirectPreference, LanguageModeling, Objective, PreferencePair
 from trainforge.training.packing import pack
-from trainforge.training.tokenize import encode_record, preference_prompt
+from trainforge.training.tokenize import Example, encode_record, encode_text, preference_prompt
 
 
 @dataclass
@@ -24,11 +26,45 @@ class Objectives:
     stats: dict[str, Any]
 
 
+def replay_texts(replay_dir: Path | None) -> list[str]:
+    """The general text to replay: the user's (channel ``replay``: text files, or JSONL of ``{"text": ...}``),
+    else the public-domain corpus shipped with TrainForge (``replay/README.md``)."""
+    if replay_dir is not None:
+        return [str(record["text"]) for record in load_records(replay_dir, "text")[1] if record.get("text")]
+    text = resources.files("trainforge.training").joinpath("replay/general_text.txt").read_text(encoding="utf-8")
+    return [paragraph.strip() for paragraph in text.split("\n\n") if paragraph.strip()]
+
+
+def replay_examples(tokenizer: Any, texts: list[str], fraction: float, task_tokens: int, seed: int) -> list[Example]:
+    """General-text examples whose tokens are ``fraction`` of the mix (task plus replay), drawn in a seeded
+    order and cycled when the corpus is shorter than that."""
+    if fraction <= 0 or not texts:
+        return []
+    wanted = fraction / (1 - fraction) * task_tokens
+    encoded = [encode_text(tokenizer, text) for text in texts]
+    order = list(range(len(encoded)))
+    random.Random(seed).shuffle(order)
+    chosen: list[Example] = []
+    tokens = 0
+    while tokens < wanted:
+        example = encoded[order[len(chosen) % len(order)]]
+        chosen.append(example)
+        tokens += len(example.input_ids)
+    return chosen
+
+
 def _language_modeling(
-    tokenizer: Any, records: list[dict[str, Any]], fmt: DataFormat, config: TrainConfig
+    tokenizer: Any,
+    records: list[dict[str, Any]],
+    fmt: DataFormat,
+    config: TrainConfig,
+    replay: list[str] | None = None,
 ) -> tuple[LanguageModeling, dict[str, Any]]:
     examples = [encode_record(tokenizer, record, fmt) for record in records]
-    sequences, stats = pack(examples, config.max_seq_len)
+    replayed = replay_examples(
+        tokenizer, replay or [], config.replay_fraction, sum(len(e.input_ids) for e in examples), config.seed
+    )
+    sequences, stats = pack(examples + replayed, config.max_seq_len)
     objective = LanguageModeling(
         sequences,
         config.max_seq_len,
@@ -40,6 +76,11 @@ def _language_modeling(
         "tokens": stats.tokens,
         "padding_waste": round(stats.padding_waste, 4),
         "truncated_examples": stats.truncated,
+        **(
+            {"replay_examples": len(replayed), "replay_tokens": sum(len(e.input_ids) for e in replayed)}
+            if replayed
+            else {}
+        ),
     }
 
 
@@ -55,7 +96,15 @@ def _preference(tokenizer: Any, records: list[dict[str, Any]], config: TrainConf
     return DirectPreference(pairs, config.max_seq_len, pad, config.dpo_beta)
 
 
-def build_objectives(tokenizer: Any, train_dir: Path, validation_dir: Path | None, config: TrainConfig) -> Objectives:
+def build_objectives(
+    tokenizer: Any,
+    train_dir: Path,
+    validation_dir: Path | None,
+    config: TrainConfig,
+    replay_dir: Path | None = None,
+) -> Objectives:
+    """The training and validation objectives; replayed general text (``config.replay_fraction``) joins the
+    training side only, so validation loss stays the task's."""
     fmt, records = load_records(train_dir, config.data_format)
     if validation_dir is not None:
         _, held_out = load_records(validation_dir, fmt)
@@ -74,7 +123,8 @@ def build_objectives(tokenizer: Any, train_dir: Path, validation_dir: Path | Non
         )
     if fmt == "preference":
         raise ValueError("preference data trains with method: dpo")
-    lm_train, stats = _language_modeling(tokenizer, train_records, fmt, config)
+    replay = replay_texts(replay_dir) if config.replay_fraction > 0 else []
+    lm_train, stats = _language_modeling(tokenizer, train_records, fmt, config, replay)
     lm_validation = _language_modeling(tokenizer, held_out, fmt, config)[0] if held_out else None
     stats["validation_examples"] = len(held_out)
     return Objectives(lm_train, lm_validation, fmt, stats)

@@ -116,6 +116,11 @@ class FusedLoraLinear(PeftLoraLinear):
         return out.view(*x.shape[:-1], out.shape[-1])  # type: ignore[no-any-return]
 
 
+#: ``lora_targets: attention``: the attention projections by the names decoder families give them (peft matches
+#: a string target as a regex over each module's full name)
+ATTENTION_PROJECTIONS = r".*\.(self_attn|attention|attn)\.(q_proj|k_proj|v_proj|o_proj|qkv_proj|query|key|value|dense)"
+
+
 def lora_config(config: TrainConfig) -> Any:
     """peft's configuration of the job's adapter, as stock peft would build its layers from it."""
     from peft import LoraConfig
@@ -124,7 +129,7 @@ def lora_config(config: TrainConfig) -> Any:
         r=config.lora_rank,
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
-        target_modules="all-linear",
+        target_modules="all-linear" if config.lora_targets == "all-linear" else ATTENTION_PROJECTIONS,
         task_type="CAUSAL_LM",
     )
 
