@@ -201,6 +201,18 @@ class MetricComparison(Contract):
     higher_is_better: bool
 
 
+class TrialSummary(Contract):
+    """One trial of a tuning job: its settings, its objective (best validation loss) and its forgetting."""
+
+    number: int
+    state: Literal["complete", "pruned", "infeasible", "failed", "running"]
+    params: dict[str, float | int | str]
+    objective: float | None = None
+    forgetting: float | None = Field(None, description="the worst text probe's relative perplexity increase")
+    best: bool = False
+    job_name: str | None = None
+
+
 class SampleGeneration(Contract):
     prompt: str
     reference: str | None
@@ -222,6 +234,10 @@ class EvaluationReport(Contract):
     primary: str = "perplexity"
     metrics: list[MetricComparison]
     forgetting: MetricComparison | None
+    #: every forgetting probe (canary and general-text perplexity, knowledge accuracy), each with its CI
+    probes: list[MetricComparison] = Field(default_factory=list)
+    #: the tuning job's trials, when the run searched hyperparameters (``trainforge.tuning``)
+    trials: list[TrialSummary] = Field(default_factory=list)
     samples: list[SampleGeneration] = Field(default_factory=list)
     lm_eval: dict[str, float] = Field(default_factory=dict)
     verdict: GateVerdict | None = None

@@ -6,6 +6,8 @@ improvement), or for DPO the held-out preference accuracy (``min_improvement`` i
 five more pairs in a hundred preferred the right way). Thresholds are inclusive: an improvement exactly
 equal to ``min_improvement`` passes, a forgetting exactly equal to ``max_forgetting`` passes. The
 confidence intervals are quoted in the reasons so a reviewer sees how solid a pass or a fail is.
+Forgetting is the worst text probe's perplexity increase (``evaluation.probes``); the knowledge probe
+fails the gate only when its whole interval lies beyond ``max_forgetting``.
 """
 
 from __future__ import annotations
@@ -39,12 +41,23 @@ def decide(report: EvaluationReport, thresholds: EvaluationSpec) -> GateVerdict:
         )
     if report.forgetting is not None:
         forgetting = -report.forgetting.delta  # delta is an improvement; forgetting is its opposite
-        canary = f"canary perplexity {report.forgetting.base:.3f} -> {report.forgetting.tuned:.3f}"
+        canary = (
+            f"{report.forgetting.name.replace('_', ' ')} {report.forgetting.base:.3f} -> {report.forgetting.tuned:.3f}"
+        )
         if forgetting <= thresholds.max_forgetting:
             reasons.append(f"forgetting {forgetting:.1%} ({canary}) <= allowed {thresholds.max_forgetting:.1%}")
         else:
             passed = False
             reasons.append(f"forgetting {forgetting:.1%} ({canary}) > allowed {thresholds.max_forgetting:.1%}")
+    for probe in report.probes:
+        # an accuracy probe is small and noisy: it fails the gate only when even its interval's best case
+        # has lost more than the budget
+        if probe.higher_is_better and probe.ci_high < -thresholds.max_forgetting:
+            passed = False
+            reasons.append(
+                f"{probe.name} fell {probe.base:.3f} -> {probe.tuned:.3f} (95% CI of the change "
+                f"[{probe.ci_low:+.3f}, {probe.ci_high:+.3f}]): a loss beyond {thresholds.max_forgetting:.1%} for sure"
+            )
     if report.forgetting is None and report.primary == "wer":
         reasons.append(SPEECH_FORGETTING_NOTE)
     return GateVerdict(passed=passed, reasons=reasons)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +10,13 @@ import numpy as np
 import torch
 
 from trainforge.contracts import DataFormat, EvaluationReport, MetricComparison, SampleGeneration
-from trainforge.evaluation.bootstrap import mean_difference, paired_interval, relative_ppl_improvement
-from trainforge.evaluation.perplexity import example_nll, perplexity
+from trainforge.evaluation.bootstrap import mean_difference, paired_interval
+from trainforge.evaluation.perplexity import example_nll
 from trainforge.evaluation.preference import answer_logps, preference_metrics
+from trainforge.evaluation.probes import forgetting, ppl_comparison, probe_comparisons
 from trainforge.evaluation.text_metrics import METRICS
 from trainforge.spec import EvaluationSpec
-from trainforge.training.tokenize import Example, as_messages, encode_record, encode_text
-
-
-def canary_texts() -> list[str]:
-    text = resources.files("trainforge.evaluation").joinpath("canary/public_domain.txt").read_text(encoding="utf-8")
-    return [paragraph.strip() for paragraph in text.split("\n\n") if paragraph.strip()]
+from trainforge.training.tokenize import Example, as_messages, encode_record
 
 
 def prompt_and_reference(record: dict[str, Any], fmt: DataFormat) -> tuple[list[dict[str, str]] | str, str] | None:
@@ -63,20 +58,32 @@ def generate(model: Any, tokenizer: Any, prompt: list[dict[str, str]] | str, max
     return str(tokenizer.decode(output[0, ids.shape[1] :], skip_special_tokens=True)).strip()
 
 
-def _ppl_comparison(
-    name: str, base: tuple[np.ndarray, np.ndarray], tuned: tuple[np.ndarray, np.ndarray], seed: int
-) -> MetricComparison:
-    ppl_base, ppl_tuned = perplexity(*base), perplexity(*tuned)
-    low, high = paired_interval(relative_ppl_improvement(base, tuned), len(base[0]), seed=seed)
-    return MetricComparison(
-        name=name,
-        base=ppl_base,
-        tuned=ppl_tuned,
-        delta=(ppl_base - ppl_tuned) / ppl_base,
-        ci_low=low,
-        ci_high=high,
-        higher_is_better=False,
-    )
+def generate_batch(
+    model: Any, tokenizer: Any, prompts: list[list[dict[str, str]] | str], max_new_tokens: int, batch_size: int = 16
+) -> list[str]:
+    """Greedy answers to many prompts, ``batch_size`` at a time, left-padded so every answer starts where its
+    prompt ends (the same answers as :func:`generate` one by one, up to padding's effect on numerics)."""
+    texts = [
+        tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) if isinstance(p, list) else p
+        for p in prompts
+    ]
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    answers: list[str] = []
+    try:
+        for start in range(0, len(texts), batch_size):
+            chunk = texts[start : start + batch_size]
+            encoded = tokenizer(chunk, add_special_tokens=False, return_tensors="pt", padding=True)
+            ids = encoded["input_ids"].to(next(model.parameters()).device)
+            mask = encoded["attention_mask"].to(ids.device)
+            with torch.no_grad():
+                output = model.generate(
+                    ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad
+                )
+            answers += [str(tokenizer.decode(row[ids.shape[1] :], skip_special_tokens=True)).strip() for row in output]
+    finally:
+        tokenizer.padding_side = side
+    return answers
 
 
 def score(
@@ -107,26 +114,22 @@ def score(
     else:
         primary = "perplexity"
         examples = [encode_record(tokenizer, record, fmt) for record in sample]
-        metrics.append(_ppl_comparison("perplexity", example_nll(base, examples), example_nll(tuned, examples), seed))
-    canary: list[Example] = [encode_text(tokenizer, text) for text in canary_texts()]
-    forgetting = _ppl_comparison("canary_perplexity", example_nll(base, canary), example_nll(tuned, canary), seed)
+        metrics.append(ppl_comparison("perplexity", example_nll(base, examples), example_nll(tuned, examples), seed))
+    probes = probe_comparisons(base, tuned, tokenizer, seed)
+    # task metrics over every sampled example with a reference; the first generation_samples are shown
+    pairs = [pair for pair in (prompt_and_reference(record, fmt) for record in sample) if pair is not None]
+    base_answers = generate_batch(base, tokenizer, [p for p, _ in pairs], spec.max_new_tokens)
+    tuned_answers = generate_batch(tuned, tokenizer, [p for p, _ in pairs], spec.max_new_tokens)
     samples: list[SampleGeneration] = []
-    scores: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in METRICS}
-    for record in sample[: spec.generation_samples]:
-        pair = prompt_and_reference(record, fmt)
-        if pair is None:
-            continue
-        prompt, reference = pair
-        base_answer = generate(base, tokenizer, prompt, spec.max_new_tokens)
-        tuned_answer = generate(tuned, tokenizer, prompt, spec.max_new_tokens)
-        shown = prompt if isinstance(prompt, str) else prompt[-1]["content"]
-        samples.append(SampleGeneration(prompt=shown, reference=reference, base=base_answer, tuned=tuned_answer))
-        for name, metric in METRICS.items():
-            scores[name][0].append(metric(base_answer, reference))
-            scores[name][1].append(metric(tuned_answer, reference))
-    for name, (base_scores, tuned_scores) in scores.items():
-        if base_scores:
-            b, t = np.array(base_scores), np.array(tuned_scores)
+    shown = zip(pairs[: spec.generation_samples], base_answers, tuned_answers, strict=False)
+    for (prompt, reference), base_answer, tuned_answer in shown:
+        text = prompt if isinstance(prompt, str) else prompt[-1]["content"]
+        samples.append(SampleGeneration(prompt=text, reference=reference, base=base_answer, tuned=tuned_answer))
+    for name, metric in METRICS.items():
+        if pairs:
+            references = [reference for _, reference in pairs]
+            b = np.array([metric(a, r) for a, r in zip(base_answers, references, strict=True)])
+            t = np.array([metric(a, r) for a, r in zip(tuned_answers, references, strict=True)])
             low, high = paired_interval(mean_difference(b, t), len(b), seed=seed)
             metrics.append(
                 MetricComparison(
@@ -146,7 +149,8 @@ def score(
         examples=len(sample),
         primary=primary,
         metrics=metrics,
-        forgetting=forgetting,
+        forgetting=forgetting(probes),
+        probes=probes,
         samples=samples,
     )
 

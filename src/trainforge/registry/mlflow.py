@@ -47,7 +47,8 @@ class MLflowRegistry:
         ]
         for comparison in [
             *registration.evaluation.metrics,
-            *([registration.evaluation.forgetting] if registration.evaluation.forgetting else []),
+            *(registration.evaluation.probes or [])
+            or ([registration.evaluation.forgetting] if registration.evaluation.forgetting else []),
         ]:
             metrics += [
                 Metric(f"eval.{comparison.name}.base", comparison.base, 0, 0),
@@ -68,6 +69,7 @@ class MLflowRegistry:
             )
         for artifact in registration.artifacts:
             self.client.log_artifact(run_id, artifact)
+        self._log_trials(experiment, run_id, registration)
         self.client.set_terminated(run_id)
         if not self._registered(registration.name):
             self.client.create_registered_model(registration.name, description="Trained by TrainForge")
@@ -81,6 +83,26 @@ class MLflowRegistry:
         if registration.approval == "Approved":
             self.client.set_registered_model_alias(registration.name, CHAMPION, version.version)
         return result
+
+    def _log_trials(self, experiment: str, parent: str, registration: Registration) -> None:
+        """A tuned run's trials as child runs of its run (MLflow's ``mlflow.parentRunId`` tag): each with its
+        settings, objective and forgetting, its state and whether it was chosen."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        for trial in registration.evaluation.trials:
+            child = self.client.create_run(
+                experiment,
+                run_name=f"{registration.run_id}-trial-{trial.number}",
+                tags={"mlflow.parentRunId": parent, "trainforge.run_id": registration.run_id},
+            )
+            figures = {"objective": trial.objective, "forgetting": trial.forgetting}
+            self.client.log_batch(
+                child.info.run_id,
+                metrics=[Metric(key, float(value), 0, 0) for key, value in figures.items() if value is not None],
+                params=[Param(key, str(value)) for key, value in sorted(trial.params.items())],
+                tags=[RunTag("trial.state", trial.state), RunTag("trial.chosen", str(trial.best).lower())],
+            )
+            self.client.set_terminated(child.info.run_id, "FINISHED" if trial.state != "failed" else "FAILED")
 
     def _registered(self, name: str) -> bool:
         from mlflow.exceptions import MlflowException
