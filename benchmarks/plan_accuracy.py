@@ -21,6 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from benchmarks.train_memory import GB, base_model, opt_ml, train
 from trainforge.data import ValidationOptions, validate_dataset
 from trainforge.local.file_store import FileStore
@@ -75,7 +77,7 @@ def plan_and_train(spec: JobSpec, model_dir: Path, data: Path, work: Path) -> di
         device="cpu",
     )
     run = train(opt_ml(work, model_dir, data.parent, config), None, int(14 * GB))
-    return {**run, "plan": plan, "threads": machine.threads, "load": os.getloadavg()[0]}
+    return {**run, "plan": plan, "threads": torch.get_num_threads(), "load": os.getloadavg()[0]}
 
 
 def quickstart(args: argparse.Namespace, data: Path, work: Path) -> None:

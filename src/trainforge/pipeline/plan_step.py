@@ -26,7 +26,7 @@ from trainforge.pipeline.layout import RunLayout
 from trainforge.pipeline.platform import Platform
 from trainforge.pipeline.steps import base_model, evaluation_instance, weights_footprint
 from trainforge.planning.architecture import ModelShape, UnknownArchitecture
-from trainforge.planning.machines import Machine
+from trainforge.planning.machines import Machine, cpu_cores
 from trainforge.planning.plan import PlanInputs, make_plan
 from trainforge.planning.prices import Prices, load_prices
 from trainforge.planning.quotas import SERVICE_CODE
@@ -89,7 +89,7 @@ def local_machine() -> Machine:
         nodes=1,
         capacity=host_capacity().bytes,
         native_bf16=native_bf16().native,
-        threads=torch.get_num_threads(),
+        cores=cpu_cores(len(os.sched_getaffinity(0))),
     )
 
 

@@ -79,11 +79,11 @@ def training_flops_per_token(shape: ModelShape, hyper: Hyperparameters, method: 
 
 
 def job_rate(machine: Machine, bf16: bool) -> Rate | None:
-    """FLOP/s of the whole job on ``machine``: its devices' (threads' on a CPU) summed rate, less scaling."""
+    """FLOP/s of the whole job on ``machine``: its devices' (cores' on a CPU) summed rate, less scaling."""
     rate = training_rate(machine.device_name, bf16)
     if rate is None:
         return None
-    devices = machine.threads if machine.device == "cpu" else max(machine.accelerators, 1)
+    devices = machine.cores if machine.device == "cpu" else max(machine.accelerators, 1)
     share = scaling(machine.processes, machine.nodes) * devices * machine.nodes
     return Rate(rate.low * share, rate.high * share, rate.source, rate.measured)
 

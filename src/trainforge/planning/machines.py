@@ -10,6 +10,14 @@ from trainforge.planning.memory import DeviceKind, GiB
 from trainforge.spec import Hyperparameters
 
 
+def cpu_cores(vcpus: int) -> int:
+    """Cores from vCPUs: EC2's x86 types run two hardware threads per core, and two threads of one core
+    share its vector and matrix units (on the 2-vCPU development machine a second training thread added 0-4%
+    in bf16 and 18% in fp32: docs/planning.md), so a core is the unit a CPU trains at.
+    https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/cpu-options-supported-instances-values.html"""
+    return max(1, vcpus // 2)
+
+
 @dataclass(frozen=True)
 class Machine:
     #: a SageMaker instance type, or "local"
@@ -24,8 +32,8 @@ class Machine:
     capacity: int
     #: bf16 arithmetic in hardware
     native_bf16: bool
-    #: CPU threads one process trains with (CPU only): torch's default, one per physical core
-    threads: int = 1
+    #: CPU cores (CPU only), each two vCPUs as EC2 counts them: the throughput table's CPU rows are per core
+    cores: int = 1
     #: accelerators per node (GPUs, Trainium chips); 0 on CPUs
     accelerators: int = 0
 
@@ -46,8 +54,7 @@ class Machine:
             nodes=count,
             capacity=capacity,
             native_bf16=instance.native_bf16,
-            # EC2's x86 types run two hardware threads per core (vCPUs = 2 x cores)
-            threads=max(1, instance.vcpus // 2) if instance.accelerator == "cpu" else 1,
+            cores=cpu_cores(instance.vcpus) if instance.accelerator == "cpu" else 1,
             accelerators=instance.accelerators,
         )
 

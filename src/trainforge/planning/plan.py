@@ -218,7 +218,7 @@ def _instance(
 
 def _accelerator(machine: Machine) -> str:
     if machine.device == "cpu":
-        return f"CPU x{machine.threads} threads"
+        return f"CPU x{machine.cores} cores"
     return f"{machine.accelerators}x {machine.device_name}"
 
 

@@ -1,7 +1,7 @@
 """How fast each device trains, as FLOP/s achieved per device, with where and when each figure comes from.
 
 A plan's training time is the run's FLOPs (``planning.duration``) over the FLOP/s of the job's devices.
-Figures are per device: one GPU, one Trainium chip, or one CPU thread. Only the CPU rows are measured by
+Figures are per device: one GPU, one Trainium chip, or one CPU core. Only the CPU rows are measured by
 this project so far; every accelerator row is the maker's dense peak times a model-FLOPs utilisation
 (MFU) range, and says so, until ``benchmarks/train_throughput.py`` is run on one (no GPU or Trainium was
 lent to this work). A measured row replaces an assumed one in this table, nowhere else.
@@ -46,16 +46,19 @@ def _assumed(peak_tflops: float, what: str) -> Rate:
 
 
 _CPU_SOURCE = (
-    "measured 2026-11-30: benchmarks/train_throughput.py, SmolLM2-135M LoRA r16 at 256-2,048 tokens a step, "
-    "tokens per CPU second of one thread, on a 2-vCPU Intel Xeon (family 6 model 207, avx512_bf16 and amx_bf16) "
-    "shared with other jobs (docs/benchmarks.md, Training); x the model's FLOPs per token"
+    "measured 2026-11-30: benchmarks/train_throughput.py, SmolLM2-135M LoRA r16, 8 packed rows of 128-512 tokens "
+    "a step (the quickstart's shape and up), tokens per second of one core (2 vCPUs) with the machine to itself, "
+    "on a 2-vCPU Intel Xeon (family 6 model 207, avx512_bf16 and amx_bf16), and the quickstart's own steps "
+    "(docs/planning.md); x the model's FLOPs per token"
 )
 
-#: (device, trains in bf16) -> FLOP/s per device. Devices are ``InstanceType.device_name`` ("cpu" for CPUs).
+#: (device, trains in bf16) -> FLOP/s per device. Devices are ``InstanceType.device_name`` ("cpu" for CPUs,
+#: whose device is a core: ``planning.machines.cpu_cores``).
 TRAINING_RATES: dict[tuple[str, bool], Rate] = {
-    # 134.7-166.3 tok/s fp32, 159.4-258.0 tok/s bf16, x 574 MFLOP per token (planning.duration on SmolLM2)
-    ("cpu", False): Rate(77e9, 96e9, _CPU_SOURCE, measured=True),
-    ("cpu", True): Rate(92e9, 148e9, _CPU_SOURCE, measured=True),
+    # x 574 MFLOP per token (planning.duration on SmolLM2): fp32 138-164 tok/s (1-2 threads) at 8 x 128; bf16
+    # 143 tok/s (the quickstart's steps) to 250 tok/s (8 x 512); 175-182 tok/s at 8 x 128
+    ("cpu", False): Rate(70e9, 100e9, _CPU_SOURCE, measured=True),
+    ("cpu", True): Rate(80e9, 140e9, _CPU_SOURCE, measured=True),
     ("NVIDIA T4", False): _assumed(8.1, "T4 fp32 (no native bf16: precision auto trains in fp32)"),
     ("NVIDIA V100", False): _assumed(15.7, "V100 fp32 (no native bf16)"),
     ("NVIDIA A10G", True): _assumed(125, "A10 bf16 (the A10G is AWS's variant of it)"),
