@@ -202,6 +202,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         if not outcome.is_file():
             raise UsageError(f"no finished run {args.run_id} in {runs_dir}")
         out.print_json(outcome.read_text())
+        _print_trials(runs_dir / args.run_id / "tune" / "trials.json")
         out.print(f"files: {runs_dir / args.run_id}")
         return EXIT_OK
     table = Table(title=f"Runs in {runs_dir}")
@@ -220,6 +221,28 @@ def cmd_runs(args: argparse.Namespace) -> int:
         )
     out.print(table)
     return EXIT_OK
+
+
+def _print_trials(trials_file: Path) -> None:
+    """A tuned run's trials (``tune/trials.json``, either tuner's): settings, objective, forgetting, state."""
+    if not trials_file.is_file():
+        return
+    import json
+
+    trials = json.loads(trials_file.read_text())
+    table = Table(title="Tuning trials (objective: best eval loss; * chosen)")
+    for column in ("trial", "state", "objective", "forgetting", "settings"):
+        table.add_column(column)
+    for trial in trials:
+        objective, forgetting = trial.get("objective"), trial.get("forgetting")
+        table.add_row(
+            f"{trial['number']}{' *' if trial.get('best') else ''}",
+            trial["state"],
+            "-" if objective is None else f"{objective:.4f}",
+            "-" if forgetting is None else f"{forgetting:+.2%}",
+            ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial["params"].items()),
+        )
+    out.print(table)
 
 
 def cmd_models(args: argparse.Namespace) -> int:

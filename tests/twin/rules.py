@@ -717,6 +717,35 @@ def _ebs_volume_size(request: dict[str, Any], ctx: RuleContext) -> str | None:
     return None
 
 
+#: script mode: the framework containers' toolkit unpacks ``sagemaker_submit_directory`` (a JSON string) from
+#: S3 or from a local path; an isolated container reaches nothing outside, S3 included, so an isolated job must
+#: bring the source as an input channel (the SageMaker Python SDK's ``/opt/ml/input/data/code/sourcedir.tar.gz``)
+_ISOLATION = "https://docs.aws.amazon.com/sagemaker/latest/dg/mkt-algo-model-internet-free.html"
+
+
+def _script_mode_source(request: dict[str, Any], ctx: RuleContext) -> str | None:
+    hyperparameters = request.get("HyperParameters")
+    if not isinstance(hyperparameters, Mapping) or "sagemaker_submit_directory" not in hyperparameters:
+        return None
+    try:
+        submitted = json.loads(hyperparameters["sagemaker_submit_directory"])
+    except (TypeError, json.JSONDecodeError):
+        return "HyperParameters['sagemaker_submit_directory'] is not a JSON string (script mode decodes each value)"
+    if not isinstance(submitted, str):
+        return f"HyperParameters['sagemaker_submit_directory'] decodes to {submitted!r}, not a path or URI"
+    if not request.get("EnableNetworkIsolation"):
+        return None
+    channels = {c.get("ChannelName") for c in _items(request.get("InputDataConfig")) if isinstance(c, Mapping)}
+    match = re.fullmatch(r"/opt/ml/input/data/([A-Za-z0-9\.\-_]+)/.+", submitted)
+    if match is None or match.group(1) not in channels:
+        return (
+            f"sagemaker_submit_directory {submitted!r}: with EnableNetworkIsolation the container cannot download "
+            "the source; it must be a file under /opt/ml/input/data/<channel>/ of one of the job's channels "
+            f"({sorted(c for c in channels if c)})"
+        )
+    return None
+
+
 _TRAINING_RULES = (
     _string("training.job-name", TRAINING, ("TrainingJobName",), _RESOURCE_NAME, 63, _TRAINING_SRC),
     *_sagemaker_role("training", TRAINING, ("RoleArn",), _TRAINING_SRC),
@@ -737,6 +766,14 @@ _TRAINING_RULES = (
     *_metrics("training", TRAINING, ("AlgorithmSpecification", "MetricDefinitions")),
     *_hyperparameters("training", TRAINING, ("HyperParameters",), _TRAINING_SRC),
     *_channels("training", TRAINING, ("InputDataConfig",)),
+    Rule(
+        "training.script-mode-source-isolated",
+        TRAINING,
+        "With EnableNetworkIsolation, a script-mode job's sagemaker_submit_directory is a file in one of its input "
+        "channels: an isolated container cannot reach S3.",
+        _ISOLATION,
+        _script_mode_source,
+    ),
     _string(
         "training.output-path",
         TRAINING,
@@ -967,7 +1004,85 @@ def _tuning_limits(request: dict[str, Any], ctx: RuleContext) -> str | None:
     return None
 
 
+def _tuning_objective_defined(request: dict[str, Any], ctx: RuleContext) -> str | None:
+    objective = _at(request, ("HyperParameterTuningJobConfig", "HyperParameterTuningJobObjective", "MetricName"))
+    if objective is None:
+        return None
+    defined = {
+        metric.get("Name")
+        for metric in _items(_at(request, (*_DEFINITION, "AlgorithmSpecification", "MetricDefinitions")))
+        if isinstance(metric, Mapping)
+    }
+    if objective not in defined:
+        return f"the objective metric {objective!r} is not among the MetricDefinitions ({sorted(map(str, defined))})"
+    return None
+
+
+def _tuning_static_not_tuned(request: dict[str, Any], ctx: RuleContext) -> str | None:
+    ranges = _at(request, ("HyperParameterTuningJobConfig", "ParameterRanges"))
+    static = _at(request, (*_DEFINITION, "StaticHyperParameters"))
+    if not isinstance(ranges, Mapping) or not isinstance(static, Mapping):
+        return None
+    tuned = {r.get("Name") for kind in _RANGE_KINDS for r in _items(ranges.get(kind)) if isinstance(r, Mapping)}
+    both = sorted(str(name) for name in tuned & set(static))
+    return f"{', '.join(both)} both static and tuned" if both else None
+
+
+def _tuning_early_stopping(request: dict[str, Any], ctx: RuleContext) -> str | None:
+    config = _at(request, ("HyperParameterTuningJobConfig",))
+    if not isinstance(config, Mapping) or "TrainingJobEarlyStoppingType" not in config:
+        return None
+    value = config["TrainingJobEarlyStoppingType"]
+    if value not in ("Off", "Auto"):
+        return f"TrainingJobEarlyStoppingType is {value!r}; it must be Off or Auto"
+    if value == "Auto" and config.get("Strategy") == "Hyperband":
+        return "TrainingJobEarlyStoppingType must be Off with the Hyperband strategy (it stops trials itself)"
+    return None
+
+
+def _tuning_warm_start(request: dict[str, Any], ctx: RuleContext) -> str | None:
+    warm = request.get("WarmStartConfig")
+    if warm is None:
+        return None
+    if not isinstance(warm, Mapping):
+        return "WarmStartConfig is not a mapping"
+    parents = _items(warm.get("ParentHyperParameterTuningJobs"))
+    if not 1 <= len(parents) <= 5:
+        return f"WarmStartConfig.ParentHyperParameterTuningJobs holds {len(parents)} jobs; it must hold 1-5"
+    if warm.get("WarmStartType") not in ("IdenticalDataAndAlgorithm", "TransferLearning"):
+        return f"WarmStartConfig.WarmStartType is {warm.get('WarmStartType')!r}"
+    return None
+
+
 _TUNING_RULES = (
+    Rule(
+        "tuning.objective-metric-defined",
+        TUNING,
+        "The objective metric of a tuning job of a custom image is one of its MetricDefinitions.",
+        "https://docs.aws.amazon.com/sagemaker/latest/dg/automatic-model-tuning-define-metrics-variables.html",
+        _tuning_objective_defined,
+    ),
+    Rule(
+        "tuning.static-not-tuned",
+        TUNING,
+        "StaticHyperParameters holds the hyperparameters that do not change; a tuned one is not also static.",
+        _SM + "API_HyperParameterTrainingJobDefinition.html",
+        _tuning_static_not_tuned,
+    ),
+    Rule(
+        "tuning.early-stopping-type",
+        TUNING,
+        "TrainingJobEarlyStoppingType is Off or Auto, and Off with the Hyperband strategy.",
+        _SM + "API_HyperParameterTuningJobConfig.html",
+        _tuning_early_stopping,
+    ),
+    Rule(
+        "tuning.warm-start",
+        TUNING,
+        "WarmStartConfig names 1-5 parent tuning jobs and a WarmStartType of IdenticalDataAndAlgorithm or TransferLearning.",
+        _SM + "API_HyperParameterTuningJobWarmStartConfig.html",
+        _tuning_warm_start,
+    ),
     _string(
         "tuning.job-name",
         TUNING,

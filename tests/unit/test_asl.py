@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 from trainforge.pipeline.local_runner import SUCCESS_PATH
+from trainforge.tuning.amt import tuning_job_name
 
 ASL_TEXT = (ROOT / "statemachines" / "training_pipeline.asl.json").read_text()
 ASL = json.loads(ASL_TEXT)
@@ -60,6 +61,7 @@ def test_the_only_substitutions_are_the_functions_the_topic_and_the_bucket():
 def test_jobs_run_as_sync_integrations_with_the_prepared_request_passed_whole():
     assert {s["Resource"] for s in JOBS.values()} == {
         "arn:aws:states:::sagemaker:createTrainingJob.sync",
+        "arn:aws:states:::sagemaker:createHyperParameterTuningJob.sync",
         "arn:aws:states:::sagemaker:createProcessingJob.sync",
     }
     for name, state in JOBS.items():
@@ -73,9 +75,12 @@ def test_jobs_run_as_sync_integrations_with_the_prepared_request_passed_whole():
 def test_job_names_are_unique_per_attempt_and_fit_63_characters():
     longest_run_id = "a" * 40 + "-" + "f" * 12  # job name limit 40 + '-' + 12 hex digits
     for state in JOBS.values():
-        name_expr = state["Parameters"].get("TrainingJobName.$") or state["Parameters"]["ProcessingJobName.$"]
+        parameters = state["Parameters"]
+        name_expr = next(parameters[key] for key in parameters if key.endswith("JobName.$"))
         assert "$$.State.RetryCount" in name_expr
         assert len(longest_run_id + "-eval" + "-99") <= 63
+    # a tuning job's name is cut to leave its retry suffix room in 32 characters (trainforge.tuning.amt)
+    assert len(tuning_job_name(longest_run_id) + "-99") <= 32
 
 
 def test_every_task_has_a_timeout_transient_retries_and_a_catch():
@@ -107,7 +112,12 @@ def test_a_failed_failure_record_still_ends_the_run_with_its_error():
 def _success_path() -> list[str]:
     """Walk from StartAt taking the success branch of each Choice; deployments are waited for in a loop
     the local runner does not need (its deployers return once serving)."""
-    success_choice = {"Gate": "Register", "DeployOrFinish": "Deploy", "DeploymentKind": "RecordOutcome"}
+    success_choice = {
+        "TrainOrTune": "Train",
+        "Gate": "Register",
+        "DeployOrFinish": "Deploy",
+        "DeploymentKind": "RecordOutcome",
+    }
     path, name = [], ASL["StartAt"]
     while STATES[name]["Type"] not in ("Succeed", "Fail"):
         state = STATES[name]

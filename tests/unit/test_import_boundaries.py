@@ -38,6 +38,7 @@ LIGHT = [
     "trainforge.registry",
     "trainforge.aws",
     "trainforge.aws.sagemaker_requests",
+    "trainforge.tuning.amt",
     "trainforge.local.file_store",
     "trainforge.aws.s3_store",
     "trainforge.custom.request",
@@ -70,14 +71,22 @@ ALLOWED: dict[str, set[str]] = {
     # custom code: the framework containers' placement (aws), the local subprocess (local) and the report page
     # of its own evaluation (evaluation.html_report, no torch)
     "custom": _CORE | {"aws", "local", "evaluation"},
+    # tuning: auto settings from the plan's packing estimate, trials as local training jobs measured on the
+    # evaluation's probes, AMT requests
+    "tuning": _CORE | {"planning", "training", "local", "evaluation"},
     "pipeline": _CORE
-    | {"aws", "local", "data", "planning", "registry", "serving", "training", "evaluation.gate", "media", "custom"},
+    | {"aws", "local", "data", "planning", "registry", "serving", "training", "evaluation.gate", "media", "custom"}
+    | {"tuning"},
     "quickstart": {"public_data"},
     "cli": _CORE | {"data", "pipeline", "planning", "quickstart", "registry", "serving", "local"},
 }
 #: entry points that dispatch to another layer, by the contract that starts them (SageMaker runs
 #: ``IMAGE serve`` through the same console script as ``IMAGE train``)
-EXCEPTIONS = {("trainforge.training.entrypoint", "serving")}
+EXCEPTIONS = {
+    ("trainforge.training.entrypoint", "serving"),
+    # a tuning trial's container prints the tuner's objective line (its metric definitions' source)
+    ("trainforge.training.entrypoint", "tuning"),
+}
 
 
 def layer(module: str) -> str:

@@ -65,11 +65,17 @@ class PeakWatch:
         self._thread.join()
 
 
+class StopJob(Exception):
+    """Raised by an ``on_record`` callback to end the job at once (a tuner pruning a trial): the launcher
+    kills the child and, for a training job, raises it again once the child is gone."""
+
+
 @dataclass
 class ChildRun:
     code: int
     peak_rss: int
     records: list[dict[str, Any]] = field(default_factory=list)
+    stopped: bool = False
 
     @property
     def signal_name(self) -> str | None:
@@ -95,6 +101,7 @@ def stream(
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
     env |= environment or {}
     records: list[dict[str, Any]] = []
+    stopped = False
     with log.open("w") as handle:
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, bufsize=1, cwd=cwd
@@ -106,11 +113,15 @@ def stream(
             if line.startswith("{"):
                 with contextlib.suppress(json.JSONDecodeError):
                     records.append(json.loads(line))
-                    if on_record is not None:
-                        on_record(records[-1])
+                    if on_record is not None and not stopped:
+                        try:
+                            on_record(records[-1])
+                        except StopJob:
+                            process.kill()
+                            stopped = True
         code = process.wait()
         watch.join()
-        return ChildRun(code, watch.peak, records)
+        return ChildRun(code, watch.peak, records, stopped)
 
 
 def failure_reason(what: str, run: ChildRun, path: Path, log: Path) -> str:
@@ -144,6 +155,8 @@ def run_training_job(
     run = stream(
         [sys.executable, "-m", "trainforge.training.entrypoint", "--opt-ml", str(train_root), "train"], log, on_record
     )
+    if run.stopped:
+        raise StopJob(f"stopped by its caller; log: {log}")
     if run.code != 0:
         raise TrainingFailed(failure_reason("training", run, failure, log), details=str(log))
     if model_dir.exists():

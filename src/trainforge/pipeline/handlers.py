@@ -42,13 +42,14 @@ from trainforge.instances import instance_type
 from trainforge.pipeline import steps
 from trainforge.pipeline.admission import admit, dataset_refs, load_run, record_admission, resolve_data_uri
 from trainforge.pipeline.keys import classify_key
-from trainforge.pipeline.layout import latest_success_uri
+from trainforge.pipeline.layout import RunLayout, latest_success_uri
 from trainforge.pipeline.planned import planned_vs_actual_at
 from trainforge.pipeline.platform import Platform
 from trainforge.pipeline.schedules import debounce_new_data, job_spec_uri
 from trainforge.settings import Settings
 from trainforge.spec import JobSpec, parse_spec
 from trainforge.store import join, open_store, pin_version
+from trainforge.tuning.amt import finish_tuning, prepared_tuning
 
 #: CloudWatch log groups SageMaker writes job logs to
 LOG_GROUPS = {"training": "/aws/sagemaker/TrainingJobs", "processing": "/aws/sagemaker/ProcessingJobs"}
@@ -97,6 +98,8 @@ class JobRef(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
     name: str
     arn: str
+    #: the Tune state's result: ``name`` is the tuning job, its best training job is the run's
+    tuning: bool = False
 
 
 class RunEvent(_State):
@@ -310,13 +313,17 @@ def _run(event: RunEvent, settings: Settings) -> JobSpec:
 def handle_prepare(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """The training request and the CreateTrainingJob body the Train state sends unchanged."""
     parsed = PrepareEvent.model_validate(event)
-    training = steps.prepare_training(parsed.run, _run(parsed, settings), parsed.dataset, aws_platform(settings))
+    spec = _run(parsed, settings)
+    training = steps.prepare_training(parsed.run, spec, parsed.dataset, aws_platform(settings))
     bound = training.max_wait_seconds if training.spot and training.max_wait_seconds else training.max_runtime_seconds
-    return {
+    job = create_training_job(training, aws_resources(settings))
+    prepared = {
         "training": training.model_dump(mode="json"),
-        "job": create_training_job(training, aws_resources(settings)),
+        "job": job,
         "timeout_seconds": steps.job_timeout_seconds(bound),
     }
+    tuning = prepared_tuning(training, job, spec, settings.resolved_artifacts_uri(), steps.job_timeout_seconds(bound))
+    return prepared if tuning is None else {**prepared, "tuning": tuning}  # the TrainOrTune choice reads it
 
 
 def handle_prepare_evaluation(event: dict[str, Any], settings: Settings, client: Any = None) -> dict[str, Any]:
@@ -324,12 +331,17 @@ def handle_prepare_evaluation(event: dict[str, Any], settings: Settings, client:
     parsed = PrepareEvaluationEvent.model_validate(event)
     spec = _run(parsed, settings)
     platform = aws_platform(settings)
-    described = (client or boto3.client("sagemaker")).describe_training_job(TrainingJobName=parsed.job.name)
+    client = client or boto3.client("sagemaker")
+    job_name = parsed.job.name
+    if parsed.job.tuning:  # the tuning job's best feasible training job is the run's (trainforge.tuning.amt)
+        trials_uri = RunLayout(platform.artifacts_uri, parsed.run.run_id).path("tune", "trials.json")
+        job_name = finish_tuning(client, parsed.job.name, spec, platform.artifacts_uri, trials_uri)
+    described = client.describe_training_job(TrainingJobName=job_name)
     result = steps.training_result(
         parsed.run,
         described["ModelArtifacts"]["S3ModelArtifacts"],
         platform,
-        training_job_name=parsed.job.name,
+        training_job_name=job_name,
         billable_seconds=described.get("BillableTimeInSeconds"),
     )
     evaluation = steps.prepare_evaluation(parsed.run, spec, parsed.training, result, platform)

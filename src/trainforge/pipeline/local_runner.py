@@ -152,8 +152,12 @@ class LocalRunner:
             training_request = self._step(
                 outcome, "Prepare", lambda: steps.prepare_training(request, spec, dataset, self.platform)
             )
-            outcome.steps.append("Train")
-            model_dir = self._train(training_request, layout, spec)
+            if spec.tuning is not None:  # a search instead of one job: its best feasible trial is the model
+                outcome.steps.append("Tune")
+                model_dir = self._tune(training_request, spec, layout)
+            else:
+                outcome.steps.append("Train")
+                model_dir = self._train(training_request, layout, spec)
             training = outcome.training = self._step(
                 outcome, "PrepareEvaluation", lambda: steps.training_result(request, model_dir.as_uri(), self.platform)
             )
@@ -250,6 +254,22 @@ class LocalRunner:
                     on_record,
                 )
             return run_training_job(request, uri_to_path(layout.train), uri_to_path(layout.model), on_record)
+
+    def _tune(self, request: TrainingRequest, spec: JobSpec, layout: RunLayout) -> Path:
+        """The Optuna study (``tuning.local``), one line per trial; the best trial's model becomes the run's."""
+        from trainforge.contracts import TrialSummary
+        from trainforge.tuning.local import adopt_best, run_study
+
+        def on_trial(trial: TrialSummary) -> None:
+            forgetting = "-" if trial.forgetting is None else f"{trial.forgetting:+.1%}"
+            loss = "-" if trial.objective is None else f"{trial.objective:.4f}"
+            self.console.print(f"  trial {trial.number}: {trial.state}, eval_loss {loss}, forgetting {forgetting}")
+
+        assert spec.tuning is not None
+        with self.console.status(f"tuning: {spec.tuning.max_jobs} trials ..."):
+            result = run_study(request, spec, uri_to_path(layout.path("tune")), on_trial)
+        self.console.print(f"  best trial {result.best.number}: {result.best.params}")
+        return adopt_best(result, uri_to_path(layout.model), uri_to_path(layout.metrics))
 
     def _evaluate(
         self, layout: RunLayout, request: EvaluationRequest, spec: JobSpec, training: TrainingRequest

@@ -33,6 +33,7 @@ from trainforge.planning.quotas import SERVICE_CODE
 from trainforge.settings import Settings
 from trainforge.spec import JobSpec
 from trainforge.store import join, open_store
+from trainforge.tuning.auto import resolve_spec
 
 #: a price file the platform team may put in the artifacts bucket (``planning.prices``'s format)
 PRICES_KEY = ("config", "prices.json")
@@ -143,6 +144,8 @@ def build_plan(
     _, base_uri = base_model(spec, platform)
     store = open_store(base_uri)
     config = _read_json(join(base_uri, "config.json"))
+    resolved = resolve_spec(spec, report, config)  # the plan counts the steps the run will take
+    spec, notes = resolved.spec, [*notes, *resolved.notes()]
     files = [info.uri.rsplit("/", 1)[-1] for info in store.list(base_uri.rstrip("/") + "/")]
     weight_bytes, width = weights_footprint(base_uri)
     if not weight_bytes:  # a folder with the config alone (a plan of a model not uploaded yet)

@@ -39,6 +39,8 @@ from trainforge.spec import JobSpec
 from trainforge.store import join, open_store, pin_version
 
 LINEAGE_FILE = "trainforge.json"
+#: the spec with the hyperparameters the run trains with and why each automatic one was chosen
+RESOLVED_SPEC_FILE = "resolved_spec.json"
 #: what a SageMaker job may take beyond its own bound before the state machine gives up on it: instance
 #: provisioning, image pull, data download and the model upload happen outside MaxRuntimeInSeconds
 JOB_TIMEOUT_MARGIN_SECONDS = 2 * 3600
@@ -137,6 +139,9 @@ def training_hyperparameters(
         data_format=report.format or "auto",
         validation_fraction=0.0 if spec.data.validation else spec.data.validation_fraction,
         split_seed=spec.data.split_seed,
+        replay_fraction=spec.data.replay_fraction,
+        # a tuning trial measures its forgetting and prints the constrained objective (``tuning.objective``)
+        max_forgetting=spec.evaluation.max_forgetting if spec.tuning is not None else None,
         device=device,
         base_model_id=base_model_id,
         spec_sha256=spec_hash,
@@ -152,10 +157,25 @@ def max_wait_seconds(spec: JobSpec) -> int | None:
     return int(min(max(wanted, runtime), SAGEMAKER_MAX_SECONDS))
 
 
+def resolved_spec(
+    request: RunRequest, spec: JobSpec, report: DatasetReport, base_uri: str, platform: Platform
+) -> JobSpec:
+    """The spec as the run trains it (automatic hyperparameters where it names none, ``tuning.auto``, the
+    same decision the Plan step planned), written beside the run's spec as ``resolved_spec.json``."""
+    from trainforge.tuning.auto import resolve_spec
+
+    resolved = resolve_spec(spec, report, _read_json(join(base_uri, "config.json")))
+    _write_json(RunLayout(platform.artifacts_uri, request.run_id).path(RESOLVED_SPEC_FILE), resolved.record())
+    return resolved.spec
+
+
 def prepare_training(request: RunRequest, spec: JobSpec, report: DatasetReport, platform: Platform) -> TrainingRequest:
     layout = RunLayout(platform.artifacts_uri, request.run_id)
     resolved, base_uri = base_model(spec, platform)
+    spec = resolved_spec(request, spec, report, base_uri, platform)
     channels = {**snapshot_channels(request, spec, platform), "base_model": base_uri.rstrip("/") + "/"}
+    if spec.data.replay_fraction and spec.data.replay:  # the user's own general text to replay
+        channels["replay"] = resolve_data_uri(platform.data_root, spec.data.replay)
     if platform.local:
         image, device, environment = "local", "auto", {}
         instance_name, count, spot, volume = "local", 1, False, 0
@@ -169,13 +189,13 @@ def prepare_training(request: RunRequest, spec: JobSpec, report: DatasetReport, 
         parts = custom_parts(
             spec.custom,
             source_uri=resolve_data_uri(platform.data_root, spec.custom.source) if spec.custom.source else None,
-            archive_uri=layout.path("train", "source", "sourcedir.tar.gz"),
+            code_uri=layout.path("train", "source"),
             base_model_id=resolved.model_id,
             instance=None if platform.local else instance_type(spec.compute.instance_type),
             region=platform.region,
         )
         image, environment = parts.image or image, environment | parts.environment
-        hyperparameters = parts.hyperparameters
+        hyperparameters, channels = parts.hyperparameters, channels | parts.channels
     else:
         hyperparameters = training_hyperparameters(spec, report, resolved.model_id, request.spec_sha256, device)
     training = TrainingRequest(
@@ -280,6 +300,7 @@ def prepare_evaluation(
             "evaluation": spec.evaluation.model_dump(),
             # the report shows them beside its own figures (evaluation/html_report.py)
             "planned_vs_actual": [row.model_dump(mode="json") for row in planned],
+            "trials": _trials(layout),
         },
     )
     return EvaluationRequest(
@@ -299,6 +320,12 @@ def prepare_evaluation(
         max_runtime_seconds=int(spec.evaluation.max_runtime_hours * 3600),
         volume_size_gb=volume,
     )
+
+
+def _trials(layout: RunLayout) -> list[dict[str, Any]]:
+    """A tuned run's trials (``tune/trials.json``, written by either tuner), for the report; [] otherwise."""
+    uri = layout.path("tune", "trials.json")
+    return list(_read_json(uri)) if open_store(uri).exists(uri) else []
 
 
 def read_evaluation(request: RunRequest, spec: JobSpec, platform: Platform) -> EvaluationReport:

@@ -89,6 +89,7 @@ def train_from_contract(root: Path) -> dict[str, Any]:
     from trainforge.training.loop import run_training
     from trainforge.training.media_objectives import build_media_objectives, load_media_trainable
     from trainforge.training.memory import fit_to_device
+    from trainforge.tuning.trial import trial_objective, trial_probes_before
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
@@ -123,12 +124,16 @@ def train_from_contract(root: Path) -> dict[str, Any]:
             raise OutOfMemory(f"before training: {fit.explain()}")
         config = fit.hyperparameters
     torch.manual_seed(config.seed)
-    validation_dir = channels / "validation"
+    validation_dir, replay_dir = channels / "validation", channels / "replay"
     if media_modality(base_dir) is None:
         tokenizer = AutoTokenizer.from_pretrained(base_dir)
         model = load_trainable(base_dir, config)  # on the CPU: the loop places it (or its shards) on the device
         objectives = build_objectives(
-            tokenizer, channels / "train", validation_dir if validation_dir.exists() else None, config
+            tokenizer,
+            channels / "train",
+            validation_dir if validation_dir.exists() else None,
+            config,
+            replay_dir if replay_dir.exists() else None,
         )
     else:  # speech or image+text: the processor stands in for the tokenizer (the export saves it whole)
         tokenizer, model = load_media_trainable(base_dir, config)
@@ -136,6 +141,7 @@ def train_from_contract(root: Path) -> dict[str, Any]:
             tokenizer, channels / "train", validation_dir if validation_dir.exists() else None, config
         )
     emit({"event": "data", **objectives.stats})
+    probes_before = trial_probes_before(model, tokenizer, config, root / "checkpoints", world.is_main)
     outcome = run_training(
         model, objectives.train, objectives.validation, config, device, world, root / "checkpoints", emit
     )
@@ -159,6 +165,9 @@ def train_from_contract(root: Path) -> dict[str, Any]:
         "memory": {**memory, "peak_mb": None if outcome.peak_memory is None else round(outcome.peak_memory / 2**20)},
         **objectives.stats,
     }
+    if probes_before is not None and not outcome.interrupted and not is_sharded(model):
+        summary["tuning"] = trial_objective(model, tokenizer, config, outcome, probes_before)
+        emit(summary["tuning"])
     if outcome.interrupted:
         raise TrainingFailed(
             f"interrupted by SIGTERM after step {outcome.steps}; a checkpoint was written, rerun to resume"

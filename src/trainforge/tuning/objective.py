@@ -1,0 +1,49 @@
+"""The tuning objective that refuses forgetting.
+
+A trial's objective is its best validation loss; its forgetting is the worst relative perplexity increase
+of the text probes (``evaluation.probes``) between the start and the end of its training. A trial whose
+forgetting exceeds the spec's ``evaluation.max_forgetting`` is infeasible. Optuna takes that as a
+constraint (``constraints_func``); SageMaker AMT has no constraints, so the container prints a constrained
+objective of its own, ``tuning_objective``: the loss when feasible, else the loss plus a penalty larger than
+any loss, so every feasible trial ranks above every infeasible one.
+
+The training container prints one line of these figures at its end; the metric definitions below are the
+regexes SageMaker applies to its log (the local tuner reads the same JSON line).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: added to an infeasible trial's objective; cross-entropy losses of a language model stay far below it
+INFEASIBLE_PENALTY = 1000.0
+#: the JSON line's event name and fields
+EVENT = "objective"
+
+#: AMT's metric name -> the field of that line; SageMaker matches each regex on every log line
+#: (https://docs.aws.amazon.com/sagemaker/latest/dg/automatic-model-tuning-define-metrics-variables.html)
+TUNING_METRICS = {
+    "tuning:objective": "tuning_objective",
+    "tuning:forgetting": "forgetting",
+    "tuning:best_eval_loss": "best_eval_loss",
+}
+OBJECTIVE_METRIC = "tuning:objective"
+
+
+def metric_definitions() -> list[dict[str, str]]:
+    return [{"Name": name, "Regex": rf'"{field}": (-?[0-9.eE+-]+)'} for name, field in TUNING_METRICS.items()]
+
+
+def constrained(loss: float, forgetting: float, max_forgetting: float) -> float:
+    return loss if forgetting <= max_forgetting else loss + INFEASIBLE_PENALTY + forgetting
+
+
+def objective_record(loss: float, forgetting: float, max_forgetting: float) -> dict[str, Any]:
+    """The line the training container prints at the end of a tuning trial."""
+    return {
+        "event": EVENT,
+        "tuning_objective": round(constrained(loss, forgetting, max_forgetting), 6),
+        "best_eval_loss": round(loss, 6),
+        "forgetting": round(forgetting, 6),
+        "feasible": forgetting <= max_forgetting,
+    }

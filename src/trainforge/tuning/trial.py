@@ -1,0 +1,45 @@
+"""A tuning trial inside the training container: the text probes measured before the first step and after
+the last, and the objective line the tuner reads (``tuning.objective``). A plain run
+(``max_forgetting`` unset) measures nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from trainforge.training.config import TrainConfig
+
+PROBES_BEFORE_FILE = "probes_before.json"
+
+
+def trial_probes_before(model: Any, tokenizer: Any, config: TrainConfig, checkpoints: Path, main: bool) -> Any:
+    """A tuning trial's text probes on the model before its first step (a LoRA adapter starts as the identity,
+    so this is the base model), kept beside the checkpoints so a resumed trial compares with the same start;
+    None for a plain run."""
+    if config.max_forgetting is None or not main:
+        return None
+    import numpy as np
+
+    from trainforge.evaluation.probes import text_nll
+
+    saved = checkpoints / PROBES_BEFORE_FILE
+    if saved.is_file():
+        return {name: tuple(map(np.asarray, pair)) for name, pair in json.loads(saved.read_text()).items()}
+    before = text_nll(model, tokenizer)
+    saved.write_text(json.dumps({name: [a.tolist() for a in pair] for name, pair in before.items()}))
+    model.train()
+    return before
+
+
+def trial_objective(model: Any, tokenizer: Any, config: TrainConfig, outcome: Any, before: Any) -> dict[str, Any]:
+    """The trial's figures for the tuner: best validation loss, forgetting (the worst text probe's relative
+    perplexity increase since the start) and the constrained objective (``tuning.objective``)."""
+    from trainforge.evaluation.probes import relative_increase, text_nll
+    from trainforge.tuning.objective import objective_record
+
+    after = text_nll(model, tokenizer)
+    forgetting = max(relative_increase(before[name], after[name]) for name in before)
+    loss = outcome.best_eval_loss if outcome.best_eval_loss is not None else outcome.final_loss
+    assert config.max_forgetting is not None
+    return objective_record(float(loss), forgetting, config.max_forgetting)
