@@ -53,34 +53,21 @@ def evaluate_from_contract(root: Path) -> dict[str, Any]:
         raise EvaluationFailed(
             "no held-out examples to evaluate on: raise data.validation_fraction or add data.validation"
         )
+    identity: dict[str, Any] = {
+        "run_id": config["run_id"],
+        "base_model": config["base_model"],
+        "tuned_uri": config.get("tuned_model_uri", str(inputs / "model")),
+        "seed": int(config.get("seed", 0)),
+    }
     tuned = tokenizer = None  # a speech or image+text model has no chat prompts for the parity reference
     if media_modality(inputs / "base_model") is not None:
         report = score_media(
-            inputs / "base_model",
-            inputs / "model",
-            inputs / "data",
-            records,
-            fmt,
-            thresholds,
-            run_id=config["run_id"],
-            base_model=config["base_model"],
-            tuned_uri=config.get("tuned_model_uri", str(inputs / "model")),
-            seed=int(config.get("seed", 0)),
+            inputs / "base_model", inputs / "model", inputs / "data", records, fmt, thresholds, **identity
         )
     else:
         base, tuned, tokenizer = load_pair(inputs / "base_model", inputs / "model", str(config.get("device", "auto")))
         report = score(
-            base,
-            tuned,
-            tokenizer,
-            records,
-            fmt,
-            thresholds,
-            run_id=config["run_id"],
-            base_model=config["base_model"],
-            tuned_uri=config.get("tuned_model_uri", str(inputs / "model")),
-            seed=int(config.get("seed", 0)),
-            dpo_beta=float(config.get("dpo_beta", 0.1)),
+            base, tuned, tokenizer, records, fmt, thresholds, **identity, dpo_beta=float(config.get("dpo_beta", 0.1))
         )
     lm_scores = {
         **run_tasks(inputs / "base_model", thresholds.tasks, "base"),
