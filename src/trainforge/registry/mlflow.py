@@ -45,11 +45,9 @@ class MLflowRegistry:
             for key, value in record.items()
             if key in ("loss", "eval_loss", "tokens_per_s", "lr")
         ]
-        for comparison in [
-            *registration.evaluation.metrics,
-            *(registration.evaluation.probes or [])
-            or ([registration.evaluation.forgetting] if registration.evaluation.forgetting else []),
-        ]:
+        evaluation = registration.evaluation
+        probes = evaluation.probes or ([evaluation.forgetting] if evaluation.forgetting else [])
+        for comparison in [*evaluation.metrics, *probes]:
             metrics += [
                 Metric(f"eval.{comparison.name}.base", comparison.base, 0, 0),
                 Metric(f"eval.{comparison.name}.tuned", comparison.tuned, 0, 0),
