@@ -8,12 +8,12 @@ import json
 from dataclasses import dataclass
 
 from trainforge.custom.frameworks import framework_placement
-from trainforge.custom.script_mode import job_environment, request_hyperparameters
+from trainforge.custom.script_mode import ARCHIVE_NAME, CODE_CHANNEL, job_environment, request_hyperparameters
 from trainforge.custom.source import pack_source
 from trainforge.errors import SpecInvalid
 from trainforge.instances import InstanceType
 from trainforge.spec import CustomSpec
-from trainforge.store import open_store
+from trainforge.store import join, open_store
 
 #: the hyperparameter that names the base model (the evaluation config reads it, as for the built-in loop)
 BASE_MODEL_ID = "base_model_id"
@@ -25,19 +25,22 @@ class CustomParts:
     image: str | None
     hyperparameters: dict[str, str]
     environment: dict[str, str]
+    #: the input channels it adds: ``code``, the folder of the packed source (script mode)
+    channels: dict[str, str]
 
 
 def custom_parts(
     custom: CustomSpec,
     *,
     source_uri: str | None,
-    archive_uri: str,
+    code_uri: str,
     base_model_id: str,
     instance: InstanceType | None,
     region: str,
 ) -> CustomParts:
-    """Pack and upload the source (script mode) and say what the request carries. ``instance`` is None in
-    local mode; ``source_uri`` is the resolved ``custom.source`` (None for a container of the user's own)."""
+    """Pack the source into ``code_uri`` (the run's code channel; script mode) and say what the request
+    carries. ``instance`` is None in local mode; ``source_uri`` is the resolved ``custom.source`` (None for
+    a container of the user's own)."""
     if custom.image is not None:
         if instance is None:
             raise SpecInvalid(
@@ -45,14 +48,17 @@ def custom_parts(
                 "give entry_point, source and framework to run the script here"
             )
         values = {**custom.hyperparameters, BASE_MODEL_ID: base_model_id}
-        return CustomParts(custom.image, {name: json.dumps(value) for name, value in values.items()}, {})
+        return CustomParts(custom.image, {name: json.dumps(value) for name, value in values.items()}, {}, {})
     assert custom.entry_point is not None and custom.framework is not None and source_uri is not None
     packed = pack_source(custom, source_uri, offline=instance is not None)
+    archive_uri = join(code_uri, ARCHIVE_NAME)
     open_store(archive_uri).write_bytes(archive_uri, packed.archive, "application/gzip")
     hyperparameters = request_hyperparameters(
-        {**custom.hyperparameters, BASE_MODEL_ID: base_model_id}, custom.entry_point, archive_uri, region
+        {**custom.hyperparameters, BASE_MODEL_ID: base_model_id}, custom.entry_point, region
     )
+    channels = {CODE_CHANNEL: code_uri.rstrip("/") + "/"}
     if instance is None:
-        return CustomParts(None, hyperparameters, {})
+        return CustomParts(None, hyperparameters, {}, channels)
     placed = framework_placement(custom.framework, instance, region)
-    return CustomParts(placed.image, hyperparameters, placed.environment | job_environment(custom.requirements))
+    environment = placed.environment | job_environment(custom.requirements)
+    return CustomParts(placed.image, hyperparameters, environment, channels)

@@ -44,7 +44,6 @@ from trainforge.local.file_store import uri_to_path
 from trainforge.local.launcher import OnRecord, failure_reason, stream
 from trainforge.local.opt_ml import prepare_processing_tree, prepare_training_tree
 from trainforge.spec import CustomSpec
-from trainforge.store import open_store
 
 NO_REPORT = "wrote no evaluation report"
 #: the lineage file the platform writes beside the model (the built-in loop writes the same one)
@@ -91,8 +90,8 @@ def run_script_training(
     channels = {name: uri_to_path(uri) for name, uri in request.channels.items()}
     prepare_training_tree(train_root, channels, request.hyperparameters)
     values = decoded(request.hyperparameters)
-    archive_uri = str(values[SUBMIT_DIRECTORY])
-    archive = open_store(archive_uri).read_bytes(archive_uri)
+    # sagemaker_submit_directory names the archive in the container's /opt/ml; here that is train_root
+    archive = (train_root / Path(str(values[SUBMIT_DIRECTORY])).relative_to("/opt/ml")).read_bytes()
     code = train_root / "code"
     shutil.rmtree(code, ignore_errors=True)
     unpack_source(archive, code)

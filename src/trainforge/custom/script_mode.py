@@ -23,6 +23,14 @@ SUBMIT_DIRECTORY = "sagemaker_submit_directory"
 REGION = "sagemaker_region"
 #: where the toolkit unpacks the source (its ``code_dir``)
 CODE_DIR = "/opt/ml/code"
+#: the source reaches the job as an input channel, not as an S3 URI the toolkit downloads: the job runs with
+#: network isolation, whose containers reach nothing outside, S3 included
+#: (https://docs.aws.amazon.com/sagemaker/latest/dg/mkt-algo-model-internet-free.html). The SageMaker Python
+#: SDK does the same for isolated jobs (``CONTAINER_CODE_CHANNEL_SOURCEDIR_PATH``), and the toolkit unpacks
+#: a local ``sagemaker_submit_directory`` without downloading it.
+CODE_CHANNEL = "code"
+ARCHIVE_NAME = "sourcedir.tar.gz"
+SUBMITTED_ARCHIVE = f"/opt/ml/input/data/{CODE_CHANNEL}/{ARCHIVE_NAME}"
 #: the folder of wheels inside the source that pip installs from in a job without internet
 WHEELHOUSE = "wheelhouse"
 #: what the contract asks of the script, as a failure names it when a script that exited 0 did not do it
@@ -32,11 +40,16 @@ NO_METRICS = "printed no metric line"
 
 
 def request_hyperparameters(
-    script: Mapping[str, str | int | float | bool], entry_point: str, submit_uri: str, region: str
+    script: Mapping[str, str | int | float | bool], entry_point: str, region: str
 ) -> dict[str, str]:
     """CreateTrainingJob's HyperParameters for script mode: every value JSON-encoded, as the SageMaker
-    Python SDK sends them (the toolkit decodes them again)."""
-    values: dict[str, object] = {**script, PROGRAM: entry_point, SUBMIT_DIRECTORY: submit_uri, REGION: region}
+    Python SDK sends them (the toolkit decodes them again); the source is the code channel's archive."""
+    values: dict[str, object] = {
+        **script,
+        PROGRAM: entry_point,
+        SUBMIT_DIRECTORY: SUBMITTED_ARCHIVE,
+        REGION: region,
+    }
     return {name: json.dumps(value) for name, value in values.items()}
 
 
