@@ -50,6 +50,12 @@ def custom_parts(
         values = {**custom.hyperparameters, BASE_MODEL_ID: base_model_id}
         return CustomParts(custom.image, {name: json.dumps(value) for name, value in values.items()}, {}, {})
     assert custom.entry_point is not None and custom.framework is not None and source_uri is not None
+    if instance is not None and custom.evaluation_entry_point is not None:
+        raise SpecInvalid(
+            "custom.evaluation_entry_point runs in local mode (trainforge run) in this release; in AWS the "
+            "evaluation job runs the built-in evaluation: save an HF folder into SM_MODEL_DIR and leave "
+            "evaluation_entry_point out"
+        )
     packed = pack_source(custom, source_uri, offline=instance is not None)
     archive_uri = join(code_uri, ARCHIVE_NAME)
     open_store(archive_uri).write_bytes(archive_uri, packed.archive, "application/gzip")

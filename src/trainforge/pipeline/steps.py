@@ -228,6 +228,13 @@ def job_timeout_seconds(bound_seconds: int) -> int:
 # --- after training: evaluate ----------------------------------------------------------------------------
 
 
+def _lineage(model_uri: str) -> dict[str, Any]:
+    """The model folder's lineage file (the built-in loop writes it; the local runner writes it for a custom
+    script); {} for a custom job's model in AWS, whose script wrote none."""
+    uri = join(model_uri, LINEAGE_FILE)
+    return _read_json(uri) if open_store(uri).exists(uri) else {}
+
+
 def training_result(
     request: RunRequest,
     model_uri: str,
@@ -239,7 +246,7 @@ def training_result(
     """What training produced, read from the model folder's lineage file (``model_uri`` is what the job
     reports, DescribeTrainingJob's ModelArtifacts in AWS, never rebuilt from a naming convention)."""
     layout = RunLayout(platform.artifacts_uri, request.run_id)
-    lineage = _read_json(join(model_uri, LINEAGE_FILE))
+    lineage = _lineage(model_uri)
     metrics = {key: float(lineage[key]) for key in ("final_loss", "best_eval_loss") if lineage.get(key) is not None}
     return TrainingResult(
         run_id=request.run_id,
@@ -361,7 +368,7 @@ def register_model(
     ``container`` is the serving container a SageMaker model package records (LMI or this project's)."""
     layout = RunLayout(platform.artifacts_uri, request.run_id)
     resolved, base_uri = base_model(spec, platform)
-    lineage = _read_json(join(training.model_uri, LINEAGE_FILE))
+    lineage = _lineage(training.model_uri)
     base_sha = lineage.get("base_sha256") or ""
     bom = build_bom(
         request,
@@ -377,11 +384,13 @@ def register_model(
     passed = bool(evaluation.verdict and evaluation.verdict.passed)
     approval = approval_for(passed, spec.deploy.approval)
     metrics_store = open_store(training.metrics_uri)
-    history = [
-        json.loads(line)
-        for line in metrics_store.read_bytes(training.metrics_uri).decode().splitlines()
-        if line.strip()
-    ]
+    history: list[dict[str, Any]] = []  # a custom job's script in AWS keeps none: its figures are CloudWatch's
+    if metrics_store.exists(training.metrics_uri):
+        history = [
+            json.loads(line)
+            for line in metrics_store.read_bytes(training.metrics_uri).decode().splitlines()
+            if line.strip()
+        ]
     local_files = []
     if platform.local:
         from trainforge.local.file_store import uri_to_path
