@@ -16,7 +16,7 @@ import pytest
 import soundfile
 from PIL import Image
 
-from trainforge.data.validation import ValidationOptions, validate_dataset
+from trainforge.data.validation import ValidationOptions, base_modality, validate_dataset
 from trainforge.local.file_store import FileStore
 from trainforge.media.checks import MediaChecker
 from trainforge.media.decode import decode_audio, resample
@@ -121,10 +121,11 @@ def test_an_image_part_in_a_text_only_tier_is_refused(tmp_path):
         ]
     }
     as_chat, errors, _ = validate(tmp_path, [row], format="chat")
-    assert errors == {(1, "$.messages[0].content[1]", "image_in_text_tier")}
-    for_lite, errors, _ = validate(tmp_path, [row], modality="text")
-    assert errors == {(1, "$.messages[0].content[1]", "image_in_text_tier")}
-    assert ValidationOptions.from_spec  # the spec's base model decides the modality (base_modality)
+    assert not as_chat.ok and errors == {(1, "$.messages[0].content[1]", "image_in_text_tier")}
+    for_lite, errors, _ = validate(tmp_path, [row], modality=base_modality("lite"))
+    assert for_lite.format == "multimodal" and errors == {(1, "$.messages[0].content[1]", "image_in_text_tier")}
+    assert validate(tmp_path, [row], modality=base_modality("multimodal"))[0].ok
+    assert base_modality("speech") == "speech" and base_modality("s3://bucket/base-models/mine/") is None
 
 
 def test_header_only_mode_as_in_the_lambda(tmp_path):
@@ -163,3 +164,28 @@ def test_resampling_keeps_the_tone():
     out = resample(tone, rate)
     assert len(out) == 16_000
     assert np.argmax(np.abs(np.fft.rfft(out))) == 440  # 1 s of signal: bin index = Hz
+
+
+def test_references_stay_in_the_dataset_store_and_prepare_copies_the_keys(tmp_path):
+    from trainforge.media.references import copy_media, referenced_keys, resolve
+
+    records = "s3://data/datasets/calls/train.jsonl"
+    assert resolve("clips/a.wav", records) == "s3://data/datasets/calls/clips/a.wav"
+    assert resolve("s3://data/other/a.wav", records) == "s3://data/other/a.wav"
+    for outside in ("s3://elsewhere/a.wav", "https://example.com/a.wav", "../secrets/a.wav", "/etc/passwd"):
+        with pytest.raises(MediaError) as error:
+            resolve(outside, records)
+        assert error.value.code == "media_outside_store"
+    wav(tmp_path / "src/clips/a.wav")
+    png(tmp_path / "src/shapes/b.png")
+    rows = [
+        {"audio": "clips/a.wav", "text": "x"},
+        {"messages": [{"role": "user", "content": [{"type": "image", "image": "shapes/b.png"}]}]},
+        {"audio": "clips/a.wav", "text": "again"},
+    ]
+    source = tmp_path / "src/train.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows) + "not json\n")
+    assert referenced_keys(source.read_bytes()) == ["clips/a.wav", "shapes/b.png"]
+    target = tmp_path / "run/data/train/train.jsonl"
+    assert copy_media(source.as_uri(), source.as_uri(), target.as_uri(), FileStore()) == 2
+    assert (tmp_path / "run/data/train/clips/a.wav").read_bytes() == (tmp_path / "src/clips/a.wav").read_bytes()
