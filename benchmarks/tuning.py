@@ -1,0 +1,151 @@
+"""Tuning that protects what the base model knew: a tuned run against the default-settings run, on a real
+public classification task, with the real SmolLM2-135M-Instruct.
+
+    python -m benchmarks.tuning [--trials N] [--examples N] [--out FILE]
+
+Task: the StatLib "auto MPG" cars shipped in the ``vega_datasets`` PyPI package (MIT), one example per
+distinct car name, "Where was the NAME made?" answered USA, Europe or Japan
+(``trainforge.public_data.car_origin_examples``). A quarter of the examples is held out by the spec's
+seeded split; the task metric is exact match over every held-out example, generated greedily.
+
+Runs, each a full ``LocalRunner`` run (validate, plan, train or tune, evaluate, gate, register):
+
+- default: the spec without ``hyperparameters:`` (the automatic settings of ``trainforge.tuning.auto``);
+- tuned: the same spec with ``tuning:`` (Optuna, TPE, pruning, the forgetting budget as a constraint).
+
+The base model's figures are each report's base column (the same held-out examples and probes). The
+figures and the trials go to ``--out`` as JSON and are printed as the tables of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainforge.pipeline.local_runner import LocalRunner
+from trainforge.public_data import car_origin_examples, write_jsonl
+from trainforge.settings import Settings
+
+DATASET_KEY = "datasets/cars/train.jsonl"
+
+
+def spec(name: str, trials: int | None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": name,
+        "base_model": "lite",
+        "method": "lora",
+        "data": {"train": DATASET_KEY, "format": "chat", "validation_fraction": 0.25},
+        "evaluation": {
+            "min_improvement": 0.05,
+            "max_forgetting": 0.05,
+            "max_examples": 200,
+            "generation_samples": 5,
+            "max_new_tokens": 4,
+        },
+        "deploy": {"target": "none"},
+    }
+    if trials:
+        # a short search on 2 cores: the automatic settings' neighbourhood (auto trains ~5.3 epochs here),
+        # each trial at most about as long as the default run, trials that trail at the same step pruned
+        body["tuning"] = {"max_jobs": trials, "ranges": {"epochs": [1.5, 5.5], "learning_rate": [2.0e-4, 3.0e-3]}}
+    return body
+
+
+def figures(outcome: Any) -> dict[str, Any]:
+    report = outcome.evaluation
+    if report is None:
+        return {"status": outcome.status, "failure": outcome.failure.message if outcome.failure else None}
+    metrics = {m.name: m for m in [*report.metrics, *report.probes]}
+    out: dict[str, Any] = {"status": outcome.status, "wall_seconds": round(outcome.wall_seconds, 1)}
+    for name, metric in metrics.items():
+        out[name] = {
+            "base": round(metric.base, 4),
+            "tuned": round(metric.tuned, 4),
+            "delta": round(metric.delta, 4),
+            "ci": [round(metric.ci_low, 4), round(metric.ci_high, 4)],
+        }
+    out["examples"] = report.examples
+    out["gate"] = report.verdict.reasons if report.verdict else []
+    out["trials"] = [t.model_dump() for t in report.trials]
+    return out
+
+
+def run(workspace: Path, name: str, trials: int | None, examples: int) -> dict[str, Any]:
+    data = workspace / "data"
+    write_jsonl(car_origin_examples(seed=0)[:examples], data / DATASET_KEY)
+    path = data / "jobs" / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(spec(name, trials), sort_keys=False))
+    started = time.time()
+    outcome = LocalRunner(Settings(workspace=workspace, data_uri=data.as_uri())).run(path)
+    result = figures(outcome)
+    result["run_wall_seconds"] = round(time.time() - started, 1)
+    resolved = outcome.run_dir / "resolved_spec.json"
+    if resolved.is_file():
+        result["auto"] = json.loads(resolved.read_text())["auto"]
+    return result
+
+
+def markdown(results: dict[str, Any]) -> str:
+    default, tuned = results["default"], results["tuned"]
+    lines = [
+        "| | exact match | token F1 | held-out ppl | canary ppl | general-text ppl | knowledge acc |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def row(label: str, source: dict[str, Any], side: str) -> str:
+        cells = []
+        for name in (
+            "exact_match",
+            "token_f1",
+            "perplexity",
+            "canary_perplexity",
+            "general_text_perplexity",
+            "knowledge_accuracy",
+        ):
+            metric = source.get(name)
+            cells.append("-" if metric is None else f"{metric[side]:.3f}")
+        return f"| {label} | " + " | ".join(cells) + " |"
+
+    lines += [row("base", default, "base"), row("default settings", default, "tuned"), row("tuned", tuned, "tuned")]
+    lines += ["", "| trial | state | objective | forgetting | params |", "|---|---|---|---|---|"]
+    for trial in tuned.get("trials", []):
+        objective = "-" if trial["objective"] is None else f"{trial['objective']:.4f}"
+        forgetting = "-" if trial["forgetting"] is None else f"{trial['forgetting']:+.2%}"
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial["params"].items())
+        lines.append(
+            f"| {trial['number']}{' (chosen)' if trial['best'] else ''} | {trial['state']} | {objective} | {forgetting} | {params} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=4)
+    parser.add_argument("--examples", type=int, default=200, help="distinct cars used (of 311)")
+    parser.add_argument("--out", type=Path, default=Path("tuning-benchmark.json"))
+    parser.add_argument("--workspace", type=Path, default=None, help="keep the runs here (default: a temp dir)")
+    args = parser.parse_args()
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="tuning-bench-") as scratch:
+        root = args.workspace or Path(scratch)  # one workspace: the base model is converted once
+        results = {
+            "machine": f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at start",
+            "default": run(root, "cars-default", None, args.examples),
+            "tuned": run(root, "cars-tuned", args.trials, args.examples),
+        }
+    results["wall_seconds"] = round(time.time() - started, 1)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(markdown(results))
+    print(f"\nwall time {results['wall_seconds']:.0f} s; figures in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
