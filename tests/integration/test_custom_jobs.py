@@ -1,7 +1,7 @@
 """Your own training code on this machine: the three examples run by the local runner end to end, the PyTorch
 example's script on the /opt/ml contract, and the three ways a script fails.
 
-The framework virtualenvs are built once per machine into ``.twin/custom-venvs`` (gitignored) by the session
+The framework virtualenvs are built once per machine into ``.twin/venvs`` (gitignored, shared with the twin's image venvs) by the session
 fixture, and shared by every test here; cold on 2 CPU cores: PyTorch 88 s, TensorFlow 46 s, JAX 32 s, the
 PyTorch example's ``transformers`` on top 32 s. Test time counts them only when the cache is cold.
 """
@@ -28,7 +28,7 @@ from trainforge.pipeline.triage import hint_for
 from trainforge.spec import CustomSpec, parse_spec
 
 EXAMPLES = ROOT / "examples" / "custom"
-CACHE = ROOT / ".twin" / "custom-venvs"
+CACHE = ROOT / ".twin" / "venvs"  # shared with the SageMaker twin's image venvs
 
 
 def example_spec(name: str):

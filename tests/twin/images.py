@@ -9,6 +9,10 @@ The base images our Dockerfiles name, and what Python packages they bring (the t
   The twin stands in ``torch==2.13.0``, the CPU wheel pip takes from this machine's disk; there is no
   Neuron device and no torch-neuronx, so a Trainium job stops at the product's own "no Neuron device" error.
 
+AWS's framework training containers (``.../pytorch-training:...``, ``tensorflow-training``, ``jax-training-
+neuronx``; script mode) are not built from this repository either: ``FrameworkRuntime`` runs the training
+toolkit's steps over the framework's venv in their place.
+
 AWS's LMI inference images (``.../djl-inference:...lmi...``, vLLM behind SageMaker's ``serve`` contract)
 are not built from this repository: the twin runs the product's own model server from the GPU image in
 their place, started the same way (``IMAGE serve``, the model in /opt/ml/model), and says so in the
@@ -19,12 +23,15 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tests.twin.dockerfile import Recipe, parse_dockerfile
+from trainforge.custom.frameworks import FRAMEWORKS
+from trainforge.custom.venvs import cached_venv
 
 if TYPE_CHECKING:
     from tests.twin.venvs import Runtime, VenvBuilder
@@ -49,6 +56,41 @@ BASE_IMAGES: tuple[BaseImage, ...] = (
 #: AWS's Large Model Inference containers (DJL Serving + vLLM):
 #: https://docs.aws.amazon.com/sagemaker/latest/dg/large-model-inference-container-docs.html
 LMI_IMAGE = re.compile(r"\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/djl-inference:[^/]*lmi")
+#: AWS's framework training containers (Deep Learning Containers; trainforge.custom.frameworks names them)
+FRAMEWORK_IMAGE = re.compile(
+    r"\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/(?P<framework>pytorch|tensorflow|jax)-training(-neuronx)?:"
+)
+
+
+@dataclass(frozen=True)
+class ToolkitRecipe:
+    entrypoint: tuple[str, ...]
+    env: dict[str, str]
+
+
+@dataclass(frozen=True)
+class FrameworkRuntime:
+    """An AWS framework container (script mode), stood in by the framework's venv (the one local custom jobs
+    run in, ``trainforge.custom.venvs``) for the script, and the training toolkit's steps
+    (``trainforge.custom.toolkit``, run by this machine's Python) as the image's ``train`` command. The
+    toolkit stand-in does not pip-install the source's requirements: the twin's scripts need none."""
+
+    framework: str
+    venv: Path
+
+    @property
+    def recipe(self) -> ToolkitRecipe:
+        python = str(self.venv / "bin" / "python")
+        return ToolkitRecipe((sys.executable, "-m", "trainforge.custom.toolkit", "--python", python), {})
+
+    @property
+    def path(self) -> str:
+        from tests.twin.venvs import SYSTEM_PATH
+
+        return f"{self.venv / 'bin'}:{SYSTEM_PATH}"
+
+    def executable(self, command: str) -> str:
+        return command
 
 
 def base_image(reference: str, dockerfile: Path) -> BaseImage:
@@ -137,7 +179,11 @@ class ImageRegistry:
     def images(self) -> list[Image]:
         return list(dict.fromkeys([*self._images.values(), *self._by_tag.values()]))
 
-    def runtime(self, uri: str) -> Runtime:
+    def runtime(self, uri: str) -> Runtime | FrameworkRuntime:
+        framework = FRAMEWORK_IMAGE.search(uri)
+        if framework is not None and uri not in self._images:
+            name = framework.group("framework")
+            return FrameworkRuntime(name, cached_venv(self.venvs.cache, FRAMEWORKS[name].local_packages)[0])
         return self.venvs.runtime(self.resolve(uri), self.images())
 
     def prepare(self) -> dict[str, float]:

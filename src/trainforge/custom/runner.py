@@ -28,15 +28,12 @@ from trainforge.custom.frameworks import FRAMEWORKS
 from trainforge.custom.script_mode import (
     NO_METRICS,
     NO_MODEL,
-    PROGRAM,
-    SUBMIT_DIRECTORY,
     WHEELHOUSE,
     arguments,
-    decoded,
-    toolkit_environment,
     user_hyperparameters,
 )
-from trainforge.custom.source import requirement_lines, unpack_source
+from trainforge.custom.source import requirement_lines
+from trainforge.custom.toolkit import install_source, script_process, submitted_archive
 from trainforge.custom.venvs import cached_venv
 from trainforge.errors import EvaluationFailed, TrainingFailed
 from trainforge.evaluation.html_report import render
@@ -89,26 +86,15 @@ def run_script_training(
     started = time.time()
     channels = {name: uri_to_path(uri) for name, uri in request.channels.items()}
     prepare_training_tree(train_root, channels, request.hyperparameters)
-    values = decoded(request.hyperparameters)
-    # sagemaker_submit_directory names the archive in the container's /opt/ml; here that is train_root
-    archive = (train_root / Path(str(values[SUBMIT_DIRECTORY])).relative_to("/opt/ml")).read_bytes()
-    code = train_root / "code"
-    shutil.rmtree(code, ignore_errors=True)
-    unpack_source(archive, code)
     for stale in (train_root / "model", train_root / "output" / "failure"):
         shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
     (train_root / "model").mkdir()
+    code, entry_point = install_source(train_root, request.hyperparameters)
     venv, _ = script_venv(custom, code, venv_cache)
-    entry_point = str(values[PROGRAM])
+    python = venv / "bin" / "python"
+    command, environment = script_process(python, train_root, code, entry_point, request.hyperparameters)
     log = train_root / "logs" / "train.log"
-    environment = toolkit_environment(train_root, code, request.hyperparameters, sorted(channels))
-    run = stream(
-        [str(venv / "bin" / "python"), entry_point, *arguments(request.hyperparameters)],
-        log,
-        on_record,
-        cwd=code,
-        environment=environment,
-    )
+    run = stream(command, log, on_record, cwd=code, environment=environment)
     what = f"custom script {entry_point}"
     if run.code != 0:
         raise TrainingFailed(failure_reason(what, run, train_root / "output" / "failure", log), details=str(log))
@@ -127,6 +113,7 @@ def run_script_training(
         shutil.rmtree(model_dir)
     shutil.move(str(train_root / "model"), model_dir)
     (train_root / "model").mkdir()
+    archive = submitted_archive(train_root, request.hyperparameters).read_bytes()
     _write_lineage(model_dir, custom, request, archive, metrics, time.time() - started)
     return model_dir
 
