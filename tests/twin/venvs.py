@@ -3,7 +3,8 @@ dependency missing from an image's extras fails the test that runs it.
 
 Two layers, as a Docker build has them:
 
-- **Dependencies**, built once per machine and cached under ``.twin/venvs/<key>`` (gitignored): what the
+- **Dependencies**, built once per machine and cached under ``.twin/venvs/<key>`` (gitignored) by the
+  library's venv cache (``trainforge.custom.venvs``, which local custom jobs use too): what the
   base image provides (``images.BASE_IMAGES``) plus every requirement of the extras the Dockerfile's
   ``pip install ".[...]"`` names (expanded from the copied ``pyproject.toml``), keyed by the hash of that
   requirement set and the Python version. An image whose set contains another registered image's set is
@@ -18,16 +19,11 @@ Deviation: the venvs use this machine's Python (3.11), where the GPU image insta
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import json
 import shutil
-import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -36,9 +32,9 @@ from packaging.utils import canonicalize_name
 
 from tests.twin.dockerfile import Recipe
 from tests.twin.images import Image
+from trainforge.custom.venvs import cached_venv, new_venv, pip_command, run_checked
 
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-PYTHON = f"python{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def project_requirements(pyproject: Path, extras: tuple[str, ...]) -> list[str]:
@@ -81,42 +77,6 @@ def layer_below(wanted: frozenset[str], known: set[frozenset[str]]) -> frozenset
     """The largest known requirement set strictly inside ``wanted`` (ties: the first sorted), if any."""
     subsets = sorted((s for s in known if s < wanted), key=lambda s: (-len(s), sorted(s)))
     return subsets[0] if subsets else None
-
-
-def site_packages(venv: Path) -> Path:
-    return venv / "lib" / PYTHON / "site-packages"
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Exclusive across processes: two test sessions never build the same venv at once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _run(command: list[str], what: str) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode:
-        raise RuntimeError(
-            f"{what} failed ({' '.join(command[:6])} ...):\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
-        )
-
-
-def _new_venv(venv: Path, layers: list[Path]) -> None:
-    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], f"creating {venv}")
-    if layers:  # site.addsitedir also reads the layer's own .pth files, so layers chain
-        lines = "".join(f"import site; site.addsitedir({str(site_packages(layer))!r})\n" for layer in layers)
-        (site_packages(venv) / "_twin_layers.pth").write_text(lines)
-
-
-def _pip(venv: Path, *arguments: str) -> list[str]:
-    python = str(venv / "bin" / "python")
-    return [sys.executable, "-m", "pip", "--python", python, "--disable-pip-version-check", "--no-input", *arguments]
 
 
 @dataclass(frozen=True)
@@ -164,31 +124,20 @@ class VenvBuilder:
         """The venv of ``wanted`` first, then the layers it sits on (largest known strict subset, recursively)."""
         subset = layer_below(wanted, known)
         below = self._dependency_layers(subset, known) if subset is not None else []
-        key = hashlib.sha256(json.dumps([PYTHON, sorted(wanted), [p.name for p in below]]).encode()).hexdigest()[:16]
-        venv = self.cache / key
-        with _locked(self.cache / f"{key}.lock"):
-            if not (venv / "COMPLETE").is_file():
-                started = time.monotonic()
-                shutil.rmtree(venv, ignore_errors=True)
-                _new_venv(venv, below[:1])
-                _run(_pip(venv, "install", *sorted(wanted)), f"installing {sorted(wanted)} into {venv}")
-                seconds = round(time.monotonic() - started, 1)
-                record = {"requirements": sorted(wanted), "layered_on": [p.name for p in below], "seconds": seconds}
-                (venv / "COMPLETE").write_text(json.dumps(record, indent=1))
-                self.timings[key] = seconds
-            else:
-                self.timings.setdefault(key, 0.0)
+        venv, seconds = cached_venv(self.cache, sorted(wanted), below)
+        self.timings[venv.name] = seconds or self.timings.get(venv.name, 0.0)
         return [venv, *below]
 
     def _project_venv(self, image: Image, layers: list[Path]) -> Path:
         """A thin venv over ``layers`` with the project's wheel installed, as the Dockerfile installs it."""
         name = hashlib.sha256(f"{image.dockerfile}|{image.context}".encode()).hexdigest()[:12]
         venv = self.session / f"venv-{name}"
-        _new_venv(venv, layers[:1])
+        new_venv(venv, layers[0] if layers else None)
         if image.recipe.installs_project:
             started = time.monotonic()
             wheel = self._project_wheel(image)
-            _run(_pip(venv, "install", "--no-deps", "--no-index", "-q", str(wheel)), f"installing {wheel.name}")
+            install = pip_command(venv, "install", "--no-deps", "--no-index", "-q", str(wheel))
+            run_checked(install, f"installing {wheel.name}")
             self.timings[f"project-{name}"] = round(time.monotonic() - started, 1)
         return venv
 
@@ -217,5 +166,5 @@ class VenvBuilder:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(origin, target)
         command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels)]
-        _run([*command, str(stage)], f"building the project wheel from {stage}")
+        run_checked([*command, str(stage)], f"building the project wheel from {stage}")
         return sorted(wheels.glob("*.whl"))[-1]
