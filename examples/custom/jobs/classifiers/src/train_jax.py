@@ -2,18 +2,15 @@
 script-mode contract: channels from SM_CHANNEL_*, hyperparameters as --name value, metrics as JSON lines,
 the model (parameters, label names, the training labels' counts) into SM_MODEL_DIR."""
 
-import argparse
 import json
 import os
-import traceback
 from pathlib import Path
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
-from features import BUCKETS, examples
+from features import BUCKETS, examples, hyperparameters, run, save_labels
 from flax import serialization
 
 
@@ -27,12 +24,7 @@ class Classifier(nn.Module):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--learning_rate", type=float, default=0.05)
-    parser.add_argument("--hidden", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0)
-    args, _ = parser.parse_known_args()
+    args = hyperparameters()
 
     x, y, names = examples(Path(os.environ["SM_CHANNEL_TRAIN"]))
     vx, vy, _ = examples(Path(os.environ["SM_CHANNEL_VALIDATION"]), names)
@@ -52,21 +44,13 @@ def main() -> None:
 
     for epoch in range(1, args.epochs + 1):
         params, state, loss = step(params, state, x, y)
-        eval_loss = loss_fn(params, vx, vy)
         print(json.dumps({"step": epoch, "loss": round(float(loss), 4), "total_steps": args.epochs}), flush=True)
-        print(json.dumps({"step": epoch, "eval_loss": round(float(eval_loss), 4)}), flush=True)
+        print(json.dumps({"step": epoch, "eval_loss": round(float(loss_fn(params, vx, vy)), 4)}), flush=True)
 
     model_dir = Path(os.environ["SM_MODEL_DIR"])
     (model_dir / "params.msgpack").write_bytes(serialization.to_bytes(params))
-    counts = np.bincount(y, minlength=len(names)).tolist()
-    (model_dir / "classifier.json").write_text(
-        json.dumps({"labels": names, "hidden": args.hidden, "train_counts": counts})
-    )
+    save_labels(model_dir, names, y, hidden=args.hidden)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception:
-        Path(os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output"), "failure").write_text(traceback.format_exc())
-        raise
+    run(main)
