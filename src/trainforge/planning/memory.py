@@ -6,7 +6,7 @@ forward and the start of the backward, from the base model's config and the job'
 - runtime: the process before the model (Python, torch, transformers, peft, tokenizer) on a CPU; the CUDA
   context on a GPU;
 - weights: fp32 as loaded (sharded over the processes under FSDP, plus the two blocks gathered at a time),
-  and under bf16 autocast the bf16 copies the matrix multiplies keep for the backward;
+  and under bf16 autocast bf16 copies of the linear weights (:func:`bf16_linear_copies`) and of the head;
 - gradients and AdamW's two moments, of the trainable parameters (the adapter for LoRA and DPO);
 - activations the backward needs, per token: per decoder block the two norms' fp32 inputs, the normed
   inputs of the projections, attention's q, k, v and output (twice: the kernel's and the output
@@ -53,6 +53,9 @@ HEADROOM: dict[DeviceKind, float] = {"cpu": 0.75, "cuda": 0.85, "neuron": 0.85}
 EFFICIENT_MICRO_BATCH_TOKENS: dict[DeviceKind, int] = {"cpu": 512, "cuda": 4096, "neuron": 4096}
 #: logit elements per chunk of the chunked loss (training/linear_cross_entropy.py, which says why these sizes)
 LOSS_CHUNK_ELEMENTS: dict[DeviceKind, int] = {"cpu": 1 << 23, "cuda": 1 << 27, "neuron": 1 << 27}
+#: devices whose attention kernel runs in fp32 under bf16 autocast (training/attention.py says why): its
+#: q, k, v and output are kept in fp32 for the backward
+FP32_ATTENTION_DEVICES: frozenset[DeviceKind] = frozenset({"cpu"})
 _ADAPTED_LINEARS = 7  # q, k, v, o, gate, up, down
 #: how :func:`memory_facts`' sentence starts, so that a failure's hint can find it in the cause
 FACTS_PREFIX = "Memory: "
@@ -75,6 +78,13 @@ class MemoryEstimate:
 
 def gib(value: float) -> str:
     return f"{value / GiB:.2f}"
+
+
+def bf16_linear_copies(shape: ModelShape) -> int:
+    """Bytes of the bf16 copies of the decoder's linear weights a run under bf16 autocast holds beside the
+    fp32 ones: a LoRA model's frozen base, held for the whole run (training/lora.py,
+    ``hold_frozen_base``), or autocast's cache of trainable weights, kept for the backward."""
+    return shape.layers * sum(i * o * copies for i, o, copies in shape.linear_layers()) * 2
 
 
 def tokens_per_micro_batch(hyper: Hyperparameters, method: Method) -> int:
@@ -100,13 +110,12 @@ def estimate_peak(
     sharded = hyper.distributed == "fsdp" and world_size > 1
     shards = world_size if sharded else 1
     tokens = tokens_per_micro_batch(hyper, method)
-    linear_weights = layers * sum(i * o * copies for i, o, copies in shape.linear_layers())
 
     weights = shape.parameters * fp32 // shards
     if sharded:
         weights += 2 * shape.block_parameters * compute
-    elif bf16:
-        weights += (linear_weights + shape.vocab_size * h) * 2
+    elif bf16:  # and the head's, cast in the loss
+        weights += bf16_linear_copies(shape) + shape.vocab_size * h * 2
     trainable = shape.lora_parameters(hyper.lora_rank) if adapter else shape.parameters
     gradients = trainable * fp32 // shards
     if world_size > 1 and not sharded:
@@ -116,8 +125,10 @@ def estimate_peak(
     # the two norms' outputs, as the five projections after them keep them: one fp32 tensor each, or under
     # autocast a bf16 copy per projection (each casts its input itself)
     normed = 5 * h * 2 if bf16 else 2 * h * fp32
-    attention = 3 * shape.attention_width + 2 * shape.kv_width  # q, output (kernel's, projection's), k, v
-    block = fp32 * 2 * h + normed + compute * (attention + 2 * inner)
+    # q, k, v and the kernel's output, and the output projection's input
+    kernel = fp32 if device in FP32_ATTENTION_DEVICES else compute
+    attention = kernel * (2 * shape.attention_width + 2 * shape.kv_width) + compute * shape.attention_width
+    block = fp32 * 2 * h + normed + attention + compute * 2 * inner
     if adapter:
         block += compute * _ADAPTED_LINEARS * hyper.lora_rank
         if hyper.lora_dropout > 0:  # a byte-per-element dropout mask of each adapter's input

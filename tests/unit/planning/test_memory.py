@@ -78,9 +78,13 @@ def test_fsdp_shards_the_training_state_over_the_processes():
 
 
 def test_bf16_halves_what_the_matrix_multiplies_write():
-    shape = smollm2()
-    fp32, bf16 = estimate(shape, max_seq_len=1024), estimate(shape, max_seq_len=1024, bf16=True)
+    shape, hyper = smollm2(), Hyperparameters(max_seq_len=1024)
+    fp32, bf16 = (estimate_peak(shape, hyper, "lora", device="cuda", bf16=half) for half in (False, True))
     assert 0.5 < bf16.parts["activations"] / fp32.parts["activations"] < 0.75  # the residual stream stays fp32
+    # on a CPU attention's kernel runs in fp32 (training/attention.py): its q, k, v and output stay 4 bytes
+    cpu = estimate(shape, max_seq_len=1024, bf16=True)
+    kernel = 2 * shape.attention_width + 2 * shape.kv_width
+    assert cpu.parts["activations"] - bf16.parts["activations"] == hyper.batch_size * 1024 * shape.layers * kernel * 2
 
 
 def test_settings_that_fit_are_left_alone():

@@ -123,3 +123,28 @@ def _counting(calls):
         return sdpa(*args, **kwargs)
 
     return count
+
+
+def test_under_bf16_autocast_on_a_cpu_the_kernel_runs_in_fp32(monkeypatch):
+    """Per document and in the masked fallback alike: bf16 in and out, fp32 inside (the faster kernel)."""
+    generator = torch.Generator().manual_seed(0)
+    query, key, value = (torch.randn(1, heads, 10, 8, generator=generator).bfloat16() for heads in (4, 2, 2))
+    module = torch.nn.Module()
+    module.is_causal, module.num_key_value_groups = True, 2
+    expected = {  # the fp32 kernel on the same inputs, no autocast
+        lengths: attention.packed_attention(
+            module, query.float(), key.float(), value.float(), None, document_lengths=lengths
+        )[0].bfloat16()
+        for lengths in (torch.tensor([[4, 6]]), None)
+    }
+    seen = []
+    kernel = attention.F.scaled_dot_product_attention
+    monkeypatch.setattr(
+        attention.F, "scaled_dot_product_attention", lambda q, *a, **k: seen.append(q.dtype) or kernel(q, *a, **k)
+    )
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for lengths, want in expected.items():
+            output, _ = attention.packed_attention(module, query, key, value, None, document_lengths=lengths)
+            assert output.dtype == torch.bfloat16
+            torch.testing.assert_close(output, want, rtol=0, atol=0)
+    assert seen == [torch.float32] * 3  # two documents, then the fallback's one call
