@@ -36,12 +36,19 @@ class Device:
     #: why the job trains in bf16 or fp32, logged when training starts
     precision_reason: str = ""
 
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The dtype :meth:`autocast` runs in, None where it does not run (fp32; Neuron, whose bf16 is set
+        globally through XLA_USE_BF16 before the model is built)."""
+        return torch.bfloat16 if self.bf16 and self.kind in ("cuda", "cpu") else None
+
     @contextlib.contextmanager
     def autocast(self) -> Iterator[None]:
-        if self.bf16 and self.kind in ("cuda", "cpu"):
-            with torch.autocast(self.kind, dtype=torch.bfloat16):
+        dtype = self.autocast_dtype
+        if dtype is not None:
+            with torch.autocast(self.kind, dtype=dtype):
                 yield
-        else:  # Neuron: bf16 is set globally through XLA_USE_BF16 before the model is built
+        else:
             yield
 
     def mark_step(self) -> None:

@@ -25,6 +25,7 @@ from trainforge.training.checkpoint import TrainingState, load_latest, save_chec
 from trainforge.training.config import TrainConfig
 from trainforge.training.devices import Device
 from trainforge.training.distributed import World, gradient_sync, wrap
+from trainforge.training.lora import hold_frozen_base
 from trainforge.training.memory import PeakMemory
 from trainforge.training.objectives import Objective
 from trainforge.training.recompute import keep_fewer_activations
@@ -135,6 +136,8 @@ def run_training(
     )
     # wrap first: FSDP replaces the parameters with shards, and the optimizer must hold those
     wrapped = wrap(model, world, config.distributed, device.torch_device, device.bf16)
+    if device.autocast_dtype is not None:
+        hold_frozen_base(model, device.autocast_dtype)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
     steps = total_steps(config, len(train), world)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from trainforge.errors import DeviceUnavailable
+from trainforge.training import loop
 from trainforge.training.devices import select_device
 from trainforge.training.entrypoint import train_from_contract
 
@@ -84,8 +85,11 @@ def test_an_explicit_precision_is_kept_whatever_the_cpu(monkeypatch, tmp_path):
 
 def test_a_cpu_job_under_auto_logs_why_and_its_bf16_losses_track_fp32(monkeypatch, tmp_path, opt_ml):
     """On a native-bf16 CPU the whole step (fused adapter, per-document attention, chunked loss) runs under
-    autocast; its losses stay within the bf16 tolerance of the adapter's parity test (3e-2) of fp32's."""
+    autocast; its losses stay within the bf16 tolerance of the adapter's parity test (3e-2) of fp32's. The bf16
+    run alone holds a bf16 copy of the adapter's frozen base weights, made once for the run."""
     _cpu(monkeypatch, tmp_path, SAPPHIRE_RAPIDS)
+    held, hold = [], loop.hold_frozen_base
+    monkeypatch.setattr(loop, "hold_frozen_base", lambda model, dtype: held.append((dtype, hold(model, dtype))))
     settings = {"max_steps": 4, "eval_every": 100, "device": "cpu"}
     runs = {precision: opt_ml(name=precision, precision=precision, **settings) for precision in ("fp32", "auto")}
     records = {}
@@ -99,6 +103,7 @@ def test_a_cpu_job_under_auto_logs_why_and_its_bf16_losses_track_fp32(monkeypatc
     bf16, fp32 = ([r["loss"] for r in records[p] if "loss" in r] for p in ("auto", "fp32"))
     assert bf16 != fp32  # autocast was on
     torch.testing.assert_close(torch.tensor(bf16), torch.tensor(fp32), rtol=3e-2, atol=3e-2)
+    assert len(held) == 1 and held[0][0] == torch.bfloat16 and held[0][1] > 0
 
 
 def test_auto_on_a_gpu_without_native_bf16_is_fp32(monkeypatch):

@@ -1,10 +1,13 @@
 import pytest
 import torch
 from peft import get_peft_model
+from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import AutoModelForCausalLM
 
+from trainforge.planning.memory import bf16_linear_copies
 from trainforge.training import lora
 from trainforge.training.config import TrainConfig
+from trainforge.training.memory import model_shape
 
 
 def _adapted(base_dir, fused: bool, dropout: float):
@@ -59,3 +62,39 @@ def test_disabled_adapter_is_the_base_model(tiny_model_dir):
     input_ids = torch.arange(12)[None] + 3
     with torch.no_grad(), fused.disable_adapter():
         torch.testing.assert_close(fused(input_ids=input_ids).logits, base(input_ids=input_ids).logits)
+
+
+class _BaseWeightCasts(TorchDispatchMode):
+    """Counts the casts of the given tensors (by storage) that run while it is active."""
+
+    def __init__(self, tensors):
+        super().__init__()
+        self.pointers = {t.data_ptr() for t in tensors}
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten._to_copy.default and args[0].data_ptr() in self.pointers:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_under_bf16_the_frozen_base_is_cast_once_not_per_step_and_trains_the_same(tiny_model_dir):
+    casting, holding = (_adapted(tiny_model_dir, fused=True, dropout=0.0) for _ in range(2))
+    bases = [m.get_base_layer().weight for m in holding.modules() if isinstance(m, lora.FusedLoraLinear)]
+    held = lora.hold_frozen_base(holding, torch.bfloat16)
+    # the bytes held are the ones the memory estimate counts for them
+    assert held == bf16_linear_copies(model_shape(tiny_model_dir)) > 0
+    with _BaseWeightCasts(bases) as casts:
+        logits, grads = _logits_and_grads(holding, autocast=True)
+    assert casts.count == 0
+    expected, expected_grads = _logits_and_grads(casting, autocast=True)
+    torch.testing.assert_close(logits, expected, rtol=0, atol=0)
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, expected_grads[name], rtol=0, atol=0)
+    # a base weight changed in place (a checkpoint loaded into it) is copied again, once
+    with torch.no_grad():
+        bases[0].mul_(2)
+    with _BaseWeightCasts(bases) as casts:
+        _logits_and_grads(holding, autocast=True)
+        _logits_and_grads(holding, autocast=True)
+    assert casts.count == 1
