@@ -39,6 +39,11 @@ def free_port(preferred: int) -> int:
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs. A server this process started is its child: once it exits it is reaped
+    here, or it would linger as a zombie that ``kill(pid, 0)`` still finds (and ``stop`` would wait 15 s)."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
     try:
         os.kill(pid, 0)
     except OSError:
