@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -174,3 +175,35 @@ def test_the_pytorch_example_runs_end_to_end_with_the_built_in_evaluation(tmp_pa
     assert outcome.status == "succeeded", outcome.failure
     assert outcome.evaluation is not None and outcome.evaluation.primary == "perplexity"
     assert outcome.version is not None and outcome.version.approval == "Approved"
+
+
+def _wheel(folder: Path, name: str, version: str, module: str) -> Path:
+    """A pure-Python wheel written by hand (the format is a zip with three metadata files)."""
+    import zipfile
+
+    info = f"{name}-{version}.dist-info"
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    files = {
+        f"{name}.py": module,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    with zipfile.ZipFile(path, "w") as wheel:
+        for member, text in files.items():
+            wheel.writestr(member, text)
+        wheel.writestr(f"{info}/RECORD", "".join(f"{m},,\n" for m in [*files, f"{info}/RECORD"]))
+    return path
+
+
+def test_requirements_install_from_the_sources_wheelhouse_without_an_index(tmp_path: Path, script_venvs: dict) -> None:
+    """A requirement that no index has, in the source's wheelhouse: the script's venv installs it from there
+    with --no-index (as the job without internet does), over the framework's cached layer, and the script
+    imports it."""
+    code = tmp_path / "code"
+    (code / "wheelhouse").mkdir(parents=True)
+    _wheel(code / "wheelhouse", "trainforge_wheelhouse_probe", "1.0", "ANSWER = 42\n")
+    (code / "requirements.txt").write_text("trainforge_wheelhouse_probe==1.0\n")
+    custom = CustomSpec(entry_point="t.py", source="s/", framework="jax", requirements="requirements.txt")
+    venv, _ = script_venv(custom, code, CACHE)
+    probe = "import trainforge_wheelhouse_probe as p, jax; print(p.ANSWER)"
+    assert subprocess.run([venv / "bin" / "python", "-c", probe], capture_output=True, text=True).stdout == "42\n"
