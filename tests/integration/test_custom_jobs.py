@@ -72,9 +72,10 @@ def job(tmp_path: Path, custom: CustomSpec, source: Path, channels: dict[str, Pa
 
 
 FAILING = {
-    "raises": (
-        'import json\nprint(json.dumps({"step": 1, "loss": 1.0}))\nraise ValueError("bad batch shape")\n',
-        "Traceback",
+    "fails": (
+        'import json, os, pathlib\nprint(json.dumps({"step": 1, "loss": 1.0}))\n'
+        'pathlib.Path(os.environ["SM_OUTPUT_DIR"], "failure").write_text("bad batch shape")\nraise SystemExit(3)\n',
+        "exited with code 3; its failure file says:\nbad batch shape",
     ),
     "no-model": ('import json\nprint(json.dumps({"step": 1, "loss": 1.0}))\n', NO_MODEL),
     "no-metrics": (
@@ -88,7 +89,7 @@ FAILING = {
 def test_a_failing_script_ends_in_a_recorded_failure_with_its_log_and_a_hint(
     tmp_path: Path, script_venvs: dict, kind: str
 ) -> None:
-    """Given a script that raises, one that saves no model and one that prints no metric line (in the JAX
+    """Given a script that fails (its own failure file, exit code 3), one that saves no model and one that prints no metric line (in the JAX
     example's venv, cached), when it runs as a custom job, then the run fails with the reason, its log, and a
     hint that names what the contract asks."""
     text, reason = FAILING[kind]
@@ -107,9 +108,9 @@ def test_a_failing_script_ends_in_a_recorded_failure_with_its_log_and_a_hint(
     failure = steps.record_failure("mine-0123456789ab", "Train", "TrainingFailed", cause, platform, [str(log)])
     recorded = json.loads((tmp_path / "artifacts" / "runs" / "mine-0123456789ab" / "failure.json").read_text())
     assert recorded["log_uris"] == [str(log)] and recorded["hint"] == failure.hint == hint_for("TrainingFailed", cause)
-    expected = {"raises": "traceback is in the last log lines", "no-model": "SM_MODEL_DIR", "no-metrics": "JSON lines"}
+    expected = {"fails": "traceback is in the last log lines", "no-model": "SM_MODEL_DIR", "no-metrics": "JSON lines"}
     assert expected[kind] in failure.hint
-    if kind == "raises":
+    if kind == "fails":
         assert "bad batch shape" in cause  # the script's own failure file (SM_OUTPUT_DIR/failure) or its log tail
 
 

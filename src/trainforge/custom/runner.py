@@ -38,7 +38,7 @@ from trainforge.custom.venvs import cached_venv
 from trainforge.errors import EvaluationFailed, TrainingFailed
 from trainforge.evaluation.html_report import render
 from trainforge.local.file_store import uri_to_path
-from trainforge.local.launcher import OnRecord, failure_reason, stream
+from trainforge.local.launcher import ChildRun, OnRecord, failure_reason, stream
 from trainforge.local.opt_ml import prepare_processing_tree, prepare_training_tree
 from trainforge.spec import CustomSpec
 
@@ -65,6 +65,15 @@ def script_venv(custom: CustomSpec, code: Path, cache: Path) -> tuple[Path, dict
     venv, seconds = cached_venv(cache, requirements, [framework], options, identity=wheels)
     timings["requirements"] = seconds
     return venv, timings
+
+
+def _script_failure(what: str, run: ChildRun, failure: Path, log: Path) -> str:
+    """The launcher's reason; a script's own failure file is quoted after whose it is and how it ended, so
+    the cause (and its triage hint) say that the user's script failed."""
+    reason = failure_reason(what, run, failure, log)
+    if failure.is_file():
+        return f"the {what} exited with code {run.code}; its failure file says:\n{reason}"
+    return reason
 
 
 def _metric_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -97,7 +106,7 @@ def run_script_training(
     run = stream(command, log, on_record, cwd=code, environment=environment)
     what = f"custom script {entry_point}"
     if run.code != 0:
-        raise TrainingFailed(failure_reason(what, run, train_root / "output" / "failure", log), details=str(log))
+        raise TrainingFailed(_script_failure(what, run, train_root / "output" / "failure", log), details=str(log))
     if not any((train_root / "model").iterdir()):
         raise TrainingFailed(f"the {what} exited 0 but {NO_MODEL}; its log: {log}", details=str(log))
     metrics = _metric_records(run.records)
@@ -168,7 +177,7 @@ def run_script_evaluation(
     what = f"custom evaluation script {custom.evaluation_entry_point}"
     output = processing_root / "output"
     if run.code != 0:
-        raise EvaluationFailed(failure_reason(what, run, output / "failure", log), details=str(log))
+        raise EvaluationFailed(_script_failure(what, run, output / "failure", log), details=str(log))
     report_file = output / "report.json"
     if not report_file.is_file():
         raise EvaluationFailed(f"the {what} exited 0 but {NO_REPORT} at {report_file}", details=str(log))
