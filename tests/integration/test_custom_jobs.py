@@ -89,9 +89,9 @@ FAILING = {
 def test_a_failing_script_ends_in_a_recorded_failure_with_its_log_and_a_hint(
     tmp_path: Path, script_venvs: dict, kind: str
 ) -> None:
-    """Given a script that fails (its own failure file, exit code 3), one that saves no model and one that prints no metric line (in the JAX
-    example's venv, cached), when it runs as a custom job, then the run fails with the reason, its log, and a
-    hint that names what the contract asks."""
+    """Given a script that fails (its own failure file, exit code 3), one that saves no model and one that
+    prints no metric line (in the JAX example's venv, cached), when it runs as a custom job, then the run
+    fails with the reason, its log, and a hint that names what the contract asks."""
     text, reason = FAILING[kind]
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "train.py").write_text(text)
