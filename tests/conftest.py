@@ -23,6 +23,20 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-llama-test")
 
 
+@pytest.fixture(scope="session")
+def tiny_whisper_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from trainforge.training.tiny_media import build_tiny_whisper
+
+    return build_tiny_whisper(tmp_path_factory.mktemp("tiny") / "tiny-whisper-test")
+
+
+@pytest.fixture(scope="session")
+def tiny_idefics3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from trainforge.training.tiny_media import build_tiny_idefics3
+
+    return build_tiny_idefics3(tmp_path_factory.mktemp("tiny") / "tiny-idefics3-test")
+
+
 @pytest.fixture
 def write_jsonl(tmp_path: Path) -> Callable[..., Path]:
     def write(rows: list[Any], name: str = "data.jsonl") -> Path:

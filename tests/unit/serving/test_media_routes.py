@@ -22,18 +22,14 @@ from trainforge.serving.media_engine import MediaEngine
 
 
 @pytest.fixture(scope="module")
-def speech(tmp_path_factory):
-    from trainforge.training.tiny_media import build_tiny_whisper
-
-    engine = load_engine(build_tiny_whisper(tmp_path_factory.mktemp("w") / "tiny-whisper"), name="calls")
+def speech(tiny_whisper_dir):
+    engine = load_engine(tiny_whisper_dir, name="calls")
     return engine, TestClient(create_app(engine))
 
 
 @pytest.fixture(scope="module")
-def vision(tmp_path_factory):
-    from trainforge.training.tiny_media import build_tiny_idefics3
-
-    engine = load_engine(build_tiny_idefics3(tmp_path_factory.mktemp("v") / "tiny-vlm"), name="shapes")
+def vision(tiny_idefics3_dir):
+    engine = load_engine(tiny_idefics3_dir, name="shapes")
     return engine, TestClient(create_app(engine))
 
 
