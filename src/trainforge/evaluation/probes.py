@@ -118,22 +118,26 @@ def ppl_comparison(
     )
 
 
+def mean_comparison(name: str, base: np.ndarray, tuned: np.ndarray, seed: int) -> MetricComparison:
+    """A [0, 1] score per example, base against tuned: the absolute change of its mean, with its interval."""
+    low, high = paired_interval(mean_difference(base, tuned), len(base), seed=seed)
+    return MetricComparison(
+        name=name,
+        base=float(base.mean()),
+        tuned=float(tuned.mean()),
+        delta=float(tuned.mean() - base.mean()),
+        ci_low=low,
+        ci_high=high,
+        higher_is_better=True,
+    )
+
+
 def probe_comparisons(base: Any, tuned: Any, tokenizer: Any, seed: int = 0) -> list[MetricComparison]:
     """Every probe, base against tuned, with its 95% paired bootstrap interval."""
     base_nll, tuned_nll = text_nll(base, tokenizer), text_nll(tuned, tokenizer)
     found = [ppl_comparison(name, base_nll[name], tuned_nll[name], seed) for name in TEXT_PROBES]
-    b, t = choice_correct(base, tokenizer), choice_correct(tuned, tokenizer)
-    low, high = paired_interval(mean_difference(b, t), len(b), seed=seed)
     found.append(
-        MetricComparison(
-            name=KNOWLEDGE_PROBE,
-            base=float(b.mean()),
-            tuned=float(t.mean()),
-            delta=float(t.mean() - b.mean()),
-            ci_low=low,
-            ci_high=high,
-            higher_is_better=True,
-        )
+        mean_comparison(KNOWLEDGE_PROBE, choice_correct(base, tokenizer), choice_correct(tuned, tokenizer), seed)
     )
     return found
 

@@ -10,10 +10,9 @@ import numpy as np
 import torch
 
 from trainforge.contracts import DataFormat, EvaluationReport, MetricComparison, SampleGeneration
-from trainforge.evaluation.bootstrap import mean_difference, paired_interval
 from trainforge.evaluation.perplexity import example_nll
 from trainforge.evaluation.preference import answer_logps, preference_metrics
-from trainforge.evaluation.probes import forgetting, ppl_comparison, probe_comparisons
+from trainforge.evaluation.probes import forgetting, mean_comparison, ppl_comparison, probe_comparisons
 from trainforge.evaluation.text_metrics import METRICS
 from trainforge.spec import EvaluationSpec
 from trainforge.training.tokenize import Example, as_messages, encode_record
@@ -125,23 +124,12 @@ def score(
     for (prompt, reference), base_answer, tuned_answer in shown:
         text = prompt if isinstance(prompt, str) else prompt[-1]["content"]
         samples.append(SampleGeneration(prompt=text, reference=reference, base=base_answer, tuned=tuned_answer))
+    references = [reference for _, reference in pairs]
     for name, metric in METRICS.items():
         if pairs:
-            references = [reference for _, reference in pairs]
             b = np.array([metric(a, r) for a, r in zip(base_answers, references, strict=True)])
             t = np.array([metric(a, r) for a, r in zip(tuned_answers, references, strict=True)])
-            low, high = paired_interval(mean_difference(b, t), len(b), seed=seed)
-            metrics.append(
-                MetricComparison(
-                    name=name,
-                    base=float(b.mean()),
-                    tuned=float(t.mean()),
-                    delta=float(t.mean() - b.mean()),
-                    ci_low=low,
-                    ci_high=high,
-                    higher_is_better=True,
-                )
-            )
+            metrics.append(mean_comparison(name, b, t, seed))
     return EvaluationReport(
         run_id=run_id,
         base_model=base_model,
