@@ -14,6 +14,9 @@ from pydantic import ConfigDict
 
 from trainforge.spec import FormatChoice, Hyperparameters, Method
 
+#: hyperparameter names SageMaker itself adds to a job's mapping (a tuning job's trials get one)
+SAGEMAKER_RESERVED_PREFIXES = ("_tuning",)
+
 
 class TrainConfig(Hyperparameters):
     """Job-spec hyperparameters plus what the pipeline decides (method, format, devices)."""
@@ -38,9 +41,14 @@ class TrainConfig(Hyperparameters):
 
     @classmethod
     def from_hyperparameters(cls, raw: dict[str, Any]) -> TrainConfig:
-        """Parse SageMaker's all-strings mapping (JSON values inside strings are decoded)."""
+        """Parse SageMaker's all-strings mapping (JSON values inside strings are decoded). Keys SageMaker adds
+        itself are skipped: a tuning job gives each trial ``_tuning_objective_metric``, which the SageMaker Python
+        SDK strips as "reserved by SageMaker for tuning jobs"
+        (https://github.com/aws/sagemaker-python-sdk/blob/master/src/sagemaker/tuner.py)."""
         values: dict[str, Any] = {}
         for key, value in raw.items():
+            if key.startswith(SAGEMAKER_RESERVED_PREFIXES):
+                continue
             if isinstance(value, str):
                 with contextlib.suppress(json.JSONDecodeError):
                     value = json.loads(value)
