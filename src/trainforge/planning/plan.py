@@ -86,7 +86,14 @@ def make_plan(inputs: PlanInputs) -> Plan:
             f"the data is rejected ({total} errors; the first: {first}): fix it, `trainforge validate` lists every error"
         )
     smallest = _smallest_fitting(inputs, shape, data) if shape is not None else None
-    if requested.verdict == "does_not_fit" and requested.memory is not None:
+    # method custom: the estimates are the built-in loop's; the script's own memory and time are not known
+    own_code = spec.method == "custom"
+    if own_code:
+        notes.append(
+            "method custom: memory, time and cost are estimated as for the built-in loop on this base model and "
+            "data; your script's own may differ, so the plan refuses nothing on them"
+        )
+    if requested.verdict == "does_not_fit" and requested.memory is not None and not own_code:
         refusals.append(_memory_refusal(spec, requested, smallest, shape))
     comparison, counterpart = _trainium_vs_gpu(inputs, shape, data, requested)
     if counterpart is not None and counterpart.instance_type not in {o.instance_type for o in options}:
@@ -106,7 +113,7 @@ def make_plan(inputs: PlanInputs) -> Plan:
         refusals += [_quota_refusal(hint) for hint in quotas if hint.status == "too_low"]
     time = requested.time
     limit = spec.compute.max_runtime_hours * 3600
-    if time is not None and not inputs.local and time.training_seconds_low > limit:
+    if time is not None and not inputs.local and time.training_seconds_low > limit and not own_code:
         refusals.append(
             f"training needs at least {time.training_seconds_low / 3600:.1f} h on {requested.instance_type}, over "
             f"compute.max_runtime_hours {spec.compute.max_runtime_hours:g} (SageMaker stops the job there): raise "

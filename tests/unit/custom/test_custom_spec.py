@@ -65,3 +65,17 @@ def test_a_model_scored_by_its_own_evaluation_is_not_deployed() -> None:
     [(_, _, message)] = problems(BASE + own)
     assert "deploy.target: none" in message
     assert parse_spec(BASE + own + "deploy: {target: none}\n").custom is not None
+
+
+def test_the_plan_refuses_a_custom_job_on_nothing_the_built_in_loops_estimates_say() -> None:
+    """A full fine-tune of 8B on one 24 GiB GPU is refused for the built-in loop; the same spec with your own
+    code gets the estimate as a note, not a refusal (its script's memory is its own)."""
+    from tests.unit.planning.shapes import LLAMA_8B
+    from tests.unit.planning.shapes import spec as plan_spec
+    from tests.unit.planning.test_plan import plan
+
+    custom = "{entry_point: t.py, source: s/, framework: pytorch}"
+    own = plan(plan_spec(method="custom", custom=custom, compute="{instance_type: ml.g5.xlarge}"), LLAMA_8B)
+    builtin = plan(plan_spec(method="full", compute="{instance_type: ml.g5.xlarge}"), LLAMA_8B)
+    assert builtin.refusals and own.refusals == []
+    assert any(note.startswith("method custom: memory, time and cost are estimated") for note in own.notes)
