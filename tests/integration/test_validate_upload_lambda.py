@@ -86,3 +86,29 @@ def test_objects_over_the_function_budget_are_refused_not_read(s3, monkeypatch):
     result = load_handler("validate_upload")(s3_event(DATA, key, version), FakeContext())
     assert result["ok"] is False and result["errors"][0]["code"] == "file_too_large"
     assert result["bytes_read"] == 0
+
+
+def test_an_uploaded_image_or_clip_is_judged_from_its_header(s3):
+    """The Lambda has no decoder: a 50k x 50k PNG header is refused without decoding, a sound WAV passes."""
+    import io
+    import struct
+    import zlib
+
+    import numpy as np
+    import soundfile
+
+    ihdr = struct.pack(">IIBBBBB", 50_000, 50_000, 8, 2, 0, 0, 0)
+    bomb = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    clip = io.BytesIO()
+    soundfile.write(clip, np.zeros(8000, dtype=np.float32), 16_000, format="WAV")
+    handler = load_handler("validate_upload")
+    for key, body, ok in (
+        ("datasets/shop/photos/bomb.png", bomb, False),
+        ("datasets/calls/a.wav", clip.getvalue(), True),
+    ):
+        result = handler(s3_event(DATA, key, put(s3, key, body), len(body)), FakeContext())
+        assert result["ok"] is ok and result["files"][0].startswith(f"s3://{DATA}/{key}")
+    stored = json.loads(
+        s3.get_object(Bucket=ARTIFACTS, Key="reports/datasets/shop/photos/bomb.png.json")["Body"].read()
+    )
+    assert stored["errors"][0]["code"] == "image_too_large"

@@ -17,11 +17,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainforge.contracts import DataIssue, DatasetReport
 from trainforge.media.decode import check_audio_format, check_audio_length, check_image_size, decode_audio, decode_image
 from trainforge.media.headers import HEADER_BYTES, MediaError, audio_header, image_header
 from trainforge.media.limits import MediaLimits
 from trainforge.media.records import image_parts
-from trainforge.media.references import data_uri, read_media, resolve
+from trainforge.media.references import IMAGE_SUFFIXES, data_uri, read_media, resolve
 from trainforge.store import ObjectStore
 
 Problem = tuple[str, str, str]
@@ -149,3 +150,35 @@ class MediaChecker:
         if not self.decode:
             lines.append("media checked from their headers only (no decoder installed here); training decodes them")
         return lines
+
+
+def media_object_report(uri: str, store: ObjectStore, limits: MediaLimits = MediaLimits()) -> DatasetReport:
+    """The report of one uploaded audio or image file (the upload Lambda's, where no decoder is installed):
+    its header's verdict (format, declared size, sample rate, channels, length). Its records check it again,
+    decoded, when they name it."""
+    with store.open(uri) as handle:
+        head = handle.read(HEADER_BYTES)
+    errors = []
+    try:
+        if uri.split("?", 1)[0].lower().endswith(IMAGE_SUFFIXES):  # without a pinned version's ?versionId=
+            header = image_header(head)
+            check_image_size(header.width, header.height, limits)
+        else:
+            sound = audio_header(head)
+            check_audio_format(sound.sample_rate, sound.channels, limits)
+            if sound.seconds is not None:
+                check_audio_length(sound.seconds, limits)
+    except MediaError as exc:
+        errors.append(DataIssue(file=uri, line=None, field="", code=exc.code, message=str(exc)))
+    return DatasetReport(
+        ok=not errors,
+        files=[uri],
+        format=None,
+        format_detected=False,
+        bytes_read=len(head),
+        records=0,
+        valid_records=0,
+        errors=errors,
+        error_counts={issue.code: 1 for issue in errors},
+        warnings=["a media file: checked from its header here; the records that name it decode it"],
+    )

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from trainforge.media.headers import MediaError
 from trainforge.store import ObjectStore
 
-MEDIA_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".png", ".jpg", ".jpeg", ".gif", ".webp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
+MEDIA_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", *IMAGE_SUFFIXES)
 _SCHEMES = ("s3://", "file://")
 
 

@@ -10,6 +10,8 @@ from trainforge.contracts import DataIssue, DatasetReport, SpecReport
 from trainforge.data import ValidationOptions, validate_dataset
 from trainforge.data.report import write_report
 from trainforge.errors import SpecInvalid
+from trainforge.media.checks import media_object_report
+from trainforge.media.references import is_media_file
 from trainforge.pipeline.keys import classify_key
 from trainforge.settings import Settings
 from trainforge.spec import DataLimits, parse_spec
@@ -48,6 +50,8 @@ def validate_upload(
         )
         artifacts.write_bytes(report_uri, report.model_dump_json(indent=2).encode(), "application/json")
         return report
+    if is_media_file(uploaded.key):  # audio or an image beside the records: its header, here
+        return write_report(media_object_report(source_uri, open_store(source_uri)), artifacts, report_uri)
     # the function's own guard (memory, 15 minutes): larger objects are refused with file_too_large
     options = ValidationOptions(limits=DataLimits(max_file_bytes=settings.max_object_bytes))
     dataset = validate_dataset([source_uri], open_store(source_uri), options)
