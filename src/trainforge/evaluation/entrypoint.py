@@ -26,7 +26,7 @@ from trainforge.errors import EvaluationFailed
 def evaluate_from_contract(root: Path) -> dict[str, Any]:
     from transformers.utils import logging as hf_logging
 
-    from trainforge.contracts import PlannedActual
+    from trainforge.contracts import PlannedActual, TrialSummary
     from trainforge.data.records import load_records
     from trainforge.data.split import split_records
     from trainforge.evaluation.gate import decide
@@ -73,7 +73,8 @@ def evaluate_from_contract(root: Path) -> dict[str, Any]:
         **run_tasks(inputs / "base_model", thresholds.tasks, "base"),
         **run_tasks(inputs / "model", thresholds.tasks, "tuned"),
     }
-    report = report.model_copy(update={"lm_eval": lm_scores})
+    trials = [TrialSummary.model_validate(row) for row in config.get("trials", [])]
+    report = report.model_copy(update={"lm_eval": lm_scores, "trials": trials})
     report = report.model_copy(update={"verdict": decide(report, thresholds)})
     history_file = inputs / "metrics" / "metrics.jsonl"
     history = [json.loads(line) for line in history_file.read_text().splitlines()] if history_file.is_file() else []
