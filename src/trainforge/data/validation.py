@@ -23,6 +23,7 @@ from typing import Any, BinaryIO, Literal
 import numpy as np
 import orjson
 
+from trainforge.catalog import base_modality
 from trainforge.contracts import DataFormat, DataIssue, DatasetReport, PiiFinding, SplitStats, TokenStats
 from trainforge.data.dedup import Deduplicator
 from trainforge.data.fast import FAST_FORMATS, decode_block
@@ -314,14 +315,6 @@ class ValidationProgress:
     records: int
     bytes: int
     total_bytes: int
-
-
-def base_modality(base_model: str) -> str | None:
-    """The modality of a spec's base model by its catalog entry; None for a folder URI (not known here)."""
-    from trainforge.catalog import CATALOG, TIER_DEFAULTS
-
-    entry = CATALOG.get(TIER_DEFAULTS.get(base_model, base_model))
-    return entry.modality if entry is not None else None
 
 
 def validate_dataset(

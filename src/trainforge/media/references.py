@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import posixpath
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from trainforge.media.headers import MediaError
@@ -88,7 +89,7 @@ def read_media(reference: str, records_uri: str, store: ObjectStore, limit: int)
     return data
 
 
-def referenced_keys(records: bytes) -> list[str]:
+def referenced_keys(records: Iterable[bytes]) -> list[str]:
     """The relative media keys a JSON-lines object names (audio, image parts), each once, in order;
     lines that are not records naming media are skipped (validation has judged them)."""
     import orjson
@@ -96,7 +97,7 @@ def referenced_keys(records: bytes) -> list[str]:
     from trainforge.media.records import image_parts
 
     keys: dict[str, None] = {}
-    for line in records.splitlines():
+    for line in records:
         try:
             record = orjson.loads(line) if line.strip() else None
         except orjson.JSONDecodeError:
@@ -114,7 +115,10 @@ def copy_media(records_uri: str, source_uri: str, target_uri: str, store: Object
     """Copy the media the records at ``source_uri`` (a pinned version of ``records_uri``) name by relative key
     to the same keys beside ``target_uri`` (the run's own copy of the records); returns how many. Training
     and evaluation then resolve every key inside their channel, as validation resolved it in the store."""
-    keys = referenced_keys(store.read_bytes(source_uri)) if is_records_file(records_uri) else []
+    if not is_records_file(records_uri):
+        return 0
+    with store.open(source_uri) as handle:  # line by line: a records file may be large
+        keys = referenced_keys(handle)
     for key in keys:
         store.copy(resolve(key, records_uri), resolve(key, target_uri))
     return len(keys)

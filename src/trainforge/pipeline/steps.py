@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from trainforge.aws.sagemaker_requests import placement, volume_size_gb
-from trainforge.catalog import ResolvedBase, resolve_base_model
+from trainforge.catalog import ResolvedBase, base_modality, resolve_base_model
 from trainforge.contracts import (
     DatasetRef,
     DatasetReport,
@@ -112,13 +112,15 @@ def snapshot_channels(request: RunRequest, spec: JobSpec, platform: Platform) ->
     lineage."""
     layout = RunLayout(platform.artifacts_uri, request.run_id)
     folders = {}
+    # a base model's tier says whether its records name media; a folder URI's does not: its spec says
+    names_media = spec.data.format in MEDIA_FORMATS or base_modality(spec.base_model) in ("speech", "vision-text")
     for channel, refs in dataset_channels(request, spec, platform.data_root).items():
         folder = layout.channel(channel)
         for ref, name in refs:
             source = pin_version(ref.uri, ref.version_id)
             if spec.data.pii != "redact":
                 open_store(source).copy(source, join(folder, name))
-            if spec.data.format in ("auto", *MEDIA_FORMATS):  # the audio and images the records name, beside them
+            if names_media:  # the audio and images the records name, beside them
                 copy_media(ref.uri, source, join(folder, name), open_store(source))
         folders[channel] = folder + "/"
     return folders

@@ -16,7 +16,8 @@ import pytest
 import soundfile
 from PIL import Image
 
-from trainforge.data.validation import ValidationOptions, base_modality, validate_dataset
+from trainforge.catalog import base_modality
+from trainforge.data.validation import ValidationOptions, validate_dataset
 from trainforge.local.file_store import FileStore
 from trainforge.media.checks import MediaChecker
 from trainforge.media.decode import decode_audio, resample
@@ -185,7 +186,7 @@ def test_references_stay_in_the_dataset_store_and_prepare_copies_the_keys(tmp_pa
     ]
     source = tmp_path / "src/train.jsonl"
     source.write_text("".join(json.dumps(row) + "\n" for row in rows) + "not json\n")
-    assert referenced_keys(source.read_bytes()) == ["clips/a.wav", "shapes/b.png"]
+    assert referenced_keys(source.read_bytes().splitlines()) == ["clips/a.wav", "shapes/b.png"]
     target = tmp_path / "run/data/train/train.jsonl"
     assert copy_media(source.as_uri(), source.as_uri(), target.as_uri(), FileStore()) == 2
     assert (tmp_path / "run/data/train/clips/a.wav").read_bytes() == (tmp_path / "src/clips/a.wav").read_bytes()
