@@ -38,9 +38,11 @@ def planned_cost(
     *,
     volume_gb: int,
     model_bytes: int,
+    at_once: int = 1,
 ) -> PlannedCost:
     """``volume_gb``: the training job's volume (``sagemaker_requests.volume_size_gb``); ``model_bytes``:
-    the exported model's weights."""
+    the exported model's weights; ``at_once``: a tuning run's trials that run together (``planning.trials``:
+    ``time`` spans its waves, each billing that many jobs)."""
     if machine.name == "local":
         return PlannedCost(
             region="local",
@@ -61,12 +63,13 @@ def planned_cost(
     start = time.startup_seconds / 2
     billed_low = time.process_start_seconds + time.training_seconds_low + start
     billed_high = time.process_start_seconds + time.training_seconds_high + start
-    low_hours, high_hours = billed_low / 3600 * machine.nodes, billed_high / 3600 * machine.nodes
+    jobs = machine.nodes * at_once
+    low_hours, high_hours = billed_low / 3600 * jobs, billed_high / 3600 * jobs
     evaluation_hourly = prices.hourly(region, evaluation.name)
     evaluation_usd = None if evaluation_hourly is None else (time.evaluation_seconds + start) / 3600 * evaluation_hourly
     checkpoints = model_bytes * (3 if spec.method not in ("lora", "dpo") else 1)
     storage = (
-        volume_gb * machine.nodes * prices.ml_storage_usd_per_gb_month * high_hours / HOURS_PER_MONTH
+        volume_gb * prices.ml_storage_usd_per_gb_month * high_hours / HOURS_PER_MONTH
         + (model_bytes + checkpoints) / GiB * prices.s3_usd_per_gb_month
     )
     training_low = _usd(hourly, low_hours)
@@ -80,7 +83,7 @@ def planned_cost(
         region=region,
         on_demand_usd_per_hour=on_demand,
         spot_usd_per_hour=spot,
-        training_usd_per_hour=None if hourly is None else hourly * machine.nodes,
+        training_usd_per_hour=None if hourly is None else hourly * jobs,
         training_usd_low=training_low,
         training_usd_high=training_high,
         on_demand_usd_high=_usd(on_demand, high_hours),

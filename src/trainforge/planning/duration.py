@@ -99,10 +99,12 @@ def planned_time(
     context: float,
     base_bytes: int,
     local: bool,
+    waves: int = 1,
 ) -> PlannedTime | None:
     """``hyper``: the settings the run trains with on ``machine`` (after its memory fit); ``evaluation``:
-    where the evaluation job runs; ``base_bytes``: the base model's weight files. None when the
-    throughput table has no row for the machine's device."""
+    where the evaluation job runs; ``base_bytes``: the base model's weight files; ``waves``: a tuning run's
+    rounds of trials (``planning.trials``), each a training job of its own. None when the throughput table
+    has no row for the machine's device."""
     bf16 = machine.bf16(hyper)
     rate = job_rate(machine, bf16)
     if rate is None:
@@ -115,11 +117,13 @@ def planned_time(
     evaluation_seconds = EVALUATION_START_SECONDS + 2 * load
     evaluation_seconds += _evaluation_seconds(work, shape, evaluation, forward, bf16=evaluation.bf16(hyper))
     startup = 0.0
-    if not local:  # two jobs start; the base model goes down to both, the model comes back up from training
+    if not local:  # each wave's training jobs and the evaluation job start; the base model goes down to each,
+        # the model comes back up from training
         model_bytes = shape.parameters * 4  # the export is fp32 (training/export.py)
-        startup = 2 * sum(JOB_START_SECONDS) / 2 + (2 * base_bytes + 2 * model_bytes) / S3_BYTES_PER_SECOND
-    start = PROCESS_START_SECONDS + load
-    low, high = flops / rate.high, flops / rate.low
+        jobs = waves + 1
+        startup = jobs * sum(JOB_START_SECONDS) / 2 + (jobs * base_bytes + 2 * model_bytes) / S3_BYTES_PER_SECOND
+    start = (PROCESS_START_SECONDS + load) * waves
+    low, high = waves * flops / rate.high, waves * flops / rate.low
     return PlannedTime(
         flops_per_token=per_token,
         throughput_low=rate.low,

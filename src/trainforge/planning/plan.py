@@ -30,6 +30,7 @@ from trainforge.planning.machines import Machine
 from trainforge.planning.memory import MemoryFit, fit_to_memory, gib
 from trainforge.planning.prices import Prices
 from trainforge.planning.quotas import judged, needed_quotas
+from trainforge.planning.trials import trials
 from trainforge.planning.work import DataShape, data_shape, planned_work
 from trainforge.spec import Hyperparameters, JobSpec
 
@@ -121,6 +122,12 @@ def make_plan(inputs: PlanInputs) -> Plan:
         )
     elif time is not None and not inputs.local and time.training_seconds_high > limit:
         notes.append(f"training may take up to {time.training_seconds_high / 3600:.1f} h, past max_runtime_hours")
+    if spec.tuning is not None:
+        search = trials(spec, local=inputs.local)
+        notes.append(
+            f"tuning: {search.jobs} trials, {search.at_once} at a time; time and cost count every trial to its end "
+            "(early stopping ends some sooner), and the training quota covers the trials that run together"
+        )
     if time is not None and not time.throughput_measured:
         notes.append(f"the time on {requested.instance_type} rests on an assumed throughput, not a measured one")
     return Plan(
@@ -189,6 +196,7 @@ def _instance(
             instance_type=machine.name, requested=requested, accelerator=label, verdict="does_not_fit", memory=memory
         )
     work = planned_work(spec, data, machine.world_size)
+    search = trials(spec, local=machine.name == "local")
     time = planned_time(
         spec,
         work,
@@ -199,6 +207,7 @@ def _instance(
         context=_context(data, spec),
         base_bytes=inputs.base_bytes,
         local=machine.name == "local",
+        waves=search.waves,
     )
     cost = None
     if time is not None:
@@ -211,6 +220,7 @@ def _instance(
             inputs.region,
             volume_gb=inputs.volumes.get(machine.name, 0),
             model_bytes=shape.parameters * EXPORT_BYTES_PER_PARAMETER,
+            at_once=search.at_once,
         )
     return InstancePlan(
         instance_type=machine.name,

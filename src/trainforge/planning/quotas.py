@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from trainforge.contracts import QuotaHint
+from trainforge.planning.trials import trials
 from trainforge.spec import DeploySpec, JobSpec
 
 SERVICE_CODE = "sagemaker"
@@ -37,12 +38,13 @@ def endpoint_instances(deploy: DeploySpec) -> int:
 
 
 def needed_quotas(spec: JobSpec, evaluation_type: str) -> list[QuotaHint]:
-    """The quotas of the training job, the evaluation job and the endpoint, with the instances each needs
-    (the endpoint's during a deployment: :func:`endpoint_instances`)."""
+    """The quotas of the training job (each of a tuning run's parallel trials is one), the evaluation job and
+    the endpoint, with the instances each needs (the endpoint's during a deployment: :func:`endpoint_instances`)."""
     compute = spec.compute
     usage = "spot training job usage" if compute.spot else "training job usage"
+    training = compute.instance_count * trials(spec, local=False).at_once
     hints = [
-        QuotaHint(name=f"{compute.instance_type} for {usage}", needed=compute.instance_count),
+        QuotaHint(name=f"{compute.instance_type} for {usage}", needed=training),
         QuotaHint(name=f"{evaluation_type} for processing job usage", needed=1),
     ]
     if spec.deploy.target == "sagemaker_endpoint":

@@ -51,3 +51,11 @@ def test_the_variant_counts_are_what_the_rollout_does(policy):
     assert endpoint_instances(spec(deploy=f"{{rollout: {{policy: {policy}}}, instance_count: 2}}").deploy) == 2 * (
         SERVING_VARIANTS[policy] + STAGED_VARIANTS
     )
+
+
+def test_a_tuning_runs_parallel_trials_each_hold_the_training_quota():
+    job = spec(
+        compute="{instance_type: ml.g5.2xlarge, instance_count: 2, spot: false}", tuning="{max_jobs: 8, parallel: 3}"
+    )
+    (hint,) = [h for h in needed_quotas(job, "ml.g5.xlarge") if h.name.endswith("training job usage")]
+    assert (hint.name, hint.needed) == ("ml.g5.2xlarge for training job usage", 6)

@@ -13,6 +13,7 @@ from trainforge.planning.duration import forward_flops, job_rate, planned_time, 
 from trainforge.planning.machines import Machine
 from trainforge.planning.prices import SPOT_SHARE, load_prices
 from trainforge.planning.throughput import TRAINING_RATES, training_rate
+from trainforge.planning.trials import trials
 from trainforge.planning.work import data_shape, planned_work
 from trainforge.spec import Hyperparameters
 
@@ -147,3 +148,35 @@ def test_a_cost_range_reads_as_one_figure_when_its_ends_round_alike():
     assert dollars(0.041, 0.044) == "$0.04"
     assert dollars(0.04, 0.19) == "$0.04-0.19"
     assert dollars(None, 1.0) == "no price"
+
+
+def test_a_tuning_run_plans_every_trial_in_waves_and_bills_the_trials_that_run_together():
+    machine = Machine.from_instance(instance_type("ml.g5.2xlarge"))
+    evaluation = Machine.from_instance(instance_type("ml.g5.xlarge"))
+    single = spec(hyperparameters="{max_steps: 200, batch_size: 8, max_seq_len: 1024}")
+    tuned = spec(
+        hyperparameters="{max_steps: 200, batch_size: 8, max_seq_len: 1024}", tuning="{max_jobs: 5, parallel: 2}"
+    )
+    search = trials(tuned, local=False)
+    assert (search.jobs, search.at_once, search.waves) == (5, 2, 3)
+    assert trials(tuned, local=True).waves == 5  # locally the trials run one after another
+    work, one = _plan_time(single, machine)
+    many = planned_time(
+        tuned,
+        work,
+        SHAPE,
+        tuned.hyperparameters,
+        machine,
+        machine,
+        context=35,
+        base_bytes=270_000_000,
+        local=False,
+        waves=search.waves,
+    )
+    assert many is not None
+    assert many.training_seconds_high == pytest.approx(3 * one.training_seconds_high, abs=0.5)
+    assert many.evaluation_seconds == one.evaluation_seconds  # the best trial alone is evaluated
+    prices = load_prices()
+    cost = planned_cost(tuned, many, machine, evaluation, prices, "us-east-1", volume_gb=31, model_bytes=1, at_once=2)
+    billed = many.process_start_seconds + many.training_seconds_high + many.startup_seconds / 2
+    assert cost.training_usd_high == pytest.approx(2 * billed / 3600 * 1.515 * SPOT_SHARE, abs=1e-4)

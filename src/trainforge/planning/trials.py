@@ -1,0 +1,34 @@
+"""A tuning run's training work: ``tuning.max_jobs`` trials, each a whole training job, ``tuning.parallel``
+at a time in AWS and one after another locally (``tuning/local.py`` runs them in sequence).
+
+The plan counts every trial to its end. Early stopping ends some sooner, so the plan's tuning figures are
+the most a search costs, not what it usually does. Parallel trials are separate training jobs: each holds
+``compute.instance_count`` instances of the training quota while it runs
+(https://docs.aws.amazon.com/sagemaker/latest/dg/automatic-model-tuning-limits.html).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from trainforge.spec import JobSpec
+
+
+@dataclass(frozen=True)
+class Trials:
+    #: training jobs in all, and how many run at once
+    jobs: int = 1
+    at_once: int = 1
+
+    @property
+    def waves(self) -> int:
+        """Rounds of ``at_once`` jobs the search takes end to end."""
+        return math.ceil(self.jobs / self.at_once)
+
+
+def trials(spec: JobSpec, *, local: bool) -> Trials:
+    if spec.tuning is None:
+        return Trials()
+    jobs = spec.tuning.max_jobs
+    return Trials(jobs=jobs, at_once=1 if local else min(spec.tuning.parallel, jobs))
