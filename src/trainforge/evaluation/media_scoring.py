@@ -11,7 +11,6 @@ intervals (``bootstrap.py``) and the same report the gate reads.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,9 @@ import numpy as np
 import torch
 
 from trainforge.contracts import EvaluationReport, MetricComparison, SampleGeneration
-from trainforge.evaluation.bootstrap import paired_interval, relative_ppl_improvement
-from trainforge.evaluation.perplexity import example_nll, perplexity
+from trainforge.evaluation.bootstrap import paired_interval
+from trainforge.evaluation.perplexity import example_nll
+from trainforge.evaluation.probes import mean_comparison, ppl_comparison, probe_texts
 from trainforge.evaluation.speech_metrics import char_errors, error_rate, word_errors
 from trainforge.evaluation.text_metrics import exact_match, token_f1
 from trainforge.media.decode import decode_audio
@@ -57,35 +57,6 @@ def _rate_comparison(
     )
 
 
-def _mean_comparison(name: str, base: np.ndarray, tuned: np.ndarray, seed: int) -> MetricComparison:
-    low, high = paired_interval(lambda i: float(tuned[i].mean() - base[i].mean()), len(base), seed=seed)
-    return MetricComparison(
-        name=name,
-        base=float(base.mean()),
-        tuned=float(tuned.mean()),
-        delta=float(tuned.mean() - base.mean()),
-        ci_low=low,
-        ci_high=high,
-        higher_is_better=True,
-    )
-
-
-def _ppl_comparison(
-    name: str, base: tuple[np.ndarray, np.ndarray], tuned: tuple[np.ndarray, np.ndarray], seed: int
-) -> MetricComparison:
-    ppl_base, ppl_tuned = perplexity(*base), perplexity(*tuned)
-    low, high = paired_interval(relative_ppl_improvement(base, tuned), len(base[0]), seed=seed)
-    return MetricComparison(
-        name=name,
-        base=ppl_base,
-        tuned=ppl_tuned,
-        delta=(ppl_base - ppl_tuned) / ppl_base,
-        ci_low=low,
-        ci_high=high,
-        higher_is_better=False,
-    )
-
-
 def _speech(
     models: dict[str, Any], data_dir: Path, records: list[dict[str, Any]], spec: EvaluationSpec, seed: int
 ) -> tuple[list[MetricComparison], list[SampleGeneration]]:
@@ -107,11 +78,6 @@ def _speech(
         _rate_comparison("cer", (chars["base"], chars["tuned"]), char_counts, seed),
     ]
     return metrics, samples
-
-
-def _canary() -> list[str]:
-    text = resources.files("trainforge.evaluation").joinpath("canary/public_domain.txt").read_text(encoding="utf-8")
-    return [paragraph.strip() for paragraph in text.split("\n\n") if paragraph.strip()]
 
 
 def _multimodal(
@@ -144,7 +110,9 @@ def _multimodal(
                 scores[(side, "exact_match")][index] = exact_match(reply, reference)
                 scores[(side, "token_f1")][index] = token_f1(reply, reference)
         nll[side] = (sums, counts)
-        canary[side] = example_nll(model, [encode_text(processor.tokenizer, text) for text in _canary()])
+        canary[side] = example_nll(
+            model, [encode_text(processor.tokenizer, text) for text in probe_texts()["canary_perplexity"]]
+        )
     for index, record in enumerate(records[: spec.generation_samples]):
         question = processor_messages(record)[-2]["content"]
         prompt = " ".join(part.get("text", "<image>") for part in question)
@@ -155,13 +123,13 @@ def _multimodal(
             )
         )
     metrics = [
-        _ppl_comparison("perplexity", nll["base"], nll["tuned"], seed),
+        ppl_comparison("perplexity", nll["base"], nll["tuned"], seed),
         *(
-            _mean_comparison(name, scores[("base", name)], scores[("tuned", name)], seed)
+            mean_comparison(name, scores[("base", name)], scores[("tuned", name)], seed)
             for name in ("exact_match", "token_f1")
         ),
     ]
-    return metrics, samples, _ppl_comparison("canary_perplexity", canary["base"], canary["tuned"], seed)
+    return metrics, samples, ppl_comparison("canary_perplexity", canary["base"], canary["tuned"], seed)
 
 
 def score_media(
