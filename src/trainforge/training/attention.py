@@ -56,22 +56,27 @@ def packed_attention(
     """``query`` is batch x heads x tokens x width, ``key`` and ``value`` may have fewer (grouped) heads;
     returns batch x tokens x heads x width, as transformers' attention functions do.
 
-    Under bf16 autocast on a CPU the kernel runs in fp32 (:data:`FP32_ATTENTION_DEVICES`) and its output is
-    cast back: torch's CPU SDPA is several times slower in bf16 than in fp32, above all its backward.
-    Measured with SmolLM2-135M's attention shapes, forward and backward of one layer on one thread: 116 ms
-    in bf16 against 36 ms in fp32 for 8 rows of 256 tokens in documents of 30-120, 224 against 168 ms for 4
-    rows of 1,024 in documents of 200-700. The projections around it stay bf16."""
-    if query.dtype != torch.float32 and query.device.type in FP32_ATTENTION_DEVICES:
+    Under bf16 autocast on a CPU the kernel runs in fp32 (:data:`FP32_ATTENTION_DEVICES`), and its output
+    is cast to the autocast dtype, as autocast's SDPA would return it: torch's CPU SDPA is several times
+    slower in bf16 than in fp32, above all its backward. Measured with SmolLM2-135M's attention shapes and
+    layouts, forward and backward of one layer on one thread: 117 ms in bf16 against 59 ms in fp32 for 8
+    rows of 256 tokens in documents of 30-120, 269 against 254 ms for 4 rows of 1,024 in documents of
+    200-700. Llama-type models hand ``query`` and ``key`` over in fp32 already (rotary multiplies them by
+    the residual stream's fp32 cos and sin) and ``value`` in bf16; autocast would cast all three down."""
+    device = query.device.type
+    autocast = torch.is_autocast_enabled(device)
+    if device in FP32_ATTENTION_DEVICES and (autocast or query.dtype != torch.float32):
+        dtype = torch.get_autocast_dtype(device) if autocast else query.dtype
         mask = (
             attention_mask.float()
             if attention_mask is not None and attention_mask.is_floating_point()
             else attention_mask
         )
-        with torch.autocast(query.device.type, enabled=False):
+        with torch.autocast(device, enabled=False):
             output, _ = packed_attention(
                 module, query.float(), key.float(), value.float(), mask, dropout, scaling, document_lengths, **kwargs
             )
-        return output.to(query.dtype), None
+        return output.to(dtype), None
     if (
         document_lengths is None
         or query.shape[2] != key.shape[2]

@@ -126,9 +126,11 @@ def _counting(calls):
 
 
 def test_under_bf16_autocast_on_a_cpu_the_kernel_runs_in_fp32(monkeypatch):
-    """Per document and in the masked fallback alike: bf16 in and out, fp32 inside (the faster kernel)."""
+    """Per document and in the masked fallback alike: fp32 inside (the faster kernel), the autocast dtype out.
+    The inputs as a Llama block hands them over: query and key fp32 (rotary's cos and sin are), value bf16."""
     generator = torch.Generator().manual_seed(0)
-    query, key, value = (torch.randn(1, heads, 10, 8, generator=generator).bfloat16() for heads in (4, 2, 2))
+    query, key, value = (torch.randn(1, heads, 10, 8, generator=generator) for heads in (4, 2, 2))
+    value = value.bfloat16()
     module = torch.nn.Module()
     module.is_causal, module.num_key_value_groups = True, 2
     expected = {  # the fp32 kernel on the same inputs, no autocast
@@ -137,14 +139,17 @@ def test_under_bf16_autocast_on_a_cpu_the_kernel_runs_in_fp32(monkeypatch):
         )[0].bfloat16()
         for lengths in (torch.tensor([[4, 6]]), None)
     }
-    seen = []
-    kernel = attention.F.scaled_dot_product_attention
-    monkeypatch.setattr(
-        attention.F, "scaled_dot_product_attention", lambda q, *a, **k: seen.append(q.dtype) or kernel(q, *a, **k)
-    )
+    seen = []  # what the kernel gets: autocast would cast fp32 inputs down inside the call
+
+    def kernel(q, k, v, *args, **kwargs):
+        seen.append((q.dtype, k.dtype, v.dtype, torch.is_autocast_enabled("cpu")))
+        return sdpa(q, k, v, *args, **kwargs)
+
+    sdpa = attention.F.scaled_dot_product_attention
+    monkeypatch.setattr(attention.F, "scaled_dot_product_attention", kernel)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         for lengths, want in expected.items():
             output, _ = attention.packed_attention(module, query, key, value, None, document_lengths=lengths)
             assert output.dtype == torch.bfloat16
             torch.testing.assert_close(output, want, rtol=0, atol=0)
-    assert seen == [torch.float32] * 3  # two documents, then the fallback's one call
+    assert seen == [(torch.float32,) * 3 + (False,)] * 3  # two documents, then the fallback's one call
