@@ -8,6 +8,7 @@ added; nothing is downloaded.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from trainforge.training.tiny import tiny_tokenizer
 
@@ -27,7 +28,6 @@ PARTS_TEMPLATE = (
 
 def build_tiny_whisper(path: Path, *, d_model: int = 64, layers: int = 1, seed: int = 0) -> Path:
     """A randomly initialised Whisper with a WhisperFeatureExtractor (80 mel bins) and a tokenizer."""
-    import torch
     from transformers import GenerationConfig, WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
 
     tokenizer = tiny_tokenizer()
@@ -53,25 +53,18 @@ def build_tiny_whisper(path: Path, *, d_model: int = 64, layers: int = 1, seed: 
         begin_suppress_tokens=None,
         suppress_tokens=None,
     )
-    torch.manual_seed(seed)
-    model = WhisperForConditionalGeneration(config)
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    extractor.save_pretrained(path)
-    GenerationConfig(
+    generation = GenerationConfig(
         decoder_start_token_id=start,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         max_new_tokens=32,
-    ).save_pretrained(path)
-    return path
+    )
+    return _write(path, WhisperForConditionalGeneration, config, seed, tokenizer, extractor, generation)
 
 
 def build_tiny_idefics3(path: Path, *, hidden_size: int = 64, layers: int = 2, seed: int = 0) -> Path:
     """A randomly initialised Idefics3 (SmolVLM's architecture): a one-layer SigLIP-style vision encoder
     on 64x64 images (16 patches, pixel-shuffled to 4 image tokens) and a tiny Llama, with the processor."""
-    import torch
     from transformers import GenerationConfig, Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor
     from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 
@@ -114,12 +107,21 @@ def build_tiny_idefics3(path: Path, *, hidden_size: int = 64, layers: int = 2, s
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         tie_word_embeddings=False,
     )
+    generation = GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, max_new_tokens=32
+    )
+    return _write(path, Idefics3ForConditionalGeneration, config, seed, processor, generation)
+
+
+def _write(path: Path, model_class: Any, config: Any, seed: int, *parts: Any) -> Path:
+    """A seeded random model of ``config`` and the parts that load beside it (tokenizer, feature extractor or
+    processor, generation config), saved as an HF folder."""
+    import torch
+
     torch.manual_seed(seed)
-    model = Idefics3ForConditionalGeneration(config)
+    model = model_class(config)
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)
-    processor.save_pretrained(path)
-    GenerationConfig(
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, max_new_tokens=32
-    ).save_pretrained(path)
+    for part in parts:
+        part.save_pretrained(path)
     return path
