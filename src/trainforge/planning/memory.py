@@ -123,8 +123,8 @@ def estimate_peak(
     optimizer = 2 * trainable * fp32 // shards
 
     # the two norms' outputs, as the five projections after them keep them: one fp32 tensor each, or under
-    # autocast a bf16 copy per projection (each casts its input itself)
-    normed = 5 * h * 2 if bf16 else 2 * h * fp32
+    # autocast bf16 copies: one each where adapters share it (training/lora.py), else one per projection
+    normed = (2 if adapter else 5) * h * 2 if bf16 else 2 * h * fp32
     # q, k, v and the kernel's output, and the output projection's input
     kernel = fp32 if device in FP32_ATTENTION_DEVICES else compute
     attention = kernel * (2 * shape.attention_width + 2 * shape.kv_width) + compute * shape.attention_width

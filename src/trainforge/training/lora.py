@@ -17,6 +17,7 @@ dropout of 0.05, they were 39 of the 81 KiB a token and block kept for the backw
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,40 @@ class _LoraLinearFunction(torch.autograd.Function):
         return grad_x, None, None, grad_weight, grad_bias, grad_a, grad_b, None
 
 
+class _SiblingInputCast:
+    """The autocast copy of the input that the layer just called made, for the layers that read the same
+    tensor next: a block's q, k and v projections read one normed input, its gate and up projections
+    another. Each cast it itself before: three and two copies, each kept for the backward and cast back
+    there, where one of each does (autograd sums the siblings' gradients into it). Only weak references:
+    the copy lives as long as a forward's saved tensors hold it; an input changed in place since is cast
+    again."""
+
+    def __init__(self) -> None:
+        self._last: tuple[weakref.ref[torch.Tensor], int, weakref.ref[torch.Tensor], bool] | None = None
+
+    def cast(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        if x.is_inference():  # no version counter to tell an in-place change by (and no backward to spare)
+            return x.to(dtype)
+        grad = torch.is_grad_enabled()
+        if self._last is not None:
+            source, version, copy, recorded = self._last
+            held = copy()
+            if (
+                source() is x
+                and x._version == version
+                and recorded == grad
+                and held is not None
+                and held.dtype == dtype
+            ):
+                return held
+        cast = x.to(dtype)
+        self._last = (weakref.ref(x), x._version, weakref.ref(cast), grad)
+        return cast
+
+
+_SIBLING_INPUT = _SiblingInputCast()
+
+
 class FusedLoraLinear(PeftLoraLinear):
     """peft's LoRA linear layer whose plain single-adapter forward is :class:`_LoraLinearFunction`. Anything
     else (a disabled, merged or mixed adapter, DoRA and the other variants, a bias on B, mismatched dtypes,
@@ -108,7 +143,7 @@ class FusedLoraLinear(PeftLoraLinear):
         weights = (base.weight, base.bias, self.lora_A[name].weight, self.lora_B[name].weight)
         if autocast:  # run in the autocast dtype, as F.linear would
             dtype = torch.get_autocast_dtype(x.device.type)
-            x = x.to(dtype)
+            x = _SIBLING_INPUT.cast(x, dtype)
             held = self._held_base(dtype)
             weights = held + tuple(w.to(dtype) for w in weights[2:])  # type: ignore[assignment]
         width = x.shape[-1]

@@ -87,6 +87,23 @@ def test_bf16_halves_what_the_matrix_multiplies_write():
     assert cpu.parts["activations"] - bf16.parts["activations"] == hyper.batch_size * 1024 * shape.layers * kernel * 2
 
 
+def test_under_bf16_adapters_keep_one_copy_of_each_normed_input_and_plain_projections_one_each():
+    """LoRA's q, k, v share one bf16 copy of their input, gate and up another (training/lora.py); a full
+    fine-tune's five projections cast it five times."""
+    shape, hyper = smollm2(), Hyperparameters(max_seq_len=512, lora_dropout=0.0)
+
+    def full_minus_lora(bf16):
+        lora, full = (
+            estimate_peak(shape, hyper, m, device="cpu", bf16=bf16).parts["activations"] for m in ("lora", "full")
+        )
+        return full - lora
+
+    # beyond what a full fine-tune keeps in either precision: 3 more bf16 copies of the width, and the
+    # adapters' rank-r products in bf16 rather than fp32
+    per_block = 3 * shape.hidden_size * 2 + 7 * hyper.lora_rank * 2
+    assert full_minus_lora(True) - full_minus_lora(False) == hyper.batch_size * 512 * shape.layers * per_block
+
+
 def test_settings_that_fit_are_left_alone():
     fit = fit_to_memory(smollm2(), Hyperparameters(), "lora", device="cpu", bf16=False, capacity=64 * GiB)
     assert fit.fits and fit.adjustments == [] and fit.hyperparameters == Hyperparameters()

@@ -98,3 +98,17 @@ def test_under_bf16_the_frozen_base_is_cast_once_not_per_step_and_trains_the_sam
         _logits_and_grads(holding, autocast=True)
         _logits_and_grads(holding, autocast=True)
     assert casts.count == 1
+
+
+def test_under_autocast_sibling_projections_share_one_cast_of_their_input(tiny_model_dir, monkeypatch):
+    """q, k and v read one bf16 copy of the normed input, gate and up another: per block 4 inputs, not 7."""
+    inputs = []
+    apply = lora._LoraLinearFunction.apply
+    monkeypatch.setattr(lora._LoraLinearFunction, "apply", lambda x, *a: inputs.append(x.data_ptr()) or apply(x, *a))
+    model = _adapted(tiny_model_dir, fused=True, dropout=0.1)
+    _logits_and_grads(model, autocast=True)
+    layers = model.config.num_hidden_layers
+    assert len(inputs) == 7 * layers and len(set(inputs)) == 4 * layers
+    inputs.clear()
+    _logits_and_grads(model, autocast=False)  # nothing to cast: each layer its fp32 input as it is
+    assert len(set(inputs)) == 4 * layers
