@@ -52,3 +52,44 @@ def test_lora_wraps_the_catalog_targets(tiny_whisper_dir, tiny_idefics3_dir):
     _, vlm = load_media_trainable(tiny_idefics3_dir, config)
     trained = {name for name, p in vlm.named_parameters() if p.requires_grad}
     assert trained and all("text_model" in name and "lora_" in name for name in trained)  # vision stays frozen
+
+
+def test_a_resumed_speech_run_ends_bit_identical(tmp_path, tiny_whisper_dir):
+    """The loop's exact resume holds for the processor-collated objective too: batches are a pure function
+    of (seed, step), so a run resumed from its step-2 checkpoint ends with the uninterrupted run's weights."""
+    import shutil
+
+    from trainforge.training.devices import select_device
+    from trainforge.training.distributed import World
+    from trainforge.training.loop import run_training
+
+    tone_dataset(tmp_path / "data", copies=1)
+    config = TrainConfig(
+        data_format="speech",
+        method="full",
+        max_steps=4,
+        batch_size=2,
+        checkpoint_every=1,
+        keep_checkpoints=10,
+        eval_every=100,
+        precision="fp32",
+        learning_rate=0.01,
+    )
+    device, world = select_device("cpu", "fp32"), World(0, 1, 0)
+
+    def train(checkpoints, records):
+        torch.manual_seed(0)
+        processor, model = load_media_trainable(tiny_whisper_dir, config)
+        objective = build_media_objectives(processor, tmp_path / "data", None, config).train
+        run_training(model, objective, None, config, device, world, checkpoints, records.append)
+        return model.state_dict()
+
+    first: list[dict] = []
+    reference = train(tmp_path / "run", first)
+    for later in ("step-00000003", "step-00000004"):
+        shutil.rmtree(tmp_path / "run" / later)  # as if killed after step 2
+    second: list[dict] = []
+    resumed = train(tmp_path / "run", second)
+    assert second[0] == {"event": "resumed", "step": 2} and [r["step"] for r in second[1:]] == [3, 4]
+    assert [r["loss"] for r in second[1:]] == [r["loss"] for r in first[2:]]
+    assert all(torch.equal(reference[name], resumed[name]) for name in reference)
