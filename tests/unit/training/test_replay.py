@@ -9,6 +9,7 @@ from transformers import AutoTokenizer
 from tests.conftest import chat
 from trainforge.training.config import TrainConfig
 from trainforge.training.data_setup import build_objectives
+from trainforge.training.tokenize import encode_text
 
 
 def test_replay_is_the_asked_share_of_training_tokens_and_never_validation(tmp_path, tiny_model_dir):
@@ -33,4 +34,5 @@ def test_replay_is_the_asked_share_of_training_tokens_and_never_validation(tmp_p
     mine = build_objectives(
         tokenizer, train, None, TrainConfig(max_seq_len=1024, validation_fraction=0.2, replay_fraction=0.25), own
     )
-    assert mine.stats["replay_tokens"] % len(tokenizer("A sentence of my own about gardens and rain.")["input_ids"]) < 5
+    own_length = len(encode_text(tokenizer, "A sentence of my own about gardens and rain.").input_ids)
+    assert mine.stats["replay_tokens"] % own_length == 0 and mine.stats["replay_tokens"] >= replay / 2
