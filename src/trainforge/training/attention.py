@@ -57,12 +57,15 @@ def packed_attention(
     returns batch x tokens x heads x width, as transformers' attention functions do.
 
     Under bf16 autocast on a CPU the kernel runs in fp32 (:data:`FP32_ATTENTION_DEVICES`), and its output
-    is cast to the autocast dtype, as autocast's SDPA would return it: torch's CPU SDPA is several times
-    slower in bf16 than in fp32, above all its backward. Measured with SmolLM2-135M's attention shapes and
-    layouts, forward and backward of one layer on one thread: 117 ms in bf16 against 59 ms in fp32 for 8
-    rows of 256 tokens in documents of 30-120, 269 against 254 ms for 4 rows of 1,024 in documents of
-    200-700. Llama-type models hand ``query`` and ``key`` over in fp32 already (rotary multiplies them by
-    the residual stream's fp32 cos and sin) and ``value`` in bf16; autocast would cast all three down."""
+    is cast to the autocast dtype, as autocast's SDPA would return it: torch's CPU SDPA is slower in bf16
+    than in fp32, above all its backward, and most on short documents. Measured with SmolLM2-135M's
+    attention shapes and layouts, forward and backward of one layer on one thread: 117 ms in bf16 against
+    59 ms in fp32 for 8 rows of 256 tokens in documents of 30-120, 269 against 254 ms for 4 rows of 1,024
+    in documents of 200-700. The masked call (the fallback below) takes as long either way (32 against 34
+    ms, 4 rows of 256 with padding); it runs in fp32 too, so that the memory estimate has one rule for a
+    CPU's attention. Llama-type models hand ``query`` and ``key`` over in fp32 already (rotary multiplies
+    them by the residual stream's fp32 cos and sin) and ``value`` in bf16; autocast would cast all three
+    down."""
     device = query.device.type
     autocast = torch.is_autocast_enabled(device)
     if device in FP32_ATTENTION_DEVICES and (autocast or query.dtype != torch.float32):
