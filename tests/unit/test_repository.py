@@ -28,10 +28,14 @@ def test_mypy_on_the_library():
 def _emitted_codes() -> set[str]:
     """Every error code the validator can emit: a snake_case literal followed by its message literal."""
     codes: set[str] = set()
-    for module in ("formats.py", "validation.py"):
-        source = (ROOT / "src/trainforge/data" / module).read_text()
+    for module in ("data/formats.py", "data/validation.py", *(f"media/{name}" for name in MEDIA_MODULES)):
+        source = (ROOT / "src/trainforge" / module).read_text()
         codes |= set(re.findall(r'"([a-z]+(?:_[a-z0-9]+)+)",\s*f?"', source))
     return codes
+
+
+#: the modules whose checks word the speech and multimodal records' errors
+MEDIA_MODULES = ("records.py", "checks.py", "decode.py", "headers.py", "references.py")
 
 
 def test_every_data_error_code_is_documented():

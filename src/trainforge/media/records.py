@@ -7,8 +7,8 @@ their checkers in its table; the media themselves are checked by ``checks.py``).
                                {"role": "assistant", "content": "A red circle."}]}
 
 A multimodal message's ``content`` is a string or a list of parts: ``{"type": "text", "text": ...}``,
-``{"type": "image", "image": KEY_OR_URI}`` or OpenAI's ``{"type": "image_url", "image_url": {"url":
-"data:image/png;base64,..."}}``. Images go in user (and system) turns; the assistant answers in text.
+``{"type": "image", "image": KEY_OR_URI}`` or OpenAI's ``image_url`` part, whose ``image_url.url`` is a
+``data:image/png;base64,...`` URI. Images go in user (and system) turns; the assistant answers in text.
 """
 
 from __future__ import annotations
