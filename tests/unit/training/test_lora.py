@@ -112,3 +112,14 @@ def test_under_autocast_sibling_projections_share_one_cast_of_their_input(tiny_m
     inputs.clear()
     _logits_and_grads(model, autocast=False)  # nothing to cast: each layer its fp32 input as it is
     assert len(set(inputs)) == 4 * layers
+
+
+def test_on_a_cpu_the_dropout_masks_are_drawn_without_dropouts_arithmetic(tiny_model_dir, monkeypatch):
+    """The masks are dropout's own draws (the parity test above holds them equal to peft's), taken without
+    multiplying a tensor of ones and dividing it: on a CPU the adapters' dropout modules are not run."""
+    model = _adapted(tiny_model_dir, fused=True, dropout=0.2)
+    calls = []
+    forward = torch.nn.Dropout.forward
+    monkeypatch.setattr(torch.nn.Dropout, "forward", lambda self, x: calls.append(1) or forward(self, x))
+    _logits_and_grads(model, autocast=False)
+    assert not calls
