@@ -93,9 +93,12 @@ FINDING_PATTERNS: tuple[tuple[str, str], ...] = (
         "and only in the stack's subnets and jobs security group.",
     ),
     (
-        _RESOURCE_ARN + r"ecr:" + _REGION + r":\*:repository/djl-inference\]",
-        "Pulling AWS's LMI serving image: one repository name, whose Deep Learning Containers account differs by region; "
-        "the image URI is built by trainforge.pipeline, never taken from a user.",
+        _RESOURCE_ARN
+        + r"ecr:"
+        + _REGION
+        + r":\*:repository/(djl-inference|(pytorch|tensorflow|jax)-training(-neuronx)?)\]",
+        "Pulling AWS's LMI serving image and its framework training containers (custom jobs): named repositories whose "
+        "Deep Learning Containers account differs by region; the image URIs are built by trainforge, never taken from a user.",
     ),
     (
         r"AwsSolutions-IAM5\[Resource::\*\]",

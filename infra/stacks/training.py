@@ -18,6 +18,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from infra.stacks.data import import_buckets
+from trainforge.custom.frameworks import framework_repositories
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: every AWS API the functions and jobs call, reached through PrivateLink (the subnets have no other route
@@ -197,13 +198,18 @@ class TrainingStack(Stack):
         for image in (self.image, self.neuron_image):
             if image:
                 image.repository.grant_pull(role)
-        # endpoints default to AWS's LMI container: a cross-account pull from the Deep Learning Containers
-        # registry of the region (its account differs by region), which the role's own policy must allow too
+        # endpoints default to AWS's LMI container and custom jobs run AWS's framework containers: cross-account
+        # pulls from the Deep Learning Containers registry of the region (its account differs by region), which
+        # the role's own policy must allow too: the role is what SageMaker pulls a job's image with
+        # (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateTrainingJob.html#sagemaker-CreateTrainingJob-request-RoleArn)
         role.add_to_policy(
             iam.PolicyStatement(
-                sid="PullLargeModelInference",
+                sid="PullAwsContainers",
                 actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                resources=[f"arn:{self.partition}:ecr:{self.region}:*:repository/djl-inference"],
+                resources=[
+                    f"arn:{self.partition}:ecr:{self.region}:*:repository/{name}"
+                    for name in ["djl-inference", *framework_repositories()]
+                ],
             )
         )
         role.add_to_policy(

@@ -7,7 +7,8 @@ import pytest
 from infra.constructs.guardrails import JOB_ACTIONS
 from infra.stacks.pipeline import FUNCTIONS, RUNS_ONLY
 from tests.infra.policies import actions, allowed, by_sid, denied_by, resources, role_statements, text
-from trainforge.instances import INSTANCE_TYPES
+from trainforge.custom.frameworks import framework_placement, framework_repositories
+from trainforge.instances import INSTANCE_TYPES, instance_type
 
 #: a request with every control the state machine's requests carry, on an instance type
 ISOLATED = {
@@ -265,7 +266,7 @@ def test_every_function_gets_the_contracts_environment(synthesized):
 
 def test_prepare_evaluation_reads_the_model_location_from_the_training_job(synthesized):
     (describe,) = allowed(function_statements(synthesized, "prepare_evaluation"), "sagemaker:DescribeTrainingJob")
-    assert text(describe["Resource"]).endswith(':training-job/*"')
+    assert any(text(resource).endswith(':training-job/*"') for resource in describe["Resource"])
 
 
 def test_the_plan_reads_the_applied_quotas_and_the_defaults_the_applied_list_leaves_out(synthesized):
@@ -284,3 +285,14 @@ def test_canary_guardrails_read_the_pipelines_rollback_alarms_as_the_endpoints_r
     (create,) = allowed(function_statements(synthesized, "check_parity"), "cloudwatch:PutMetricAlarm")
     for statement in (describe, create):
         assert text(statement["Resource"]).endswith(':cloudwatch:us-east-1:123456789012:alarm:trainforge-*"')
+
+
+def test_the_sagemaker_role_may_pull_every_aws_container_a_job_names_and_no_other(synthesized):
+    """SageMaker pulls a job's image as the job's role, so each AWS container the pipeline may name (LMI for
+    endpoints, the framework containers of custom jobs) needs a pull grant; nothing broader."""
+    statements = role_statements(synthesized, "training", "SageMakerRole")
+    (pull,) = [s for s in allowed(statements, "ecr:BatchGetImage") if s.get("Sid") == "PullAwsContainers"]
+    granted = {text(resource).rsplit("repository/", 1)[1].rstrip('"') for resource in pull["Resource"]}
+    assert granted == {"djl-inference", *framework_repositories()}
+    uri = framework_placement("tensorflow", instance_type("ml.g5.xlarge"), "us-east-1").image
+    assert uri.split("/", 1)[1].split(":")[0] in granted

@@ -75,3 +75,10 @@ def framework_placement(framework: str, instance: InstanceType, region: str) -> 
         )
     uri = dlc_image(region, wanted)
     return placement(instance, uri, uri)  # the device and environment for the family, as for our own images
+
+
+def framework_repositories() -> list[str]:
+    """The DLC repositories a custom job's container may come from: what the SageMaker role must be allowed to
+    pull (``infra/stacks/training.py``)."""
+    tags = (tag for images in FRAMEWORKS.values() for tag in (images.gpu, images.cpu, images.neuron) if tag)
+    return sorted({tag.split(":", 1)[0] for tag in tags})
