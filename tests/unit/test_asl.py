@@ -91,13 +91,49 @@ def test_every_task_has_a_timeout_transient_retries_and_a_catch():
         for retry in state.get("Retry", []):
             assert "States.ALL" not in retry["ErrorEquals"] and "States.TaskFailed" not in retry["ErrorEquals"], name
             assert retry["JitterStrategy"] == "FULL" and retry["MaxDelaySeconds"] > 0, name
-        catcher = state["Catch"][0]
+        *specific, catcher = state["Catch"]  # States.ALL comes last (it matches everything)
         assert catcher["ErrorEquals"] == ["States.ALL"], name
+        for caught in specific:  # a named SageMaker error only: a wildcard would swallow the job's own failure
+            assert not {"States.ALL", "States.TaskFailed"} & set(caught["ErrorEquals"]), name
         if name.startswith(("Notify", "RecordFailure")):
             continue  # the end of the run: a lost notification or record must not loop into itself
         assert catcher["ResultPath"] == "$.error", name
         marker = STATES[catcher["Next"]]
         assert marker["Type"] == "Pass" and marker["Next"] == "RecordFailure", name
+
+
+def _caught_by(state: dict, error: str) -> str:
+    """The state a task's Catch sends ``error`` to (catchers in order; States.TaskFailed matches any error
+    but States.Timeout: https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html)."""
+    for catcher in state["Catch"]:
+        names = catcher["ErrorEquals"]
+        if error in names or "States.ALL" in names or ("States.TaskFailed" in names and error != "States.Timeout"):
+            return catcher["Next"]
+    raise AssertionError(f"{error} is not caught")
+
+
+def test_a_refused_warm_start_tunes_without_it_and_a_failed_tuning_job_fails_the_run():
+    """SageMaker refuses a parent whose hyperparameters moved too far (the Create call fails: the .sync
+    integration names that SageMaker.AmazonSageMakerException, tests/twin/stepfunctions.py); the run then
+    tunes from scratch. A tuning job that ran and failed (States.TaskFailed) or timed out fails the run. The
+    fallback's job name differs from the refused one's, which SageMaker may have taken."""
+    warm, plain = STATES["TuneWarmStart"], STATES["Tune"]
+    for refused in ("SageMaker.AmazonSageMakerException", "SageMaker.ResourceNotFoundException"):
+        assert _caught_by(warm, refused) == "Tune"
+    fallback = warm["Catch"][0]
+    assert fallback["ResultPath"] == "$.warm_start_refused"  # $.error stays the failure path's alone
+    for failed in ("States.TaskFailed", "States.Timeout", "SageMaker.ResourceLimitExceededException"):
+        assert _caught_by(warm, failed) == "TuneFailed"
+        assert _caught_by(plain, failed) == "TuneFailed"
+    assert _caught_by(plain, "SageMaker.AmazonSageMakerException") == "TuneFailed"  # no loop back
+    assert warm["Parameters"].keys() - plain["Parameters"].keys() == {"WarmStartConfig.$"}
+
+    def name(state: dict) -> str:
+        return state["Parameters"]["HyperParameterTuningJobName.$"]
+
+    assert name(warm) != name(plain) and name(warm).replace("-w{}", "-{}") == name(plain)
+    # '-wN' fits the 3 characters tuning_job_name leaves only while the attempt count is one digit
+    assert sum(retry["MaxAttempts"] for retry in warm["Retry"]) <= 9
 
 
 def test_a_failed_failure_record_still_ends_the_run_with_its_error():

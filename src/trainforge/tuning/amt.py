@@ -26,7 +26,7 @@ from trainforge.tuning.space import Param, amt_ranges, trial_space
 
 #: HyperParameterTuningJobName: 1-32 characters
 #: (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateHyperParameterTuningJob.html), less
-#: the "-N" the Tune state appends per attempt
+#: the "-N" (or "-wN", warm-started) the Tune states append per attempt
 NAME_LENGTH = 32 - 3
 #: the training job fields a tuning job's definition takes from CreateTrainingJob's body
 #: (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_HyperParameterTrainingJobDefinition.html)
@@ -51,6 +51,18 @@ def tuning_job_name(run_id: str) -> str:
     return f"{job[: NAME_LENGTH - len(digest) - 1].rstrip('-')}-{digest}"
 
 
+def _every_setting(hyperparameters: dict[str, str]) -> dict[str, str]:
+    """``hyperparameters`` with each setting it leaves out (None: ``max_steps`` on an epoch-bound run) as
+    ``"null"``, which the container reads back as None. A warm start needs the parent's count of static plus
+    tuned hyperparameters
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/automatic-model-tuning-warm-start.html#warm-start-tuning-restrictions),
+    and the settings left out move with the spec (a run bound by steps tunes ``max_steps``, one bound by
+    epochs ``epochs``): with every setting named, the count does not."""
+    from trainforge.training.config import TrainConfig  # pydantic only
+
+    return {name: "null" for name in TrainConfig.model_fields} | hyperparameters
+
+
 def create_tuning_job(
     training_job: dict[str, Any],
     space: dict[str, Param],
@@ -60,7 +72,8 @@ def create_tuning_job(
 ) -> dict[str, Any]:
     """The CreateHyperParameterTuningJob request for ``training_job`` (a CreateTrainingJob body)."""
     assert spec.tuning is not None
-    static = {name: value for name, value in training_job["HyperParameters"].items() if name not in space}
+    every = _every_setting(training_job["HyperParameters"])
+    static = {name: value for name, value in every.items() if name not in space}
     algorithm = dict(training_job["AlgorithmSpecification"])
     algorithm["MetricDefinitions"] = [*algorithm.get("MetricDefinitions", []), *metric_definitions()]
     config: dict[str, Any] = {

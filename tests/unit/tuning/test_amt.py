@@ -69,6 +69,25 @@ def test_the_tuning_request_passes_the_twins_rules_with_and_without_warm_start()
     assert len(tuning_job_name("a" * 40 + "-" + "f" * 12) + "-99") <= 32
 
 
+def test_a_step_bound_and_an_epoch_bound_run_name_the_same_hyperparameters():
+    """A warm start needs the parent's count of static plus tuned hyperparameters; the automatic settings
+    switch between max_steps and epochs with the data, so every setting is named, a None one as "null"."""
+
+    def request_for(config: TrainConfig) -> dict:
+        training = training_request().model_copy(update={"hyperparameters": config.to_hyperparameters()})
+        return create_tuning_job(create_training_job(training, AWS), trial_space(training, SPEC), SPEC, RUN_ID)
+
+    def named(request: dict) -> tuple[set[str], dict[str, str]]:
+        ranges = request["HyperParameterTuningJobConfig"]["ParameterRanges"].values()
+        static = request["TrainingJobDefinition"]["StaticHyperParameters"]
+        return {r["Name"] for kind in ranges for r in kind} | set(static), static
+
+    by_steps, _ = named(request_for(TrainConfig(max_steps=40, max_forgetting=0.05)))
+    by_epochs, static = named(request_for(TrainConfig(epochs=3, max_forgetting=0.05)))
+    assert by_steps == by_epochs and static["max_steps"] == "null"
+    assert TrainConfig.from_hyperparameters(static | {"epochs": "2.5"}).max_steps is None  # as a trial reads it
+
+
 def test_the_metric_regexes_match_what_the_real_container_prints(tmp_path, tiny_model_dir):
     """A real tiny training trial on the /opt/ml contract; SageMaker applies each regex to each log line and
     keeps its first group (https://docs.aws.amazon.com/sagemaker/latest/dg/training-metrics.html)."""
