@@ -89,7 +89,7 @@ def train_from_contract(root: Path) -> dict[str, Any]:
     from trainforge.training.loop import run_training
     from trainforge.training.media_objectives import build_media_objectives, load_media_trainable
     from trainforge.training.memory import fit_to_device
-    from trainforge.tuning.trial import trial_objective, trial_probes_before
+    from trainforge.tuning.trial import trial_objective, trial_probes_before, with_objective_progress
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
@@ -143,7 +143,14 @@ def train_from_contract(root: Path) -> dict[str, Any]:
     emit({"event": "data", **objectives.stats})
     probes_before = trial_probes_before(model, tokenizer, config, root / "checkpoints", world.is_main)
     outcome = run_training(
-        model, objectives.train, objectives.validation, config, device, world, root / "checkpoints", emit
+        model,
+        objectives.train,
+        objectives.validation,
+        config,
+        device,
+        world,
+        root / "checkpoints",
+        with_objective_progress(emit, config),  # the final objective line comes last, below
     )
     summary: dict[str, Any] = {
         "base_model_id": config.base_model_id,

@@ -8,7 +8,11 @@ objective of its own, ``tuning_objective``: the loss when feasible, else the los
 any loss, so every feasible trial ranks above every infeasible one.
 
 The training container prints one line of these figures at its end; the metric definitions below are the
-regexes SageMaker applies to its log (the local tuner reads the same JSON line).
+regexes SageMaker applies to its log (the local tuner reads the same JSON line). Before it, each periodic
+validation is followed by a line with the objective so far (the best validation loss yet): AMT's early
+stopping compares trials by the objective "for each epoch"
+(https://docs.aws.amazon.com/sagemaker/latest/dg/automatic-model-tuning-early-stopping.html), and AMT keeps
+the latest value, which is the final, constrained one.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from typing import Any
 INFEASIBLE_PENALTY = 1000.0
 #: the JSON line's event name and fields
 EVENT = "objective"
+
+#: the periodic line's event name (the local tuner prunes on the validation records themselves)
+PROGRESS_EVENT = "objective_progress"
 
 #: AMT's metric name -> the field of that line; SageMaker matches each regex on every log line
 #: (https://docs.aws.amazon.com/sagemaker/latest/dg/automatic-model-tuning-define-metrics-variables.html)
@@ -47,3 +54,8 @@ def objective_record(loss: float, forgetting: float, max_forgetting: float) -> d
         "forgetting": round(forgetting, 6),
         "feasible": forgetting <= max_forgetting,
     }
+
+
+def progress_record(step: int, best_loss: float) -> dict[str, Any]:
+    """The line a tuning trial prints after each periodic validation: the objective were it to end now."""
+    return {"event": PROGRESS_EVENT, "step": step, "tuning_objective": round(best_loss, 6)}

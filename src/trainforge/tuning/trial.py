@@ -5,10 +5,14 @@ the last, and the objective line the tuner reads (``tuning.objective``). A plain
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from trainforge.training.config import TrainConfig
+
+Emit = Callable[[dict[str, Any]], None]
 
 PROBES_BEFORE_FILE = "probes_before.json"
 
@@ -30,6 +34,26 @@ def trial_probes_before(model: Any, tokenizer: Any, config: TrainConfig, checkpo
     saved.write_text(json.dumps({name: [a.tolist() for a in pair] for name, pair in before.items()}))
     model.train()
     return before
+
+
+def with_objective_progress(emit: Emit, config: TrainConfig) -> Emit:
+    """``emit`` that, in a tuning trial, follows each periodic validation record with the objective so far
+    (``tuning.objective.progress_record``), so that AMT's early stopping has a value per evaluation; a plain
+    run's ``emit`` unchanged."""
+    if config.max_forgetting is None:
+        return emit
+    from trainforge.tuning.objective import progress_record
+
+    best = math.inf
+
+    def emitting(record: dict[str, Any]) -> None:
+        nonlocal best
+        emit(record)
+        if "eval_loss" in record and "step" in record:
+            best = min(best, float(record["eval_loss"]))
+            emit(progress_record(int(record["step"]), best))
+
+    return emitting
 
 
 def trial_objective(model: Any, tokenizer: Any, config: TrainConfig, outcome: Any, before: Any) -> dict[str, Any]:

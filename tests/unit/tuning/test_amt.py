@@ -120,7 +120,11 @@ def test_the_metric_regexes_match_what_the_real_container_prints(tmp_path, tiny_
             match = re.search(metric["Regex"], line)
             if match:
                 found.setdefault(metric["Name"], []).append(float(match.group(1)))
-    assert found[OBJECTIVE_METRIC] == [objective["tuning_objective"]]
+    # early stopping reads the objective per evaluation (the best validation loss so far); the last value,
+    # which AMT keeps, is the constrained one
+    evals = found["validation:loss"]
+    assert len(evals) == 2
+    assert found[OBJECTIVE_METRIC] == [evals[0], min(evals), objective["tuning_objective"]]
     assert found["tuning:forgetting"] == [objective["forgetting"]]
     assert found["tuning:best_eval_loss"] == [objective["best_eval_loss"]] == [min(found["validation:loss"])]
     steps = [r["loss"] for r in printed if "step" in r and "loss" in r]
