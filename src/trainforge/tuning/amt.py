@@ -29,7 +29,11 @@ from trainforge.tuning.space import Param, amt_ranges, trial_space
 #: the "-N" (or "-wN", warm-started) the Tune states append per attempt
 NAME_LENGTH = 32 - 3
 #: the training job fields a tuning job's definition takes from CreateTrainingJob's body
-#: (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_HyperParameterTrainingJobDefinition.html)
+#: (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_HyperParameterTrainingJobDefinition.html).
+#: Not CheckpointConfig: its one S3Uri would serve every trial, and the loop resumes whatever it finds in
+#: /opt/ml/checkpoints (another trial's state, another LoRA rank); AWS documents no per-trial prefix. So a
+#: spot trial whose instance is reclaimed restarts from its first step, and a trial's metrics.jsonl stays in
+#: its container (the objective and metrics reach AMT through the log).
 _DEFINITION_FIELDS = (
     "RoleArn",
     "InputDataConfig",
@@ -37,7 +41,6 @@ _DEFINITION_FIELDS = (
     "OutputDataConfig",
     "ResourceConfig",
     "StoppingCondition",
-    "CheckpointConfig",
     "VpcConfig",
     "EnableNetworkIsolation",
     "EnableInterContainerTrafficEncryption",

@@ -67,6 +67,9 @@ def test_the_tuning_request_passes_the_twins_rules_with_and_without_warm_start()
     static = request["TrainingJobDefinition"]["StaticHyperParameters"]
     assert "learning_rate" not in static and json.loads(static["max_forgetting"]) == 0.05
     assert len(tuning_job_name("a" * 40 + "-" + "f" * 12) + "-99") <= 32
+    # one checkpoint prefix would be every trial's: each would resume another's state (another LoRA rank)
+    assert "CheckpointConfig" in create_training_job(training_request(), AWS)
+    assert "CheckpointConfig" not in request["TrainingJobDefinition"]
 
 
 def test_a_step_bound_and_an_epoch_bound_run_name_the_same_hyperparameters():
