@@ -122,6 +122,8 @@ def make_plan(inputs: PlanInputs) -> Plan:
         )
     elif time is not None and not inputs.local and time.training_seconds_high > limit:
         notes.append(f"training may take up to {time.training_seconds_high / 3600:.1f} h, past max_runtime_hours")
+    if spec.tuning is not None and spec.hyperparameters.distributed == "fsdp" and inputs.machines[0].world_size > 1:
+        refusals.append(_sharded_tuning_refusal(requested.instance_type, inputs.machines[0].world_size))
     if spec.tuning is not None:
         search = trials(spec, local=inputs.local)
         notes.append(
@@ -311,6 +313,17 @@ def _memory_refusal(spec: JobSpec, option: InstancePlan, smallest: str | None, s
     if smallest:
         changes.append(f"compute.instance_type: {smallest} (the cheapest that fits)")
     return text + (f"; instead: {' or '.join(changes)}" if changes else "")
+
+
+def _sharded_tuning_refusal(instance: str, processes: int) -> str:
+    """A trial's objective includes its forgetting, measured on the whole model at the trial's end; a model
+    sharded over several processes (FSDP) is not measured there, so its trials would report no objective and
+    the tuner could rank none of them."""
+    return (
+        f"tuning with distributed: fsdp on {instance} ({processes} processes): a sharded trial measures no "
+        "forgetting and reports no objective; instead: distributed: ddp (with method: lora if the model does "
+        "not fit one device), or a single-device compute.instance_type"
+    )
 
 
 def _quota_refusal(hint: QuotaHint) -> str:

@@ -56,6 +56,19 @@ def test_full_fine_tuning_of_8b_on_a_24_gib_gpu_is_refused_naming_what_fits():
     assert options["ml.p4d.24xlarge"].memory.change == "distributed: fsdp"
 
 
+def test_tuning_a_model_sharded_over_several_devices_is_refused_naming_the_alternative():
+    """A sharded (FSDP) trial computes no objective: the tuner could rank none of its trials."""
+    tuning = "{max_jobs: 4, parallel: 2}"
+    sharded = spec(compute="{instance_type: ml.g5.12xlarge}", hyperparameters="{distributed: fsdp}", tuning=tuning)
+    (reason,) = plan(sharded, SMOLLM2, types=("ml.g5.12xlarge",)).refusals
+    assert reason.startswith("tuning with distributed: fsdp on ml.g5.12xlarge (4 processes)")
+    assert "instead: distributed: ddp" in reason
+    replicated = spec(compute="{instance_type: ml.g5.12xlarge}", tuning=tuning)
+    assert plan(replicated, SMOLLM2, types=("ml.g5.12xlarge",)).refusals == []
+    one_device = spec(compute="{instance_type: ml.g5.2xlarge}", hyperparameters="{distributed: fsdp}", tuning=tuning)
+    assert plan(one_device, SMOLLM2).refusals == []  # one process: nothing is sharded
+
+
 def test_a_small_lora_fits_with_time_cost_and_the_trainium_comparison():
     fine = plan(spec(compute="{instance_type: ml.g5.2xlarge}", hyperparameters="{max_seq_len: 256}"), SMOLLM2)
     assert fine.refusals == [] and fine.requested.verdict == "fits"
