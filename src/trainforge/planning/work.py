@@ -194,7 +194,8 @@ def planned_work(spec: JobSpec, shape: DataShape, world_size: int) -> PlannedWor
         validation_tokens=held.kept(length),
         evaluation_examples=evaluation_examples,
         evaluation_tokens=round(evaluation_examples * mean_held),
-        generated_tokens=min(spec.evaluation.generation_samples, evaluation_examples) * spec.evaluation.max_new_tokens,
+        # exact match and F1 score every evaluated example (evaluation/scoring.py), not only the displayed ones
+        generated_tokens=evaluation_examples * spec.evaluation.max_new_tokens,
     )
 
 
