@@ -379,7 +379,9 @@ class CustomSpec(_Section):
         "sourcedir.tar.gz as the run's own copy",
     )
     framework: Framework | None = Field(
-        None, description="pytorch | jax | tensorflow: AWS's training container for it and the instance family"
+        None,
+        description="pytorch | jax | tensorflow: AWS's training container for it and the instance family (jax: "
+        "local mode only; AWS has no JAX container that runs a script)",
     )
     requirements: str | None = Field(
         None,
@@ -394,7 +396,7 @@ class CustomSpec(_Section):
     image: str | None = Field(
         None,
         description="instead of script mode: an ECR image URI of your own that follows the /opt/ml contract "
-        "(it runs as IMAGE train)",
+        "(it runs as IMAGE train), in the stack's account and region, repository PREFIX-custom/...",
     )
     hyperparameters: dict[str, str | int | float | bool] = Field(
         default_factory=dict,

@@ -9,9 +9,10 @@ The base images our Dockerfiles name, and what Python packages they bring (the t
   The twin stands in ``torch==2.13.0``, the CPU wheel pip takes from this machine's disk; there is no
   Neuron device and no torch-neuronx, so a Trainium job stops at the product's own "no Neuron device" error.
 
-AWS's framework training containers (``.../pytorch-training:...``, ``tensorflow-training``, ``jax-training-
-neuronx``; script mode) are not built from this repository either: ``FrameworkRuntime`` runs the training
-toolkit's steps over the framework's venv in their place.
+AWS's framework training containers (``.../pytorch-training:...``, ``pytorch-training-neuronx``,
+``tensorflow-training``; script mode) are not built from this repository either: ``FrameworkRuntime`` runs the
+training toolkit's steps over the framework's venv in their place. No JAX image is among them: AWS's Neuron JAX
+image has no training toolkit, so it has no ``train`` command to stand in for.
 
 AWS's LMI inference images (``.../djl-inference:...lmi...``, vLLM behind SageMaker's ``serve`` contract)
 are not built from this repository: the twin runs the product's own model server from the GPU image in
@@ -58,7 +59,7 @@ BASE_IMAGES: tuple[BaseImage, ...] = (
 LMI_IMAGE = re.compile(r"\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/djl-inference:[^/]*lmi")
 #: AWS's framework training containers (Deep Learning Containers; trainforge.custom.frameworks names them)
 FRAMEWORK_IMAGE = re.compile(
-    r"\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/(?P<framework>pytorch|tensorflow|jax)-training(-neuronx)?:"
+    r"\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/(?P<framework>pytorch|tensorflow)-training(-neuronx)?:"
 )
 
 

@@ -10,10 +10,12 @@ chooses between. Sources (checked 2026-11):
   ``pytorch-training`` and ``tensorflow-training``, tags ``VERSION-{gpu,cpu}-PY[-CUDA]-OS-sagemaker``.
 - PyTorch on Trainium: ``pytorch-training-neuronx``, the same DLC the project's own Trainium image is built
   from (training_image/Dockerfile.neuron).
-- JAX on Trainium: the Neuron DLC ``jax-training-neuronx``
-  (https://github.com/aws-neuron/deep-learning-containers#jax-training-neuronx; the Neuron DLCs are in the
-  DLC registries too). AWS publishes no JAX training container for GPU or CPU types, and no TensorFlow one
-  for Trainium: such a job is refused with what to do instead.
+- JAX: none, on any family. AWS publishes no JAX container with the SageMaker training toolkit: the Neuron
+  JAX training image (https://github.com/aws-neuron/deep-learning-containers, docker/jax/training) installs
+  no ``sagemaker-training`` and sets no ``SAGEMAKER_TRAINING_MODULE`` (its CMD is a shell), so ``IMAGE
+  train`` finds no ``train`` command and ``sagemaker_program`` is ignored; and it is listed at
+  public.ecr.aws/neuron, not in the DLC registries. A JAX job in AWS is refused with what to do instead (a
+  container of one's own, ``custom.image``), as is TensorFlow on Trainium; JAX runs locally.
 
 Locally the script runs in a virtualenv of ``local_packages``: the framework at the version pip has on this
 machine (the containers pin their own; a script that depends on an exact version pins it in its
@@ -22,7 +24,7 @@ requirements).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from trainforge.aws.sagemaker_requests import Placement, dlc_image, placement
 from trainforge.errors import SpecInvalid
@@ -50,7 +52,7 @@ FRAMEWORKS: dict[str, FrameworkImages] = {
     "jax": FrameworkImages(
         gpu=None,
         cpu=None,
-        neuron="jax-training-neuronx:0.7-neuronx-py312-sdk2.27.1-ubuntu24.04",
+        neuron=None,
         local_packages=("jax==0.10.2", "jaxlib==0.10.2", "flax==0.12.8", "optax==0.2.8"),
     ),
     "tensorflow": FrameworkImages(
@@ -66,6 +68,13 @@ def framework_placement(framework: str, instance: InstanceType, region: str) -> 
     """The framework's container for ``instance``'s family, placed like the pipeline's own images."""
     images = FRAMEWORKS[framework]
     wanted = {"cuda": images.gpu, "cpu": images.cpu, "neuron": images.neuron}[instance.accelerator]
+    if not (images.gpu or images.cpu or images.neuron):
+        raise SpecInvalid(
+            f"custom.framework {framework}: AWS publishes no {framework} training container that runs a script "
+            "(none has the SageMaker training toolkit); it runs in local mode only. In AWS give custom.image, a "
+            "container of your own that follows the /opt/ml contract, e.g. the Neuron JAX image plus `pip install "
+            "sagemaker-training`"
+        )
     if wanted is None:
         offered = [kind for kind, tag in (("GPU", images.gpu), ("CPU", images.cpu), ("Trainium", images.neuron)) if tag]
         raise SpecInvalid(
@@ -74,7 +83,10 @@ def framework_placement(framework: str, instance: InstanceType, region: str) -> 
             f"pick a {' or '.join(offered)} instance type, or give custom.image (a container of your own)"
         )
     uri = dlc_image(region, wanted)
-    return placement(instance, uri, uri)  # the device and environment for the family, as for our own images
+    placed = placement(instance, uri, uri)  # the device and environment for the family, as for our own images
+    # but not the Neuron compiler flags that tune our own loop's graphs: a custom script sets its own
+    environment = {name: value for name, value in placed.environment.items() if name != "NEURON_CC_FLAGS"}
+    return replace(placed, environment=environment)
 
 
 def framework_repositories() -> list[str]:

@@ -28,6 +28,7 @@ from trainforge.custom.frameworks import FRAMEWORKS
 from trainforge.custom.script_mode import (
     NO_METRICS,
     NO_MODEL,
+    REQUIREMENTS,
     WHEELHOUSE,
     arguments,
     user_hyperparameters,
@@ -50,13 +51,15 @@ PROCESSING_ROOT_VARIABLE = "TRAINFORGE_PROCESSING_ROOT"
 
 
 def script_venv(custom: CustomSpec, code: Path, cache: Path) -> tuple[Path, dict[str, float]]:
-    """The venv the script runs in: the framework (once per machine), its requirements on top (once per
-    requirement set; from the source's wheelhouse when it has one, as in AWS). Returns it and the seconds
-    spent building each layer."""
+    """The venv the script runs in: the framework (once per machine), the ``requirements.txt`` at the root of
+    ``code`` on top, as the toolkit installs it (Prepare packs the declared file there; once per requirement
+    set; from the source's wheelhouse when it has one, as in AWS). Returns it and the seconds spent building
+    each layer."""
     assert custom.framework is not None
     framework, seconds = cached_venv(cache, FRAMEWORKS[custom.framework].local_packages)
     timings: dict[str, float] = {custom.framework: seconds}
-    requirements = requirement_lines((code / custom.requirements).read_text()) if custom.requirements else ()
+    installed = code / REQUIREMENTS
+    requirements = requirement_lines(installed.read_text()) if installed.is_file() else ()
     if not requirements:
         return framework, timings
     wheels = sorted(p.name for p in (code / WHEELHOUSE).glob("*.whl"))

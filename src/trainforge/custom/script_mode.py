@@ -33,6 +33,10 @@ ARCHIVE_NAME = "sourcedir.tar.gz"
 SUBMITTED_ARCHIVE = f"/opt/ml/input/data/{CODE_CHANNEL}/{ARCHIVE_NAME}"
 #: the folder of wheels inside the source that pip installs from in a job without internet
 WHEELHOUSE = "wheelhouse"
+#: the one requirements file the toolkit installs: ``requirements.txt`` at the root of ``code_dir`` and no
+#: other (``has_requirements`` in
+#: https://github.com/aws/sagemaker-training-toolkit/blob/master/src/sagemaker_training/modules.py)
+REQUIREMENTS = "requirements.txt"
 #: what the contract asks of the script, as a failure names it when a script that exited 0 did not do it
 #: (pipeline/triage.py hints on these words): a model in SM_MODEL_DIR, and its metrics as JSON lines
 NO_MODEL = "wrote nothing to SM_MODEL_DIR (/opt/ml/model)"
@@ -53,11 +57,11 @@ def request_hyperparameters(
     return {name: json.dumps(value) for name, value in values.items()}
 
 
-def job_environment(requirements: str | None) -> dict[str, str]:
+def job_environment(installs_requirements: bool) -> dict[str, str]:
     """The request's Environment for script mode: a job has no internet, so the toolkit's ``pip install -r``
-    reads the source's wheelhouse (pip takes any option from ``PIP_<OPTION>``,
+    of the source's :data:`REQUIREMENTS` reads its wheelhouse (pip takes any option from ``PIP_<OPTION>``,
     https://pip.pypa.io/en/stable/topics/configuration/#environment-variables)."""
-    if requirements is None:
+    if not installs_requirements:
         return {}
     return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": f"{CODE_DIR}/{WHEELHOUSE}"}
 
@@ -78,14 +82,15 @@ def user_hyperparameters(hyperparameters: Mapping[str, str]) -> dict[str, object
     return {name: value for name, value in decoded(hyperparameters).items() if not name.startswith("sagemaker_")}
 
 
-def _argument(value: object) -> str:
+def plain_text(value: object) -> str:
+    """A value as a script reads it from the command line: a string as it is, anything else its JSON text."""
     return value if isinstance(value, str) else json.dumps(value)
 
 
 def arguments(hyperparameters: Mapping[str, str]) -> list[str]:
     """``--name value`` for each of the script's hyperparameters (the toolkit's ``SM_USER_ARGS``)."""
     pairs = sorted(user_hyperparameters(hyperparameters).items())
-    return [part for name, value in pairs for part in (f"--{name}", _argument(value))]
+    return [part for name, value in pairs for part in (f"--{name}", plain_text(value))]
 
 
 def toolkit_environment(
@@ -112,5 +117,5 @@ def toolkit_environment(
         "SM_LOG_LEVEL": "20",
     }
     environment |= {f"SM_CHANNEL_{name.upper()}": str(root / "input" / "data" / name) for name in channels}
-    environment |= {f"SM_HP_{name.upper()}": _argument(value) for name, value in users.items()}
+    environment |= {f"SM_HP_{name.upper()}": plain_text(value) for name, value in users.items()}
     return environment

@@ -5,6 +5,10 @@ user's folder afterwards (which is only read, never changed). It is byte-for-byt
 members, zeroed times and owners), so the same source packs to the same bytes. Prepare refuses, before
 any compute, a source that lacks a script the spec names, and in AWS a requirements file the job could not
 install: the job has no internet, so its packages come from the source's ``wheelhouse/``.
+
+AWS's toolkit installs one requirements file, ``requirements.txt`` at the source's root, whether or not the
+spec names it: so the file ``custom.requirements`` names is packed there (the user's folder keeps its
+layout), and a root ``requirements.txt`` counts as declared even when the spec names none.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainforge.custom.script_mode import WHEELHOUSE
+from trainforge.custom.script_mode import REQUIREMENTS, WHEELHOUSE
 from trainforge.errors import SpecInvalid
 from trainforge.spec import CustomSpec
 from trainforge.store import open_store
@@ -28,7 +32,9 @@ MAX_SOURCE_BYTES = 512 * 2**20
 class PackedSource:
     archive: bytes
     files: tuple[str, ...]
-    requirements: tuple[str, ...]  # the requirement lines (options and comments left out)
+    #: the file packed as the root ``requirements.txt`` the toolkit installs (a path in the source); None: none
+    requirements_file: str | None
+    requirements: tuple[str, ...]  # its requirement lines (options and comments left out)
 
 
 def _read_source(source_uri: str) -> dict[str, bytes]:
@@ -62,17 +68,39 @@ def pack_source(custom: CustomSpec, source_uri: str, *, offline: bool) -> Packed
         name = getattr(custom, field)
         if name is not None and name not in files:
             raise SpecInvalid(f"custom.{field}: {name} is not in custom.source {source_uri}")
-    requirements = requirement_lines(files[custom.requirements].decode()) if custom.requirements else ()
+    declared = _requirements_file(custom, files, source_uri)
+    requirements = requirement_lines(files[declared].decode()) if declared else ()
     wheels = [name for name in files if name.startswith(f"{WHEELHOUSE}/") and name.endswith(".whl")]
     if offline and requirements and not wheels:
         raise SpecInvalid(
-            f"custom.requirements names {len(requirements)} package(s), but a SageMaker job has no internet and "
-            f"custom.source has no {WHEELHOUSE}/ to install them from: build it beside the script with `pip "
-            f"download -r {custom.requirements} -d {WHEELHOUSE} --only-binary=:all: --platform "
+            f"{_naming(custom, declared)} names {len(requirements)} package(s), but a SageMaker job has no "
+            f"internet and custom.source has no {WHEELHOUSE}/ to install them from: build it beside the script "
+            f"with `pip download -r {declared} -d {WHEELHOUSE} --only-binary=:all: --platform "
             "manylinux2014_x86_64 --python-version 3.12` (the container's Python), or list only what the "
             "framework container already has"
         )
-    return PackedSource(_archive(files), tuple(sorted(files)), requirements)
+    packed = (files | {REQUIREMENTS: files[declared]}) if declared else files
+    return PackedSource(_archive(packed), tuple(sorted(files)), declared, requirements)
+
+
+def _requirements_file(custom: CustomSpec, files: dict[str, bytes], source_uri: str) -> str | None:
+    """The file the toolkit will install as the root ``requirements.txt``: the declared one, else a root one."""
+    declared = custom.requirements
+    if declared is None:
+        return REQUIREMENTS if REQUIREMENTS in files else None
+    if declared != REQUIREMENTS and REQUIREMENTS in files and files[REQUIREMENTS] != files[declared]:
+        raise SpecInvalid(
+            f"custom.requirements: {declared} is packed as {REQUIREMENTS} at the root of the source, the one file "
+            f"the framework container installs, but custom.source {source_uri} has another {REQUIREMENTS} there: "
+            f"name {REQUIREMENTS} in custom.requirements, or remove one of the two"
+        )
+    return declared
+
+
+def _naming(custom: CustomSpec, declared: str | None) -> str:
+    if custom.requirements is not None:
+        return "custom.requirements"
+    return f"custom.source's {declared} (the framework container installs it even when custom.requirements is unset)"
 
 
 def _archive(files: dict[str, bytes]) -> bytes:

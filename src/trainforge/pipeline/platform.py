@@ -23,6 +23,9 @@ class Platform:
     region: str = ""
     #: local mode: where custom jobs' virtualenvs are built once and shared (trainforge.custom.venvs)
     venv_cache: Path | None = None
+    #: AWS: the stack's account and prefix, whose PREFIX-custom/ repositories a custom.image comes from
+    account: str = ""
+    prefix: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings, *, local: bool) -> Platform:
@@ -34,4 +37,6 @@ class Platform:
             neuron_image_uri="" if local else settings.neuron_image_uri,
             cache_dir=settings.workspace.resolve() / "cache",
             venv_cache=settings.venv_cache,
+            account=settings.sagemaker_role_arn.split(":")[4] if settings.sagemaker_role_arn.count(":") >= 5 else "",
+            prefix=settings.alarm_prefix,
         )

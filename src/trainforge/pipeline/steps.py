@@ -195,8 +195,10 @@ def prepare_training(request: RunRequest, spec: JobSpec, report: DatasetReport, 
             base_model_id=resolved.model_id,
             instance=None if platform.local else instance_type(spec.compute.instance_type),
             region=platform.region,
+            account=platform.account,
+            prefix=platform.prefix,
         )
-        image, environment = parts.image or image, environment | parts.environment
+        image, environment = parts.image or image, parts.environment
         hyperparameters, channels = parts.hyperparameters, channels | parts.channels
     else:
         hyperparameters = training_hyperparameters(spec, report, resolved.model_id, request.spec_sha256, device)

@@ -1,5 +1,5 @@
 """A custom job's CreateTrainingJob request through the twin: the request the pipeline builds for a script
-(AWS's JAX container on Trainium, the source as the code channel, hyperparameters as script mode sends them,
+(AWS's PyTorch Neuron container on Trainium, the source as the code channel, hyperparameters as script mode sends them,
 isolated, in the VPC, encrypted) passes the twin's rules, and the script runs from it."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from trainforge.instances import instance_type
 from trainforge.spec import CustomSpec
 
 SCRIPT = """import argparse, json, os, pathlib
-import jax.numpy as jnp
+import torch
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--epochs", type=int)
@@ -25,7 +25,7 @@ parser.add_argument("--note")
 args, _ = parser.parse_known_args()
 rows = [line for path in pathlib.Path(os.environ["SM_CHANNEL_TRAIN"]).rglob("*.jsonl") for line in path.read_text().splitlines()]
 for step in range(1, args.epochs + 1):
-    print(json.dumps({"step": step, "loss": float(jnp.float32(1.0) / step)}), flush=True)
+    print(json.dumps({"step": step, "loss": float(torch.tensor(1.0) / step)}), flush=True)
 pathlib.Path(os.environ["SM_MODEL_DIR"], "model.json").write_text(
     json.dumps({"rows": len(rows), "note": args.note, "hp": os.environ["SM_HP_EPOCHS"], "code": os.getcwd()})
 )
@@ -37,11 +37,11 @@ def test_a_script_mode_request_passes_the_rules_and_runs_its_script(
 ) -> None:
     """Given a source folder and a custom spec, when Prepare's parts go into a CreateTrainingJob request for
     ml.trn1.2xlarge, then the twin accepts it (no rule broken), unpacks the code channel's archive, runs the
-    script in the JAX venv with its hyperparameters and channels, and uploads what it wrote to SM_MODEL_DIR."""
+    script in the PyTorch venv with its hyperparameters and channels, and uploads what it wrote to SM_MODEL_DIR."""
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "train.py").write_text(SCRIPT)
     custom = CustomSpec(
-        entry_point="train.py", source="jobs/x/src/", framework="jax", hyperparameters={"epochs": 3, "note": "a b"}
+        entry_point="train.py", source="jobs/x/src/", framework="pytorch", hyperparameters={"epochs": 3, "note": "a b"}
     )
     parts = custom_parts(
         custom,
@@ -51,7 +51,8 @@ def test_a_script_mode_request_passes_the_rules_and_runs_its_script(
         instance=instance_type("ml.trn1.2xlarge"),
         region="us-east-1",
     )
-    assert parts.image and "/jax-training-neuronx:" in parts.image
+    assert parts.image and "/pytorch-training-neuronx:" in parts.image
+    assert "NEURON_CC_FLAGS" not in parts.environment  # the pipeline's loop's compiler flags: the script's own call
     key = boto3.client("kms").create_key()["KeyMetadata"]["Arn"]
     aws = AwsResources("us-east-1", sagemaker_role, key, ("subnet-0a",), ("sg-0123456789abcdef0",))
     training = TrainingRequest(

@@ -47,7 +47,6 @@ def script(framework: str = "pytorch", **extra: object) -> CustomSpec:
         ("pytorch", "ml.trn1.2xlarge", "pytorch-training-neuronx:", "neuron"),
         ("tensorflow", "ml.g5.xlarge", "tensorflow-training:2.19.0-gpu-", "cuda"),
         ("tensorflow", "ml.c5.xlarge", "tensorflow-training:2.19.0-cpu-", "cpu"),
-        ("jax", "ml.trn1.2xlarge", "jax-training-neuronx:", "neuron"),
     ],
 )
 def test_each_framework_runs_aws_container_for_the_family(framework, instance, repository, device) -> None:
@@ -55,13 +54,15 @@ def test_each_framework_runs_aws_container_for_the_family(framework, instance, r
     assert placed.image.startswith(f"763104351884.dkr.ecr.us-east-1.amazonaws.com/{repository}")
     assert placed.device == device
     assert placed.environment["TRAINFORGE_NPROC_PER_NODE"] == str(instance_type(instance).processes_per_node)
+    assert "NEURON_CC_FLAGS" not in placed.environment  # tunes the built-in loop's graphs; a script sets its own
 
 
 def test_a_region_with_its_own_registry_and_a_family_without_a_container() -> None:
     image = framework_placement("pytorch", instance_type("ml.g5.xlarge"), "af-south-1").image
     assert image.startswith("626614931356.dkr.ecr.af-south-1.amazonaws.com/pytorch-training:")
-    with pytest.raises(SpecInvalid, match=r"no jax training container for ml\.g5\.xlarge .*Trainium.*custom\.image"):
-        framework_placement("jax", instance_type("ml.g5.xlarge"), "us-east-1")
+    for family in ("ml.g5.xlarge", "ml.m5.xlarge", "ml.trn1.2xlarge"):  # no AWS JAX image has the toolkit
+        with pytest.raises(SpecInvalid, match=r"framework jax: .*local mode only.*custom\.image.*sagemaker-training"):
+            framework_placement("jax", instance_type(family), "us-east-1")
     with pytest.raises(SpecInvalid, match=r"no tensorflow training container for ml\.trn1\.2xlarge"):
         framework_placement("tensorflow", instance_type("ml.trn1.2xlarge"), "us-east-1")
     assert set(FRAMEWORKS) == {"pytorch", "jax", "tensorflow"}
@@ -95,6 +96,40 @@ def test_a_source_without_its_scripts_or_an_offline_job_without_a_wheelhouse_is_
     assert pack_source(with_requirements, uri, offline=True).requirements == ("numpy==2.0",)
 
 
+def test_the_one_requirements_file_the_toolkit_installs_is_the_declared_one_or_the_roots(tmp_path: Path) -> None:
+    """AWS's toolkit pip-installs only the source's root requirements.txt: a declared file elsewhere is packed
+    there (the folder keeps its layout), an undeclared root one is held to the wheelhouse rule too, and a
+    root one that differs from the declared one is refused rather than silently replaced."""
+    uri = source(tmp_path, {"train.py": "", "reqs/train.txt": "numpy==2.0\n", "wheelhouse/numpy.whl": ""})
+    packed = pack_source(script(requirements="reqs/train.txt"), uri, offline=True)
+    unpacked = unpack_source(packed.archive, tmp_path / "code")
+    assert (unpacked / "requirements.txt").read_text() == "numpy==2.0\n" and (unpacked / "reqs" / "train.txt").is_file()
+    assert (packed.requirements_file, packed.files) == (
+        "reqs/train.txt",
+        ("reqs/train.txt", "train.py", "wheelhouse/numpy.whl"),
+    )
+    assert not (tmp_path / "src" / "requirements.txt").exists()  # the user's folder is only read
+
+    (tmp_path / "src" / "requirements.txt").write_text("pandas\n")
+    with pytest.raises(
+        SpecInvalid, match=r"reqs/train\.txt is packed as requirements\.txt .* another requirements\.txt"
+    ):
+        pack_source(script(requirements="reqs/train.txt"), uri, offline=False)
+    (tmp_path / "src" / "wheelhouse" / "numpy.whl").unlink()
+    with pytest.raises(SpecInvalid, match=r"custom\.source's requirements\.txt .* no wheelhouse/"):
+        pack_source(script(), uri, offline=True)  # not declared, but the toolkit would install it from PyPI
+    (tmp_path / "src" / "wheelhouse" / "pandas.whl").write_bytes(b"wheel")
+    parts = custom_parts(
+        script(),
+        source_uri=uri,
+        code_uri=(tmp_path / "run").as_uri(),
+        base_model_id="tiny",
+        instance=instance_type("ml.g5.xlarge"),
+        region="us-east-1",
+    )
+    assert parts.environment["PIP_NO_INDEX"] == "1"  # the toolkit's pip reads the wheelhouse, not an index
+
+
 def _request(tmp_path: Path, custom: CustomSpec, instance: str) -> dict:
     parts = custom_parts(
         custom,
@@ -125,7 +160,7 @@ def _request(tmp_path: Path, custom: CustomSpec, instance: str) -> dict:
 
 @pytest.mark.parametrize(
     ("framework", "instance"),
-    [("pytorch", "ml.g5.2xlarge"), ("tensorflow", "ml.m5.xlarge"), ("jax", "ml.trn1.2xlarge")],
+    [("pytorch", "ml.g5.2xlarge"), ("tensorflow", "ml.m5.xlarge"), ("pytorch", "ml.trn1.2xlarge")],
 )
 def test_a_script_mode_request_obeys_the_twins_rules(tmp_path: Path, framework: str, instance: str) -> None:
     custom = script(framework, requirements="requirements.txt", hyperparameters={"epochs": 3, "name": "a b"})
@@ -148,17 +183,41 @@ def test_a_script_mode_request_obeys_the_twins_rules(tmp_path: Path, framework: 
     assert [v.split(":")[0] for v in check(TRAINING, broken, CTX)] == ["training.script-mode-source-isolated"]
 
 
-def test_a_container_of_ones_own_gets_its_hyperparameters_and_no_source(tmp_path: Path) -> None:
-    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mine:1"
-    parts = custom_parts(
-        CustomSpec(image=image, hyperparameters={"k": 2}),
-        source_uri=None,
-        code_uri=(tmp_path / "c").as_uri(),
-        base_model_id="tiny",
-        instance=instance_type("ml.g5.xlarge"),
-        region="us-east-1",
-    )
-    assert (parts.image, parts.hyperparameters, parts.channels) == (image, {"k": "2", "base_model_id": '"tiny"'}, {})
+def test_a_container_of_ones_own_gets_plain_hyperparameters_and_no_source(tmp_path: Path) -> None:
+    """A container of one's own has no toolkit to decode JSON: its hyperparameters.json holds the values as a
+    command line would (``adam``, not ``"adam"``); it is pulled only from the stack's PREFIX-custom/ repositories."""
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/trainforge-custom/mine:1"
+    hyperparameters = {"optimizer": "adam", "k": 2, "lr": 0.5, "shuffle": True}
+
+    def parts_for(image: str, account: str = "123456789012", region: str = "us-east-1"):
+        return custom_parts(
+            CustomSpec(image=image, hyperparameters=hyperparameters),
+            source_uri=None,
+            code_uri=(tmp_path / "c").as_uri(),
+            base_model_id="tiny",
+            instance=instance_type("ml.trn1.2xlarge"),
+            region=region,
+            account=account,
+            prefix="trainforge",
+        )
+
+    parts = parts_for(image)
+    assert (parts.image, parts.channels, parts.environment) == (image, {}, {})
+    assert parts.hyperparameters == {
+        "optimizer": "adam",
+        "k": "2",
+        "lr": "0.5",
+        "shuffle": "true",
+        "base_model_id": "tiny",
+    }
+    for elsewhere, account, region in [
+        ("123456789012.dkr.ecr.us-east-1.amazonaws.com/mine:1", "123456789012", "us-east-1"),  # not PREFIX-custom/
+        (image.replace("123456789012", "210987654321"), "123456789012", "us-east-1"),  # another account
+        (image, "123456789012", "eu-west-1"),  # another region
+        (image, "", "us-east-1"),  # an installation that names no account
+    ]:
+        with pytest.raises(SpecInvalid, match=r"pull only from this stack's account and region.*trainforge-custom/\*"):
+            parts_for(elsewhere, account, region)
     with pytest.raises(SpecInvalid, match="local mode has no container runtime"):
         custom_parts(CustomSpec(image=image), source_uri=None, code_uri="", base_model_id="t", instance=None, region="")
 
