@@ -96,9 +96,14 @@ FINDING_PATTERNS: tuple[tuple[str, str], ...] = (
         _RESOURCE_ARN
         + r"ecr:"
         + _REGION
-        + r":\*:repository/(djl-inference|(pytorch|tensorflow|jax)-training(-neuronx)?)\]",
+        + r":\*:repository/(djl-inference|(pytorch|tensorflow)-training(-neuronx)?)\]",
         "Pulling AWS's LMI serving image and its framework training containers (custom jobs): named repositories whose "
         "Deep Learning Containers account differs by region; the image URIs are built by trainforge, never taken from a user.",
+    ),
+    (
+        _RESOURCE_ARN + r"ecr:" + _REGION_ACCOUNT + r"repository/[\w-]+-custom/\*\]",
+        "Pulling a custom job's container of one's own (custom.image): only this account's and region's repositories "
+        "named PREFIX-custom/..., a namespace the account's owners push to; Prepare refuses any other image URI.",
     ),
     (
         r"AwsSolutions-IAM5\[Resource::\*\]",

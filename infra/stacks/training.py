@@ -19,6 +19,7 @@ from constructs import Construct
 
 from infra.stacks.data import import_buckets
 from trainforge.custom.frameworks import framework_repositories
+from trainforge.custom.own_image import own_repositories
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: every AWS API the functions and jobs call, reached through PrivateLink (the subnets have no other route
@@ -209,6 +210,17 @@ class TrainingStack(Stack):
                 resources=[
                     f"arn:{self.partition}:ecr:{self.region}:*:repository/{name}"
                     for name in ["djl-inference", *framework_repositories()]
+                ],
+            )
+        )
+        # a custom job's container of one's own (custom.image): only this account's and region's repositories
+        # named PREFIX-custom/..., the convention Prepare holds custom.image to (trainforge.custom.own_image)
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PullOwnCustomContainers",
+                actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                resources=[
+                    self.format_arn(service="ecr", resource="repository", resource_name=own_repositories(prefix))
                 ],
             )
         )

@@ -296,3 +296,18 @@ def test_the_sagemaker_role_may_pull_every_aws_container_a_job_names_and_no_othe
     assert granted == {"djl-inference", *framework_repositories()}
     uri = framework_placement("tensorflow", instance_type("ml.g5.xlarge"), "us-east-1").image
     assert uri.split("/", 1)[1].split(":")[0] in granted
+
+
+def test_the_sagemaker_role_pulls_ones_own_custom_containers_only_from_the_stacks_custom_repositories(synthesized):
+    """custom.image is pulled as the job's role: from this account's and region's PREFIX-custom/ repositories,
+    the one place Prepare admits (trainforge.custom.own_image), and nowhere else in the account."""
+    statements = role_statements(synthesized, "training", "SageMakerRole")
+    (pull,) = [s for s in allowed(statements, "ecr:BatchGetImage") if s.get("Sid") == "PullOwnCustomContainers"]
+    assert sorted(actions(pull)) == [
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:BatchGetImage",
+        "ecr:GetDownloadUrlForLayer",
+    ]
+    (resource,) = pull["Resource"] if isinstance(pull["Resource"], list) else [pull["Resource"]]
+    assert text(resource).endswith(':ecr:us-east-1:123456789012:repository/trainforge-custom/*"')
+    assert allowed(statements, "ecr:GetAuthorizationToken")  # a registry login, which ECR grants only on "*"
