@@ -109,7 +109,7 @@ FINDING_PATTERNS: tuple[tuple[str, str], ...] = (
         r"AwsSolutions-IAM5\[Resource::\*\]",
         "APIs that only accept Resource '*': X-Ray PutTraceSegments/PutTelemetryRecords (Lambda tracing), EC2 network-interface calls "
         "for VPC jobs, CloudWatch PutMetricData (limited by namespace condition), bedrock:CreateModelImportJob (no resource type), "
-        "sagemaker:ListTrainingJobs/ListProcessingJobs (no resource type), servicequotas:ListServiceQuotas and "
+        "sagemaker:ListTrainingJobs/ListProcessingJobs/ListHyperParameterTuningJobs (no resource type), servicequotas:ListServiceQuotas and "
         "ListAWSDefaultServiceQuotas (no resource type: the plan reads the SageMaker quotas a run needs), cloudwatch:GetMetricData "
         "(no resource type: continuous evaluation reads each endpoint variant's AWS/SageMaker metrics), sagemaker:ListTags, which AWS documents on '*' "
         "for Step Functions' .sync job integrations, and the EC2 calls of Bedrock's import jobs in the VPC (describe; "

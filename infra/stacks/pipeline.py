@@ -247,15 +247,22 @@ class PipelineStack(Stack):
                     "sagemaker:StopTrainingJob",
                     "sagemaker:DescribeProcessingJob",
                     "sagemaker:StopProcessingJob",
+                    # a failed tuning job: its latest trial (for the logs); a running one is stopped
+                    "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+                    "sagemaker:StopHyperParameterTuningJob",
                 ],
-                resources=[f"{arn}:training-job/*", f"{arn}:processing-job/*"],
+                resources=[f"{arn}:training-job/*", f"{arn}:processing-job/*", f"{arn}:hyper-parameter-tuning-job/*"],
             )
         )
         # List* have no resource type: record_failure finds the run's jobs still running by name
         f["record_failure"].add_to_role_policy(
             iam.PolicyStatement(
                 sid="FindRunningJobs",
-                actions=["sagemaker:ListTrainingJobs", "sagemaker:ListProcessingJobs"],
+                actions=[
+                    "sagemaker:ListTrainingJobs",
+                    "sagemaker:ListProcessingJobs",
+                    "sagemaker:ListHyperParameterTuningJobs",
+                ],
                 resources=["*"],
             )
         )

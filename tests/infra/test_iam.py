@@ -219,8 +219,13 @@ def test_record_failure_stops_jobs_and_finds_their_log_streams(synthesized):
         "DescribeProcessingJob",
         "ListTrainingJobs",
         "ListProcessingJobs",
+        "ListHyperParameterTuningJobs",
+        "ListTrainingJobsForHyperParameterTuningJob",
+        "StopHyperParameterTuningJob",
     ):
         assert allowed(statements, f"sagemaker:{action}"), action
+    (stop,) = allowed(statements, "sagemaker:StopHyperParameterTuningJob")
+    assert any(":hyper-parameter-tuning-job/*" in text(r) for r in stop["Resource"])
     (streams,) = allowed(statements, "logs:DescribeLogStreams")
     assert {r.split(":log-group:")[1] for r in streams["Resource"]} == {
         "/aws/sagemaker/TrainingJobs:*",

@@ -49,7 +49,7 @@ from trainforge.pipeline.schedules import debounce_new_data, job_spec_uri
 from trainforge.settings import Settings
 from trainforge.spec import JobSpec, parse_spec
 from trainforge.store import join, open_store, pin_version
-from trainforge.tuning.amt import finish_tuning, prepared_tuning
+from trainforge.tuning.amt import finish_tuning, prepared_tuning, tuning_job_name
 
 #: CloudWatch log groups SageMaker writes job logs to
 LOG_GROUPS = {"training": "/aws/sagemaker/TrainingJobs", "processing": "/aws/sagemaker/ProcessingJobs"}
@@ -425,24 +425,54 @@ def handle_record_outcome(event: dict[str, Any], settings: Settings) -> dict[str
 # --- failures ---------------------------------------------------------------------------------------------
 
 
+#: the name field of a job's Describe* output -> its status field and the kind of job
+_JOB_FIELDS = {
+    "TrainingJobName": ("TrainingJobStatus", "training"),
+    "ProcessingJobName": ("ProcessingJobStatus", "processing"),
+    "HyperParameterTuningJobName": ("HyperParameterTuningJobStatus", "tuning"),
+}
+
+
 def _failed_job(error: StepError) -> dict[str, Any] | None:
     """A .sync task whose job ended Failed or Stopped fails with the job's Describe* output as its cause."""
     try:
         cause = json.loads(error.Cause)
     except json.JSONDecodeError:
         return None
-    return cause if isinstance(cause, dict) and ("TrainingJobName" in cause or "ProcessingJobName" in cause) else None
+    return cause if isinstance(cause, dict) and any(name in cause for name in _JOB_FIELDS) else None
+
+
+def _telling_trial(tuning: dict[str, Any], client: Any) -> str | None:
+    """The trial of a failed tuning job whose log says most: its best training job, else its latest one."""
+    best = (tuning.get("BestTrainingJob") or {}).get("TrainingJobName")
+    if best:
+        return str(best)
+    latest = client.list_training_jobs_for_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=tuning["HyperParameterTuningJobName"],
+        SortBy="CreationTime",
+        SortOrder="Descending",
+        MaxResults=1,
+    )["TrainingJobSummaries"]
+    return str(latest[0]["TrainingJobName"]) if latest else None
 
 
 def _stop_running_jobs(run_id: str, client: Any) -> list[str]:
-    """Every training or processing job of the run still running: stopped, because it bills until it ends
-    (a task timeout or a failed step elsewhere does not stop it)."""
+    """Every training, processing or tuning job of the run still running: stopped, because it bills until it
+    ends (a task timeout or a failed step elsewhere does not stop it). A tuning job's name is the run id cut
+    to fit (``tuning_job_name``); stopping it stops its trials."""
     stopped = []
-    for list_call, stop_call, key, name_key in (
-        ("list_training_jobs", "stop_training_job", "TrainingJobSummaries", "TrainingJobName"),
-        ("list_processing_jobs", "stop_processing_job", "ProcessingJobSummaries", "ProcessingJobName"),
+    for list_call, stop_call, key, name_key, contains in (
+        ("list_training_jobs", "stop_training_job", "TrainingJobSummaries", "TrainingJobName", run_id),
+        ("list_processing_jobs", "stop_processing_job", "ProcessingJobSummaries", "ProcessingJobName", run_id),
+        (
+            "list_hyper_parameter_tuning_jobs",
+            "stop_hyper_parameter_tuning_job",
+            "HyperParameterTuningJobSummaries",
+            "HyperParameterTuningJobName",
+            tuning_job_name(run_id),
+        ),
     ):
-        for page in client.get_paginator(list_call).paginate(NameContains=run_id, StatusEquals="InProgress"):
+        for page in client.get_paginator(list_call).paginate(NameContains=contains, StatusEquals="InProgress"):
             for job in page[key]:
                 getattr(client, stop_call)(**{name_key: job[name_key]})
                 stopped.append(job[name_key])
@@ -479,12 +509,16 @@ def handle_record_failure(
     name_of_error = error.Error
     failed = _failed_job(error)
     if failed is not None:
-        name = failed.get("TrainingJobName") or failed["ProcessingJobName"]
-        jobs[name] = "training" if "TrainingJobName" in failed else "processing"
-        status = failed.get("TrainingJobStatus") or failed.get("ProcessingJobStatus")
+        name_field = next(field for field in _JOB_FIELDS if field in failed)
+        status_field, kind = _JOB_FIELDS[name_field]
+        name = failed[name_field]
         reason = failed.get("FailureReason") or failed.get("ExitMessage") or "no FailureReason given"
-        cause = f"{jobs[name]} job {name} ended {status}: {reason}"
-        name_of_error = TrainingFailed.__name__ if jobs[name] == "training" else EvaluationFailed.__name__
+        cause = f"{kind} job {name} ended {failed.get(status_field)}: {reason}"
+        if kind != "tuning":
+            jobs[name] = kind
+        elif trial := _telling_trial(failed, client):  # a tuning job has no log of its own; its trials do
+            jobs[trial] = "training"
+        name_of_error = EvaluationFailed.__name__ if kind == "processing" else TrainingFailed.__name__
     elif name_of_error.startswith("States."):
         # the execution ends with this name, and Step Functions' own names (States.*) are not for Fail states
         cause = f"{name_of_error}: {cause}"
