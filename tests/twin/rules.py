@@ -646,12 +646,15 @@ def _metrics(prefix: str, api: str, path: Path) -> tuple[Rule, ...]:
 _ENV_KEY = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
-def _environment_problem(environment: Any, field: str, key_max: int, value_max: int) -> str | None:
-    """What is wrong with a container's environment map: at most 100 variables of bounded names and values."""
+def _environment_problem(
+    environment: Any, field: str, key_max: int, value_max: int, count_max: int = 100
+) -> str | None:
+    """What is wrong with a container's environment map: at most ``count_max`` variables of bounded names and
+    values."""
     if not isinstance(environment, Mapping):
         return None
-    if len(environment) > 100:
-        return f"{field} has {len(environment)} entries; at most 100 are allowed"
+    if len(environment) > count_max:
+        return f"{field} has {len(environment)} entries; at most {count_max} are allowed"
     for key, value in environment.items():
         if not _ENV_KEY.fullmatch(key) or len(key) > key_max:
             return f"{field} key {key!r} is not a variable name of at most {key_max} characters"
@@ -660,16 +663,19 @@ def _environment_problem(environment: Any, field: str, key_max: int, value_max: 
     return None
 
 
-def _environment(rule_id: str, api: str, path: Path, key_max: int, value_max: int, source: str) -> Rule:
+def _environment(
+    rule_id: str, api: str, path: Path, key_max: int, value_max: int, source: str, count_max: int = 100
+) -> Rule:
     field = _name(path)
 
     def check(request: dict[str, Any], ctx: RuleContext) -> str | None:
-        return _environment_problem(_at(request, path), field, key_max, value_max)
+        return _environment_problem(_at(request, path), field, key_max, value_max, count_max)
 
     return Rule(
         rule_id,
         api,
-        f"{field} has at most 100 entries, keys [a-zA-Z_][a-zA-Z0-9_]* of <= {key_max} and values of <= {value_max}.",
+        f"{field} has at most {count_max} entries, keys [a-zA-Z_][a-zA-Z0-9_]* of <= {key_max} and values of "
+        f"<= {value_max}.",
         source,
         check,
     )
@@ -1054,7 +1060,93 @@ def _tuning_warm_start(request: dict[str, Any], ctx: RuleContext) -> str | None:
     return None
 
 
+#: HyperParameterAlgorithmSpecification's fields: a tuning job's trials take no ContainerEntrypoint,
+#: ContainerArguments, EnableSageMakerMetricsTimeSeries, TrainingImageConfig (CreateTrainingJob's have them)
+_TUNING_ALGORITHM_FIELDS = frozenset({"TrainingImage", "TrainingInputMode", "AlgorithmName", "MetricDefinitions"})
+
+
+def _tuning_algorithm(request: dict[str, Any], ctx: RuleContext) -> str | None:
+    algorithm = _at(request, (*_DEFINITION, "AlgorithmSpecification"))
+    if not isinstance(algorithm, Mapping):
+        return None
+    extra = sorted(set(algorithm) - _TUNING_ALGORITHM_FIELDS)
+    if extra:
+        return f"TrainingJobDefinition.AlgorithmSpecification does not take {', '.join(extra)}"
+    if "TrainingInputMode" not in algorithm:
+        return "TrainingJobDefinition.AlgorithmSpecification.TrainingInputMode is missing"
+    if "AlgorithmName" in algorithm and "TrainingImage" in algorithm:
+        return "TrainingJobDefinition.AlgorithmSpecification names both an AlgorithmName and a TrainingImage"
+    return None
+
+
+def _ranges_of(request: dict[str, Any], kind: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    for path in (("HyperParameterTuningJobConfig", "ParameterRanges"), (*_DEFINITION, "HyperParameterRanges")):
+        ranges = _at(request, path)
+        if isinstance(ranges, Mapping):
+            for index, item in enumerate(_items(ranges.get(kind))):
+                if isinstance(item, Mapping):
+                    yield f"{_name(path)}.{kind}[{index}]", item
+
+
+def _scaling_problem(field: str, item: Mapping[str, Any], reverse: bool) -> str | None:
+    scaling = item.get("ScalingType")
+    if scaling not in ("Logarithmic", "ReverseLogarithmic"):
+        return None
+    try:
+        low, high = float(item["MinValue"]), float(item["MaxValue"])
+    except (KeyError, TypeError, ValueError):
+        return f"{field} has a {scaling} scale without numeric MinValue and MaxValue"
+    if scaling == "Logarithmic" and low <= 0:
+        return f"{field} ({item.get('Name')}) has a Logarithmic scale from MinValue {item['MinValue']}; it must be > 0"
+    if scaling == "ReverseLogarithmic" and reverse and not (low >= 0 and high < 1):
+        return f"{field} ({item.get('Name')}) has a ReverseLogarithmic scale outside 0 <= x < 1"
+    return None
+
+
+def _continuous_scaling(request: dict[str, Any], ctx: RuleContext) -> str | None:
+    found = (_scaling_problem(f, r, reverse=True) for f, r in _ranges_of(request, "ContinuousParameterRanges"))
+    return next((problem for problem in found if problem), None)
+
+
+def _integer_scaling(request: dict[str, Any], ctx: RuleContext) -> str | None:
+    found = (_scaling_problem(f, r, reverse=False) for f, r in _ranges_of(request, "IntegerParameterRanges"))
+    return next((problem for problem in found if problem), None)
+
+
 _TUNING_RULES = (
+    Rule(
+        "tuning.algorithm-specification",
+        TUNING,
+        "A tuning job's AlgorithmSpecification holds only TrainingImage or AlgorithmName (not both), "
+        "TrainingInputMode (required) and MetricDefinitions.",
+        _SM + "API_HyperParameterAlgorithmSpecification.html",
+        _tuning_algorithm,
+    ),
+    Rule(
+        "tuning.continuous-range-scaling",
+        TUNING,
+        "A continuous range on a Logarithmic scale has only values > 0; on a ReverseLogarithmic one, only values "
+        "in 0 <= x < 1.",
+        _SM + "API_ContinuousParameterRange.html",
+        _continuous_scaling,
+    ),
+    Rule(
+        "tuning.integer-range-scaling",
+        TUNING,
+        "An integer range on a Logarithmic scale has only values > 0.",
+        _SM + "API_IntegerParameterRange.html",
+        _integer_scaling,
+    ),
+    # at most 48 variables per training job definition (botocore: HyperParameterTrainingJobEnvironmentMap)
+    _environment(
+        "tuning.environment",
+        TUNING,
+        (*_DEFINITION, "Environment"),
+        512,
+        512,
+        _SM + "API_HyperParameterTrainingJobDefinition.html",
+        count_max=48,
+    ),
     Rule(
         "tuning.objective-metric-defined",
         TUNING,

@@ -463,6 +463,14 @@ CASES: list[tuple[str, Mutation]] = [
     ("tuning.resource-limits", put("HyperParameterTuningJobConfig", "ResourceLimits", "MaxParallelTrainingJobs", 0)),
     ("tuning.resource-limits", put("HyperParameterTuningJobConfig", "ResourceLimits", "MaxRuntimeInSeconds", 60)),
     ("tuning.resource-limits", drop("HyperParameterTuningJobConfig", "ResourceLimits")),
+    ("tuning.algorithm-specification", put("TrainingJobDefinition", "AlgorithmSpecification", "ContainerEntrypoint", ["trainforge-train"])),
+    ("tuning.algorithm-specification", put("TrainingJobDefinition", "AlgorithmSpecification", "EnableSageMakerMetricsTimeSeries", True)),
+    ("tuning.algorithm-specification", put("TrainingJobDefinition", "AlgorithmSpecification", "AlgorithmName", "trainforge")),
+    ("tuning.algorithm-specification", drop("TrainingJobDefinition", "AlgorithmSpecification", "TrainingInputMode")),
+    ("tuning.continuous-range-scaling", put("HyperParameterTuningJobConfig", "ParameterRanges", "ContinuousParameterRanges", 0, "MinValue", "0")),
+    ("tuning.continuous-range-scaling", put("HyperParameterTuningJobConfig", "ParameterRanges", "ContinuousParameterRanges", [{"Name": "lora_dropout", "MinValue": "0", "MaxValue": "1.5", "ScalingType": "ReverseLogarithmic"}])),
+    ("tuning.integer-range-scaling", put("HyperParameterTuningJobConfig", "ParameterRanges", "IntegerParameterRanges", [{"Name": "lora_rank", "MinValue": "0", "MaxValue": "64", "ScalingType": "Logarithmic"}])),
+    ("tuning.environment", put("TrainingJobDefinition", "Environment", {f"VAR_{i}": "1" for i in range(49)})),
     ("tuning.parameter-ranges-count", put("HyperParameterTuningJobConfig", "ParameterRanges", "IntegerParameterRanges", _list(30, lambda i: {"Name": f"p{i}", "MinValue": "1", "MaxValue": "2"}))),
     *_training_job_cases("tuning", ("TrainingJobDefinition",)),
     ("tuning.resource-volume-kms-key-local-storage", tuning_resources(InstanceType="ml.g5.2xlarge", InstanceCount=1, VolumeKmsKeyId=KEY)),
@@ -751,6 +759,11 @@ def test_the_hyperparameter_and_payload_limits_match_the_service_model() -> None
     assert runtime.operation_model("InvokeEndpoint").input_shape.members["Body"].metadata["max"] == 6 * 2**20
     processing = sagemaker.operation_model("CreateProcessingJob").input_shape.members["StoppingCondition"]
     assert processing.members["MaxRuntimeInSeconds"].metadata["max"] == 777600
+    tuned = sagemaker.operation_model("CreateHyperParameterTuningJob").input_shape.members["TrainingJobDefinition"]
+    environment = tuned.members["Environment"]  # tuning.environment's limits
+    limits = environment.metadata["max"], environment.key.metadata["max"], environment.value.metadata["max"]
+    assert limits == (48, 512, 512)
+    assert set(tuned.members["AlgorithmSpecification"].members) == rules._TUNING_ALGORITHM_FIELDS
     capture = sagemaker.operation_model("CreateEndpointConfig").input_shape.members["DataCaptureConfig"]
     assert capture.members["DestinationS3Uri"].metadata["max"] == 512
     options = capture.members["CaptureOptions"].metadata
