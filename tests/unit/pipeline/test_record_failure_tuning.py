@@ -27,10 +27,7 @@ REASON = "All training jobs failed. Please check the training job logs for more 
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
+def aws(aws_env: None) -> Any:
     with mock_aws():
         logs = boto3.client("logs")
         logs.create_log_group(logGroupName="/aws/sagemaker/TrainingJobs")
