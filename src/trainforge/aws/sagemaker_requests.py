@@ -24,7 +24,13 @@ GIB = 2**30
 #: SageMaker matches each regex on every log line of the container
 #: (https://docs.aws.amazon.com/sagemaker/latest/dg/training-metrics.html#define-train-metrics)
 METRICS = {"train:loss": "loss", "validation:loss": "eval_loss", "train:tokens_per_s": "tokens_per_s"}
-METRIC_DEFINITIONS = [{"Name": name, "Regex": rf'"{field}": ([0-9.eE+-]+)'} for name, field in METRICS.items()]
+#: a step record's loss follows its step (and total steps), as the loop and the custom examples print them, so
+#: a "loss" key elsewhere (the memory event's estimate parts) is not read as a training loss
+_STEP_PREFIX = r'"step": [0-9]+, (?:"total_steps": [0-9]+, )?'
+METRIC_DEFINITIONS = [
+    {"Name": name, "Regex": (_STEP_PREFIX if field == "loss" else "") + rf'"{field}": ([0-9.eE+-]+)'}
+    for name, field in METRICS.items()
+]
 
 #: the entry point SageMaker processing jobs run in the training image (pyproject's console script)
 EVALUATION_ENTRYPOINT = ["trainforge-evaluate"]
