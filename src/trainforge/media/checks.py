@@ -22,7 +22,7 @@ from trainforge.media.decode import check_audio_format, check_audio_length, chec
 from trainforge.media.headers import HEADER_BYTES, MediaError, audio_header, image_header
 from trainforge.media.limits import MediaLimits
 from trainforge.media.records import image_parts
-from trainforge.media.references import IMAGE_SUFFIXES, data_uri, read_media, resolve
+from trainforge.media.references import IMAGE_SUFFIXES, read_media, resolve
 from trainforge.store import ObjectStore
 
 Problem = tuple[str, str, str]
@@ -75,7 +75,7 @@ class MediaChecker:
         return []
 
     def _bytes(self, reference: str, records_uri: str, limit: int) -> bytes:
-        if self.decode or data_uri(reference) is not None:
+        if self.decode or reference.startswith("data:"):
             return read_media(reference, records_uri, self.store, limit)
         uri = resolve(reference, records_uri)
         if not self.store.exists(uri):

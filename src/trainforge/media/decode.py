@@ -65,8 +65,31 @@ def check_audio_length(seconds: float, limits: MediaLimits) -> None:
         )
 
 
+#: libsndfile's ``frames`` where the container does not say how long it is (SF_COUNT_MAX)
+UNKNOWN_FRAMES = 2**63 - 1
+#: frames read per block, so a file's length is judged before its samples pile up
+BLOCK_FRAMES = 1 << 16
+
+
+def _read_block(sound: Any, frames: int) -> np.ndarray:
+    """Up to ``frames`` float32 frames from libsndfile itself: ``SoundFile.read`` seeks to its own count
+    after each read, and libFLAC cannot seek to the end of a stream of unknown length, so the last block
+    of such a file would fail after it was read."""
+    import soundfile
+
+    out = np.empty((frames, sound.channels), dtype=np.float32)
+    read = soundfile._snd.sf_readf_float(sound._file, soundfile._ffi.cast("float *", out.ctypes.data), frames)
+    if read < 0 or soundfile._snd.sf_error(sound._file):
+        raise RuntimeError(soundfile._ffi.string(soundfile._snd.sf_strerror(sound._file)).decode(errors="replace"))
+    return out[:read]
+
+
 def decode_audio(data: bytes, limits: MediaLimits = MediaLimits()) -> Audio:
-    """16 kHz mono float32 samples of a WAV, FLAC, OGG or MP3 file, or a MediaError saying why not."""
+    """16 kHz mono float32 samples of a WAV, FLAC, OGG or MP3 file, or a MediaError saying why not.
+
+    A compressed file is small for its length (300 s of Opus fit in 69 KB), so its length is judged from
+    the decoder's header before reading, and the samples are read in blocks up to one second past the
+    limit: a file of unknown or false length never decodes whole."""
     import soundfile
 
     if len(data) > limits.max_audio_bytes:
@@ -76,12 +99,26 @@ def decode_audio(data: bytes, limits: MediaLimits = MediaLimits()) -> Audio:
     if header.seconds is not None:
         check_audio_length(header.seconds, limits)
     try:
-        samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError) as exc:
+        with soundfile.SoundFile(io.BytesIO(data)) as sound:
+            rate, channels = sound.samplerate, sound.channels
+            check_audio_format(rate, channels, limits)
+            if sound.frames != UNKNOWN_FRAMES:
+                check_audio_length(sound.frames / rate, limits)
+            cap = int((limits.max_audio_seconds + 1) * rate)
+            blocks, total = [], 0
+            while total <= cap:
+                block = _read_block(sound, min(BLOCK_FRAMES, cap + 1 - total))
+                if not len(block):
+                    break
+                blocks.append(block)
+                total += len(block)
+    except MediaError:
+        raise
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:  # ValueError: "array is too big"
         raise MediaError("undecodable_media", f"cannot decode the {header.format} audio: {exc}") from exc
-    check_audio_format(rate, samples.shape[1], limits)
-    check_audio_length(len(samples) / rate, limits)
-    return Audio(resample(samples.mean(axis=1), rate), rate, samples.shape[1])
+    check_audio_length(total / rate, limits)
+    samples = np.concatenate(blocks) if blocks else np.zeros((0, channels), dtype=np.float32)
+    return Audio(resample(samples.mean(axis=1), rate), rate, channels)
 
 
 def check_image_size(width: int, height: int, limits: MediaLimits) -> None:

@@ -126,7 +126,10 @@ def _flac(data: bytes) -> AudioHeader:
     if len(data) < 26:
         raise MediaError("undecodable_media", "truncated FLAC header")
     bits = int.from_bytes(data[18:26], "big")  # STREAMINFO: 20 bits rate, 3 channels-1, 5 depth-1, 36 frames
-    return AudioHeader("flac", bits >> 44, ((bits >> 41) & 0x7) + 1, bits & 0xFFFFFFFFF)
+    # 0 frames means the encoder did not know the length, not an empty stream (RFC 9639 section 8.2,
+    # https://www.rfc-editor.org/rfc/rfc9639.html): the decoder then counts the samples
+    frames = bits & 0xFFFFFFFFF
+    return AudioHeader("flac", bits >> 44, ((bits >> 41) & 0x7) + 1, frames or None)
 
 
 def audio_header(data: bytes) -> AudioHeader:

@@ -1,7 +1,8 @@
-"""Where a record's media lives: a key relative to the JSON-lines file that names it (``audio/0001.wav``
-beside ``train.jsonl``), an ``s3://`` or ``file://`` URI under the same root, or, for images, an inline
-``data:`` URI. Media are read through the dataset's own store and nothing else: a web URL is refused, so
-validation, training and evaluation read the very bytes the dataset owner uploaded.
+"""Where a record's media lives: a key relative to the folder of the JSON-lines file that names it
+(``audio/0001.wav`` beside ``train.jsonl``) or, for images, an inline ``data:`` URI. Media are read through
+the dataset's own store and nothing else: any URI (s3://, file://, a web URL) is refused, so validation,
+training and evaluation read the very bytes the dataset owner uploaded beside the records, and Prepare
+copies each of them into the run.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ import binascii
 import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from trainforge.media.headers import MediaError
 from trainforge.store import ObjectStore
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 MEDIA_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", *IMAGE_SUFFIXES)
-_SCHEMES = ("s3://", "file://")
 
 
 def is_media_file(name: str) -> bool:
@@ -25,30 +26,26 @@ def is_media_file(name: str) -> bool:
     return name.lower().endswith(MEDIA_SUFFIXES)
 
 
-def _root(uri: str) -> str:
-    """The part of a URI a reference may not leave: the bucket of an s3:// URI, the folder of a file:// one."""
-    if uri.startswith("s3://"):
-        return "s3://" + uri[5:].split("/", 1)[0] + "/"
-    return uri.rsplit("/", 1)[0] + "/"
-
-
 def resolve(reference: str, records_uri: str) -> str:
-    """The URI of ``reference`` as named in the records file at ``records_uri``."""
+    """The URI of ``reference``, a key relative to the folder of the records file at ``records_uri``.
+
+    An absolute URI is refused, so a record reads nothing outside its own folder and Prepare copies every
+    medium it names; the key is judged as the stores read it (percent-decoded, ``..`` resolved)."""
     if not isinstance(reference, str) or not reference.strip():
         raise MediaError("wrong_type", "a media reference must be a non-empty string (a key or a URI)")
+    folder = records_uri.rsplit("/", 1)[0]
     if "://" in reference:
-        if not reference.startswith(_SCHEMES) or not reference.startswith(_root(records_uri)):
+        raise MediaError(
+            "media_outside_store",
+            f"'{reference}': use a key relative to the records file's folder ({folder}/), not a URI",
+        )
+    for form in (reference, unquote(reference)):
+        if form.startswith("/") or posixpath.normpath(form).split("/")[0] == "..":
             raise MediaError(
                 "media_outside_store",
-                f"{reference.split('://')[0]}:// media outside the dataset's store are not fetched: "
-                f"upload the file beside the records (under {_root(records_uri)})",
+                f"'{reference}' leaves the records file's folder: use a key relative to it ({folder}/)",
             )
-        return reference
-    folder = records_uri.rsplit("/", 1)[0]
-    joined = posixpath.normpath(posixpath.join("/", reference.lstrip("/")))
-    if reference.startswith("/") or ".." in reference.split("/"):
-        raise MediaError("media_outside_store", f"'{reference}' must be a key below the records' folder")
-    return folder + joined
+    return f"{folder}/{posixpath.normpath(reference)}"
 
 
 @dataclass(frozen=True)
@@ -58,13 +55,16 @@ class Inline:
     data: bytes
 
 
-def data_uri(reference: str) -> Inline | None:
-    """The bytes of a ``data:image/...;base64,...`` reference, None for any other reference."""
+def data_uri(reference: str, limit: int) -> Inline | None:
+    """The bytes (at most ``limit``, refused before decoding) of a ``data:image/...;base64,...`` reference,
+    None for any other reference."""
     if not reference.startswith("data:"):
         return None
     header, _, payload = reference.partition(",")
     if not header.startswith("data:image/") or not header.endswith(";base64"):
         raise MediaError("unsupported_media", "a data URI must be data:image/<type>;base64,<bytes>")
+    if len(payload) > 4 * -(-limit // 3):  # base64 holds 3 bytes in 4 characters
+        raise MediaError("media_too_large", f"the data URI holds over {limit} bytes")
     try:
         return Inline(base64.b64decode(payload, validate=True))
     except (binascii.Error, ValueError) as exc:
@@ -73,7 +73,7 @@ def data_uri(reference: str) -> Inline | None:
 
 def read_media(reference: str, records_uri: str, store: ObjectStore, limit: int) -> bytes:
     """The bytes a reference names (at most ``limit``; a missing object is a MediaError)."""
-    inline = data_uri(reference)
+    inline = data_uri(reference, limit)
     if inline is not None:
         data = inline.data
     else:

@@ -99,6 +99,8 @@ def media_router(engine: MediaEngine) -> APIRouter:
         response_format: str = Form("json"),
     ) -> Any:
         check_model(model)
+        if file.size is not None and file.size > engine.limits.max_audio_bytes:  # refused before it is read
+            raise BadRequest("file", f"file: {file.size} bytes is over {engine.limits.max_audio_bytes}", 413)
         return _transcription(engine, await file.read(), language, response_format, "file")
 
     @router.post("/v1/chat/completions", response_model=None)

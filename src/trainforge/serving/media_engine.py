@@ -42,18 +42,23 @@ class MediaEngine:
     def chat(self, messages: list[dict[str, Any]], max_new_tokens: int) -> str:
         """The reply to OpenAI-style messages whose content may hold ``image_url`` parts with data URIs
         (the server fetches nothing); a ValueError names the part at fault as ``messages[i].content[j]``."""
-        rendered, images = [], []
+        rendered: list[dict[str, Any]] = []
+        images: list[Any] = []
         for index, message in enumerate(messages):
             content = message["content"]
             parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
             converted = []
             for part_index, part in enumerate(parts):
                 where = f"messages[{index}].content[{part_index}]"
+                if not isinstance(part, dict):
+                    raise ValueError(f"{where}: a part is an object with a type (text or image_url)")
                 if part.get("type") == "text":
                     converted.append({"type": "text", "text": str(part.get("text", ""))})
                     continue
                 if part.get("type") not in ("image_url", "image"):
                     raise ValueError(f"{where}: a part's type is text or image_url, got {part.get('type')!r}")
+                if len(images) == self.limits.max_images_per_example:
+                    raise ValueError(f"messages: at most {self.limits.max_images_per_example} images per chat")
                 images.append(self._image(part, where))
                 converted.append({"type": "image"})
             rendered.append({"role": message["role"], "content": converted})
@@ -68,7 +73,7 @@ class MediaEngine:
         if not isinstance(reference, str):
             raise ValueError(f"{where}.image_url.url: an image part needs a url")
         try:
-            inline = data_uri(reference)
+            inline = data_uri(reference, self.limits.max_image_bytes)
             if inline is None:
                 raise MediaError(
                     "media_outside_store", "only data:image/...;base64 URLs are accepted: this server fetches nothing"

@@ -10,10 +10,10 @@ from starlette.exceptions import HTTPException
 
 
 class BadRequest(HTTPException):
-    """A 400 naming the field at fault (OpenAI's ``error.param``)."""
+    """A 400 (413 for a field over its size limit) naming the field at fault (OpenAI's ``error.param``)."""
 
-    def __init__(self, param: str | None, message: str) -> None:
-        super().__init__(400, message)
+    def __init__(self, param: str | None, message: str, status: int = 400) -> None:
+        super().__init__(status, message)
         self.param = param
 
 

@@ -66,7 +66,7 @@ def test_speech_records_each_bad_medium_named_by_file_line_and_field(tmp_path):
         {"audio": "clips/broken.wav", "text": "x"},
         {"audio": "clips/empty.wav", "text": "x"},
         {"audio": "clips/lowrate.wav", "text": "x"},
-        {"audio": "https://example.com/a.wav", "text": "x"},
+        {"audio": (tmp_path / "clips/good.wav").as_uri(), "text": "a URI, which Prepare would not copy"},
         {"audio": "clips/good.wav", "text": ""},
         {"audio": "clips/copy.wav", "text": "the same bytes again"},
     ]
@@ -81,6 +81,8 @@ def test_speech_records_each_bad_medium_named_by_file_line_and_field(tmp_path):
         (8, "$.text", "empty_content"),
     }
     assert {issue.file for issue in report.errors} == {uri}
+    outside = next(issue for issue in report.errors if issue.code == "media_outside_store")
+    assert "use a key relative to the records file's folder" in outside.message
     assert report.valid_records == 3
     assert report.audio_hours == pytest.approx(2.5 / 3600, rel=1e-3)  # 1 s + 0.5 s + the 1 s copy
     assert any("same bytes" in warning for warning in report.warnings)
@@ -172,8 +174,18 @@ def test_references_stay_in_the_dataset_store_and_prepare_copies_the_keys(tmp_pa
 
     records = "s3://data/datasets/calls/train.jsonl"
     assert resolve("clips/a.wav", records) == "s3://data/datasets/calls/clips/a.wav"
-    assert resolve("s3://data/other/a.wav", records) == "s3://data/other/a.wav"
-    for outside in ("s3://elsewhere/a.wav", "https://example.com/a.wav", "../secrets/a.wav", "/etc/passwd"):
+    assert resolve("clips/old/../a.wav", records) == "s3://data/datasets/calls/clips/a.wav"
+    refused = [
+        "s3://data/datasets/calls/clips/a.wav",  # a URI, even in the folder: Prepare copies keys only
+        "s3://data/other/a.wav",
+        "file:///data/root/../../etc/hostname",
+        "https://example.com/a.wav",
+        "../secrets/a.wav",
+        "clips/../../secrets/a.wav",
+        "%2e%2e/%2e%2e/etc/hostname",
+        "/etc/passwd",
+    ]
+    for outside in refused:
         with pytest.raises(MediaError) as error:
             resolve(outside, records)
         assert error.value.code == "media_outside_store"
@@ -205,3 +217,52 @@ def test_compressed_audio_decodes_to_16k_mono(container, subtype, rate):
     audio = decode_audio(encoded.getvalue())
     assert audio.sample_rate == rate and audio.seconds == pytest.approx(1.0, abs=0.01)
     assert audio_header(encoded.getvalue()).format == container.lower()
+
+
+def test_a_long_compressed_file_is_refused_before_it_decodes():
+    """120 s of Vorbis fit in 11 KB but decode to 7.7 MB: the decoder's header refuses it first."""
+    import tracemalloc
+
+    encoded = io.BytesIO()
+    with soundfile.SoundFile(encoded, "w", 16_000, 1, format="OGG", subtype="VORBIS") as sink:
+        for _ in range(120):
+            sink.write(np.zeros(16_000, dtype=np.float32))
+    tracemalloc.start()
+    try:
+        with pytest.raises(MediaError) as error:
+            decode_audio(encoded.getvalue())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert error.value.code == "audio_too_long" and peak < 2**20
+
+
+def flac_of_unknown_length(seconds: float, rate: int = 8_000) -> bytes:
+    """A FLAC whose STREAMINFO says 0 samples: an encoder that did not know the length (RFC 9639 8.2)."""
+    encoded = io.BytesIO()
+    soundfile.write(
+        encoded, (0.3 * np.sin(np.arange(int(seconds * rate)) / 10)).astype(np.float32), rate, format="FLAC"
+    )
+    data = bytearray(encoded.getvalue())
+    data[18:26] = (int.from_bytes(data[18:26], "big") & ~0xFFFFFFFFF).to_bytes(8, "big")
+    return bytes(data)
+
+
+def test_a_flac_of_unknown_length_is_counted_in_bounded_reads():
+    assert audio_header(flac_of_unknown_length(1.0)).seconds is None
+    assert decode_audio(flac_of_unknown_length(1.0)).seconds == pytest.approx(1.0)
+    with pytest.raises(MediaError) as error:
+        decode_audio(flac_of_unknown_length(45.0))
+    assert error.value.code == "audio_too_long"
+
+
+def test_an_oversized_data_uri_is_refused_before_it_decodes(monkeypatch):
+    from trainforge.media import references
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(references.base64, "b64decode", no_decoding)
+    with pytest.raises(MediaError) as error:
+        references.data_uri("data:image/png;base64," + "A" * 32, limit=20)  # 24 bytes
+    assert error.value.code == "media_too_large"

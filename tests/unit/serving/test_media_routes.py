@@ -17,6 +17,7 @@ import soundfile
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from trainforge.media.limits import MediaLimits
 from trainforge.serving.app import create_app, load_engine
 from trainforge.serving.media_engine import MediaEngine
 
@@ -98,3 +99,21 @@ def test_chat_with_an_image_part_and_each_bad_part_named(vision):
         )
     invoked = http.post("/invocations", json={"messages": [{"role": "user", "content": parts}], "max_tokens": 4})
     assert invoked.status_code == 200 and invoked.json()["object"] == "chat.completion"
+
+
+def test_an_upload_over_the_limit_is_refused_before_it_is_read(speech, monkeypatch):
+    engine, http = speech
+    monkeypatch.setattr(engine, "limits", MediaLimits(max_audio_bytes=1_000))
+    with pytest.raises(openai.APIStatusError) as error:
+        client(http).audio.transcriptions.create(model="calls", file=("c.wav", wav_bytes()))
+    assert error.value.status_code == 413 and error.value.body["param"] == "file"
+
+
+def test_too_many_images_and_a_part_that_is_no_object_are_named(vision):
+    _, http = vision
+    sdk = client(http)
+    images = [{"type": "image_url", "image_url": {"url": png_url()}}] * (MediaLimits().max_images_per_example + 1)
+    for content, param in ((images, "messages"), (["just a string"], "messages[0].content[0]")):
+        with pytest.raises(openai.BadRequestError) as error:
+            sdk.chat.completions.create(model="shapes", messages=[{"role": "user", "content": content}])
+        assert error.value.body["param"] == param
