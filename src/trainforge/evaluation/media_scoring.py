@@ -26,6 +26,7 @@ from trainforge.evaluation.text_metrics import exact_match, token_f1
 from trainforge.media.decode import decode_audio
 from trainforge.media.generation import answer, load_media_model, transcribe
 from trainforge.media.limits import MediaLimits
+from trainforge.media.records import content_text
 from trainforge.spec import EvaluationSpec
 from trainforge.training.media_objectives import (
     ImageTextToText,
@@ -98,7 +99,7 @@ def _multimodal(
                 batch = objective.batch([index])
                 sums[index], counts[index] = float(objective.loss_sum(model, batch)), objective.count(batch)
                 record = records[index]
-                reference = record["messages"][-1]["content"]
+                reference = content_text(record["messages"][-1]["content"])
                 reply = answer(
                     model,
                     processor,
@@ -116,7 +117,7 @@ def _multimodal(
     for index, record in enumerate(records[: spec.generation_samples]):
         question = processor_messages(record)[-2]["content"]
         prompt = " ".join(part.get("text", "<image>") for part in question)
-        reference = record["messages"][-1]["content"]
+        reference = content_text(record["messages"][-1]["content"])
         samples.append(
             SampleGeneration(
                 prompt=prompt, reference=reference, base=replies["base"][index], tuned=replies["tuned"][index]

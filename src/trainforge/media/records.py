@@ -114,6 +114,15 @@ def check_multimodal(record: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+def content_text(content: Any) -> str:
+    """A message's text: its string, or its text parts joined (a list of parts is valid content)."""
+    if isinstance(content, str):
+        return content
+    return "".join(
+        str(part.get("text", "")) for part in content if isinstance(part, dict) and part.get("type") == "text"
+    )
+
+
 def image_parts(record: dict[str, Any]) -> Iterator[tuple[str, Any]]:
     """(json_path, reference) of every image part of a multimodal or chat record, in order."""
     for index, message in enumerate(record.get("messages") or []):
