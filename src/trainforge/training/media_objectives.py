@@ -5,7 +5,7 @@
   <|notimestamps|>`` and the transcript, and only the transcript and its end token carry loss.
 - ``ImageTextToText`` (Idefics3 / SmolVLM, any ``AutoModelForImageTextToText`` whose processor takes
   ``text`` and ``images``): the conversation rendered by the processor's chat template, images by its image
-  processor; only the assistant's turns carry loss.
+  processor; only the assistant's turns (each with its end-of-turn token) carry loss.
 
 No packing for either (``training/packing.py`` packs text only): a Whisper batch is one clip per row, its
 encoder sees a fixed 30-second window and its decoder the one transcript; an image+text row's image tokens
@@ -24,6 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from trainforge.catalog import CATALOG, TIER_DEFAULTS
 from trainforge.data.records import load_records
 from trainforge.data.split import split_records
 from trainforge.media.decode import decode_audio, decode_image
@@ -47,12 +48,14 @@ def load_media_trainable(model_dir: Path, config: TrainConfig) -> tuple[Any, Any
     if config.trains_adapter:
         from peft import LoraConfig, get_peft_model
 
-        from trainforge.catalog import IDEFICS3_LORA_TARGETS, WHISPER_LORA_TARGETS
-
-        speech = media_modality(model_dir) == "speech"
-        targets = list(WHISPER_LORA_TARGETS) if speech else IDEFICS3_LORA_TARGETS[0]
+        # a base outside the catalog (a folder URI) takes its tier's default model's targets
+        tier = "speech" if media_modality(model_dir) == "speech" else "multimodal"
+        entry = CATALOG.get(config.base_model_id) or CATALOG[TIER_DEFAULTS[tier]]
         lora = LoraConfig(
-            r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout, target_modules=targets
+            r=config.lora_rank,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=entry.peft_target_modules,
         )
         model = get_peft_model(model, lora)
     return processor, model
@@ -143,15 +146,28 @@ class VisionExample:
     folder: Path
     text: str
     images: list[str]
-    answers: list[list[int]]
+    #: (start, end) characters of ``text`` each assistant turn says: from the end of the header its generation
+    #: prompt renders to the end of its words; those tokens and the turn's end token after them carry loss
+    answers: list[tuple[int, int]]
 
 
-def _mark(ids: list[int], answer: list[int], start: int) -> int:
-    """The position of ``answer`` in ``ids`` at or after ``start`` (the assistant turn's tokens)."""
-    for position in range(start, len(ids) - len(answer) + 1):
-        if ids[position : position + len(answer)] == answer:
-            return position
-    raise ValueError("an assistant turn's tokens are not found in the rendered conversation")
+def _expanded(char: int, replacements: list[dict[str, Any]]) -> int:
+    """Where ``char`` of the rendered text lies in the text the processor tokenized, in which each image
+    placeholder before it became the image's tokens (its ``text_replacement_offsets``)."""
+    before = [r for r in replacements if r["span"][1] <= char]
+    return char + before[-1]["new_span"][1] - before[-1]["span"][1] if before else char
+
+
+def _answer_positions(offsets: torch.Tensor, start: int, end: int) -> torch.Tensor:
+    """The tokens (by their ``(start, end)`` character offsets) that overlap the span, then the one token
+    that follows it: the template's end of turn (``<|im_end|>``, ``<end_of_utterance>``), which the model
+    must learn to say. Padding and other zero-width tokens match nothing."""
+    begins, ends = offsets[:, 0], offsets[:, 1]
+    said = (begins < end) & (ends > start)
+    following = ((begins >= end) & (ends > begins)).nonzero()
+    if len(following):
+        said[following[0, 0]] = True
+    return said
 
 
 @dataclass
@@ -173,15 +189,19 @@ class ImageTextToText:
             images=images if any(images) else None,
             padding=True,
             return_tensors="pt",
+            return_offsets_mapping=True,
+            return_text_replacement_offsets=True,
         )
-        labels = torch.full_like(encoded["input_ids"], IGNORE)
+        offsets = encoded.pop("offset_mapping")
+        replacements = encoded.pop("text_replacement_offsets", None) or [[] for _ in chosen]
+        ids = encoded["input_ids"]
+        labels = torch.full_like(ids, IGNORE)
         for row, example in enumerate(chosen):
-            ids = encoded["input_ids"][row].tolist()
-            position = 0
-            for answer in example.answers:
-                position = _mark(ids, answer, position)
-                labels[row, position : position + len(answer)] = torch.tensor(answer)
-                position += len(answer)
+            for start, end in example.answers:
+                said = _answer_positions(
+                    offsets[row], _expanded(start, replacements[row]), _expanded(end, replacements[row])
+                )
+                labels[row, said] = ids[row, said]
         return {**encoded, "labels": labels}
 
     def count(self, batch: dict[str, torch.Tensor]) -> int:
@@ -199,35 +219,53 @@ class ImageTextToText:
 
 
 def vision_example(processor: Any, folder: Path, record: dict[str, Any]) -> VisionExample:
+    """The conversation rendered by the processor's chat template, and where in it each assistant turn's
+    words are. Found by characters, not tokens: in context the words tokenize differently than alone
+    (SmolVLM renders ``Assistant: A red circle.<end_of_utterance>``, so ``A`` is read with its space), and a
+    user turn may end with the same words."""
     messages = processor_messages(record)
     text = str(processor.apply_chat_template(messages, tokenize=False))
-    tokenizer = processor.tokenizer
-    end = getattr(tokenizer, "eos_token", None) or ""
     answers = []
-    for message in record["messages"]:
-        if message["role"] == "assistant":
-            content = message["content"]
-            said = content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
-            answers.append(list(tokenizer(said + end, add_special_tokens=False)["input_ids"]))
+    for index, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        header = str(processor.apply_chat_template(messages[:index], tokenize=False, add_generation_prompt=True))
+        said = "".join(part.get("text", "") for part in message["content"]).strip()
+        at = text.find(said, len(header))
+        if not text.startswith(header) or at < 0 or text[len(header) : at].strip():
+            raise ValueError(
+                f"{folder}: in the record whose assistant says {said[:40]!r}, the chat template does not render "
+                f"message {index + 1} as its generation prompt then its text, so its tokens cannot be labelled"
+            )
+        answers.append((len(header), at + len(said)))
     return VisionExample(folder, text, [ref for _, ref in image_parts(record)], answers)
 
 
-def _examples(processor: Any, folder: Path, records: list[dict[str, Any]], fmt: str) -> list[Any]:
+def speech_example(processor: Any, folder: Path, record: dict[str, Any], positions: int) -> SpeechExample:
+    """A clip and its decoder tokens, refused when they outgrow the decoder: validation bounds transcripts
+    in characters, the decoder holds ``max_target_positions`` tokens (448 in every Whisper), prompt included."""
+    prefix = speech_prefix(processor.tokenizer, record.get("language"))
+    target = transcript_ids(processor.tokenizer, record["text"])
+    if len(prefix) + len(target) > positions:
+        raise ValueError(
+            f"{folder}: the transcript of {record['audio']} is {len(target)} tokens; with the {len(prefix)}-token "
+            f"task prompt that exceeds the {positions} positions the model's decoder holds (shorten it or split "
+            "the clip)"
+        )
+    return SpeechExample(folder, record["audio"], prefix, target)
+
+
+def _examples(processor: Any, folder: Path, records: list[dict[str, Any]], fmt: str, model_config: Any) -> list[Any]:
     if fmt == "speech":
-        return [
-            SpeechExample(
-                folder,
-                r["audio"],
-                speech_prefix(processor.tokenizer, r.get("language")),
-                transcript_ids(processor.tokenizer, r["text"]),
-            )
-            for r in records
-        ]
+        return [speech_example(processor, folder, r, model_config.max_target_positions) for r in records]
     return [vision_example(processor, folder, r) for r in records]
 
 
-def build_media_objectives(processor: Any, train_dir: Path, validation_dir: Path | None, config: TrainConfig) -> Any:
-    """The media twin of ``data_setup.build_objectives``: the same split of the same records."""
+def build_media_objectives(
+    processor: Any, train_dir: Path, validation_dir: Path | None, config: TrainConfig, model_config: Any
+) -> Any:
+    """The media twin of ``data_setup.build_objectives``: the same split of the same records, each example
+    checked against ``model_config`` (the model's HF config: what its decoder holds)."""
     from trainforge.training.data_setup import Objectives
 
     fmt, records = load_records(train_dir, config.data_format)
@@ -242,7 +280,7 @@ def build_media_objectives(processor: Any, train_dir: Path, validation_dir: Path
     else:
         held_out = []
     kind: Any = SpeechToText if fmt == "speech" else ImageTextToText
-    train = kind(_examples(processor, train_dir, records, fmt), processor)
-    validation = kind(_examples(processor, held_out_dir, held_out, fmt), processor) if held_out else None
+    train = kind(_examples(processor, train_dir, records, fmt, model_config), processor)
+    validation = kind(_examples(processor, held_out_dir, held_out, fmt, model_config), processor) if held_out else None
     stats = {"examples": len(records), "sequences": len(records), "validation_examples": len(held_out)}
     return Objectives(train, validation, fmt, stats)  # type: ignore[arg-type]

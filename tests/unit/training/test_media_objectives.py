@@ -4,9 +4,14 @@ and leaves everything else frozen."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
+import pytest
 import torch
 
-from tests.media_data import shape_dataset, tone_dataset
+from tests.media_data import draw_shape, shape_dataset, tone_dataset
+from trainforge.catalog import CATALOG
 from trainforge.media.generation import load_media_model, speech_prefix
 from trainforge.training.config import TrainConfig
 from trainforge.training.media_objectives import build_media_objectives, load_media_trainable
@@ -16,7 +21,7 @@ from trainforge.training.tokenize import IGNORE
 def test_speech_batches_label_the_transcript_only(tmp_path, tiny_whisper_dir):
     tone_dataset(tmp_path, copies=1, rate=22_050)  # not 16 kHz: the batch resamples
     processor, model = load_media_model(tiny_whisper_dir)
-    objective = build_media_objectives(processor, tmp_path, None, TrainConfig(data_format="speech")).train
+    objective = build_media_objectives(processor, tmp_path, None, TrainConfig(data_format="speech"), model.config).train
     batch = objective.batch([0, 1])
     assert batch["input_features"].shape == (2, 80, 200)  # the tiny model's 2-second window of mel frames
     prefix = speech_prefix(processor.tokenizer, "en")
@@ -33,14 +38,76 @@ def test_speech_batches_label_the_transcript_only(tmp_path, tiny_whisper_dir):
 def test_image_text_batches_label_the_assistant_turns_only(tmp_path, tiny_idefics3_dir):
     shape_dataset(tmp_path, copies=1)
     processor, model = load_media_model(tiny_idefics3_dir)
-    objective = build_media_objectives(processor, tmp_path, None, TrainConfig(data_format="multimodal")).train
+    config = TrainConfig(data_format="multimodal")
+    objective = build_media_objectives(processor, tmp_path, None, config, model.config).train
     batch = objective.batch([0, 2])
     assert batch["pixel_values"].shape[:2] == (2, 1) and "pixel_attention_mask" in batch
+    tokenizer = processor.tokenizer
+    answers = {tuple(tokenizer(name)["input_ids"]) for name in ("red square", "blue circle", "green triangle")}
     for row in range(2):
-        labelled = batch["labels"][row][batch["labels"][row] != IGNORE].tolist()
-        answer = processor.tokenizer.decode(labelled, skip_special_tokens=True)
-        assert answer in ("red square", "blue circle", "green triangle")
+        labels = batch["labels"][row]
+        assert (labels[batch["input_ids"][row] == model.config.image_token_id] == IGNORE).all()
+        labelled = labels[labels != IGNORE].tolist()
+        assert tuple(labelled[:-1]) in answers and labelled[-1] == tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert torch.isfinite(objective.loss_sum(model, batch))
+
+
+#: SmolVLM's own template (transformers models/smolvlm/processing_smolvlm.py, DEFAULT_CHAT_TEMPLATE, videos
+#: left out): ``User:<image>...`` and ``Assistant: words``, so in context an answer is read after a space, and
+#: each turn ends with ``<end_of_utterance>``, not the tokenizer's eos
+SMOLVLM_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}"
+    "{% if message['content'] is string %}{{': ' + message['content']}}{% else %}"
+    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}{% endif %}"
+    "<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
+
+def test_smolvlm_template_labels_each_answer_as_read_in_context(tmp_path, tiny_idefics3_dir):
+    """Labels come from where each assistant turn sits in the rendered text: its words as tokenized there
+    (after ``Assistant:``'s space) and ``<end_of_utterance>``; a user turn saying the same words is left out."""
+    draw_shape("red", "square").save(tmp_path / "red.png")
+    question = [{"type": "image", "image": "red.png"}, {"type": "text", "text": "what is in the picture"}]
+    turns = [("user", question), ("assistant", "red square"), ("user", "red square"), ("assistant", "yes")]
+    record = {"messages": [{"role": role, "content": content} for role, content in turns]}
+    (tmp_path / "train.jsonl").write_text(json.dumps(record) + "\n")
+    processor, model = load_media_model(tiny_idefics3_dir)
+    processor.chat_template = SMOLVLM_TEMPLATE
+    config = TrainConfig(data_format="multimodal")
+    batch = build_media_objectives(processor, tmp_path, None, config, model.config).train.batch([0])
+    ids, labels = batch["input_ids"][0], batch["labels"][0]
+    tokenizer = processor.tokenizer
+    end = tokenizer.convert_tokens_to_ids("<end_of_utterance>")
+    expected = [*tokenizer(" red square")["input_ids"], end, *tokenizer(" yes")["input_ids"], end]
+    assert labels[labels != IGNORE].tolist() == expected
+    assert (labels[ids == model.config.image_token_id] == IGNORE).all()
+    labelled = (labels != IGNORE).nonzero().flatten().tolist()
+    starts = [p for p in labelled if p - 1 not in labelled]
+    assert len(starts) == 2 and all(tokenizer.decode(ids[:p]).endswith("Assistant:") for p in starts)
+
+
+def test_a_template_whose_prompt_differs_from_its_turns_is_refused(tmp_path, tiny_idefics3_dir):
+    """Where the generation prompt is not how the template renders an assistant turn, which tokens the
+    assistant says cannot be told: refused, not guessed."""
+    shape_dataset(tmp_path, copies=1)
+    processor, model = load_media_model(tiny_idefics3_dir)
+    processor.chat_template = (
+        "{% for m in messages %}{{ m['role'] }}: {% for p in m['content'] %}{{ p.get('text', '') }}{% endfor %}\n"
+        "{% endfor %}{% if add_generation_prompt %}bot:{% endif %}"
+    )
+    with pytest.raises(ValueError, match="'red square', the chat template does not render message 2"):
+        build_media_objectives(processor, tmp_path, None, TrainConfig(data_format="multimodal"), model.config)
+
+
+def test_a_transcript_longer_than_the_decoder_is_refused(tmp_path, tiny_whisper_dir):
+    """Validation bounds transcripts in characters; the decoder holds max_target_positions tokens."""
+    rows = [{"audio": "clips/short.wav", "text": "hello"}, {"audio": "clips/long.wav", "text": "hello " * 80}]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    processor, model = load_media_model(tiny_whisper_dir)
+    with pytest.raises(ValueError, match=r"clips/long\.wav .* exceeds the 64 positions"):
+        build_media_objectives(processor, tmp_path, None, TrainConfig(data_format="speech"), model.config)
 
 
 def test_lora_wraps_the_catalog_targets(tiny_whisper_dir, tiny_idefics3_dir):
@@ -52,6 +119,15 @@ def test_lora_wraps_the_catalog_targets(tiny_whisper_dir, tiny_idefics3_dir):
     _, vlm = load_media_trainable(tiny_idefics3_dir, config)
     trained = {name for name, p in vlm.named_parameters() if p.requires_grad}
     assert trained and all("text_model" in name and "lora_" in name for name in trained)  # vision stays frozen
+
+
+def test_lora_reads_the_targets_of_the_catalog_entry(monkeypatch, tiny_idefics3_dir):
+    entry = dataclasses.replace(CATALOG["tiny-idefics3-test"], lora_targets=(r".*text_model.*\.q_proj",))
+    monkeypatch.setitem(CATALOG, "tiny-idefics3-test", entry)
+    config = TrainConfig(method="lora", lora_rank=4, base_model_id="tiny-idefics3-test")
+    _, vlm = load_media_trainable(tiny_idefics3_dir, config)
+    trained = {name for name, p in vlm.named_parameters() if p.requires_grad}
+    assert trained and all("text_model" in name and ".q_proj.lora_" in name for name in trained)
 
 
 def test_a_resumed_speech_run_ends_bit_identical(tmp_path, tiny_whisper_dir):
@@ -80,7 +156,7 @@ def test_a_resumed_speech_run_ends_bit_identical(tmp_path, tiny_whisper_dir):
     def train(checkpoints, records):
         torch.manual_seed(0)
         processor, model = load_media_trainable(tiny_whisper_dir, config)
-        objective = build_media_objectives(processor, tmp_path / "data", None, config).train
+        objective = build_media_objectives(processor, tmp_path / "data", None, config, model.config).train
         run_training(model, objective, None, config, device, world, checkpoints, records.append)
         return model.state_dict()
 
