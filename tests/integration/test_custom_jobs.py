@@ -9,7 +9,6 @@ PyTorch example's ``transformers`` on top 32 s. Test time counts them only when 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -163,11 +162,10 @@ def test_the_jax_and_keras_examples_run_end_to_end_gated_and_registered(tmp_path
         print(f"{name}: {time.monotonic() - started:.1f} s")
 
 
-@pytest.mark.skipif(not os.environ.get("TRAINFORGE_CUSTOM_EXAMPLES"), reason="set TRAINFORGE_CUSTOM_EXAMPLES=1: ~100 s")
+@pytest.mark.slow  # one local run with the built-in evaluation: ~20 s on an idle 2-core machine
 def test_the_pytorch_example_runs_end_to_end_with_the_built_in_evaluation(tmp_path: Path, script_venvs: dict) -> None:
-    """The PyTorch example through every state: its HF folder scored by the built-in evaluation against the
-    tiny base, gated on perplexity and registered. Opt-in: the built-in evaluation alone takes ~70 s here,
-    beyond the suite's budget; the script's part is held by the test above."""
+    """The PyTorch example through every state, as `trainforge run` runs it: its HF folder scored by the
+    built-in evaluation against the tiny base, gated on perplexity and registered."""
     from trainforge.pipeline.local_runner import LocalRunner
     from trainforge.settings import Settings
 
