@@ -26,7 +26,7 @@ from trainforge.pipeline.layout import RunLayout
 from trainforge.pipeline.platform import Platform
 from trainforge.pipeline.steps import base_model, evaluation_instance, weights_footprint
 from trainforge.planning.architecture import ModelShape, UnknownArchitecture
-from trainforge.planning.machines import Machine, cpu_cores
+from trainforge.planning.machines import Machine, cpu_cores, physical_cores
 from trainforge.planning.plan import PlanInputs, make_plan
 from trainforge.planning.prices import Prices, load_prices
 from trainforge.planning.quotas import SERVICE_CODE
@@ -82,6 +82,7 @@ def local_machine() -> Machine:
             native_bf16=bool(torch.cuda.is_bf16_supported(including_emulation=False)),
             accelerators=torch.cuda.device_count(),
         )
+    cpus = os.sched_getaffinity(0)
     return Machine(
         name="local",
         device="cpu",
@@ -90,7 +91,7 @@ def local_machine() -> Machine:
         nodes=1,
         capacity=host_capacity().bytes,
         native_bf16=native_bf16().native,
-        cores=cpu_cores(len(os.sched_getaffinity(0))),
+        cores=physical_cores(cpus) or cpu_cores(len(cpus)),
     )
 
 

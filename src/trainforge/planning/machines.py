@@ -3,7 +3,9 @@ facts) or this machine (local mode), as the few numbers the estimates need."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from trainforge.instances import InstanceType
 from trainforge.planning.memory import DeviceKind, GiB
@@ -11,11 +13,27 @@ from trainforge.spec import Hyperparameters
 
 
 def cpu_cores(vcpus: int) -> int:
-    """Cores from vCPUs: EC2's x86 types run two hardware threads per core, and two threads of one core
-    share its vector and matrix units (on the 2-vCPU development machine a second training thread added 0-4%
-    in bf16 and 18% in fp32: docs/planning.md), so a core is the unit a CPU trains at.
+    """Cores of a SageMaker CPU type from its vCPUs: EC2's x86 types run two hardware threads per core, and
+    two threads of one core share its vector and matrix units (on a 2-vCPU Xeon a second training thread
+    added 0-4% in bf16 and 18% in fp32: docs/planning.md), so a core is the unit a CPU trains at.
     https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/cpu-options-supported-instances-values.html"""
     return max(1, vcpus // 2)
+
+
+def physical_cores(cpus: Iterable[int], sysfs: Path = Path("/sys/devices/system/cpu")) -> int | None:
+    """Cores among these logical CPUs, from the kernel's topology: each CPU's ``thread_siblings_list`` names
+    the logical CPUs of its core, so a machine with one thread per core (the 2-core AMD EPYC this was
+    written on) counts every CPU and a hyperthreaded one (the 2-vCPU Xeon) counts half. None where the
+    kernel does not say (no sysfs): the caller falls back to the EC2 rule.
+    https://www.kernel.org/doc/html/latest/admin-guide/cputopology.html"""
+    cores = set()
+    for cpu in cpus:
+        siblings = sysfs / f"cpu{cpu}" / "topology" / "thread_siblings_list"
+        try:
+            cores.add(siblings.read_text().strip())
+        except OSError:
+            return None
+    return len(cores) or None
 
 
 @dataclass(frozen=True)
@@ -32,7 +50,8 @@ class Machine:
     capacity: int
     #: bf16 arithmetic in hardware
     native_bf16: bool
-    #: CPU cores (CPU only), each two vCPUs as EC2 counts them: the throughput table's CPU rows are per core
+    #: CPU cores (CPU only; a SageMaker type's are two vCPUs each, as EC2 counts them, this machine's are read
+    #: from the kernel): the throughput table's CPU rows are per core
     cores: int = 1
     #: accelerators per node (GPUs, Trainium chips); 0 on CPUs
     accelerators: int = 0
