@@ -35,12 +35,13 @@ class _SiluMul(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # SiLU's derivative by torch's own kernel (``silu_backward``, what autograd runs for ``F.silu``): one
+        # pass over the tensors, where spelling it out (sigmoid, 1 - sigmoid, three products and a sum) took
+        # seven, each allocating a tokens x intermediate tensor. Measured for 2,048 x 1,536 in fp32 on one
+        # thread: 10-11 against 17 ms; on SmolLM2-135M's 30 blocks, 1-2% of an fp32 step.
         gate, up = ctx.saved_tensors
-        sigmoid = torch.sigmoid(gate)
-        silu = gate * sigmoid
-        grad_up = grad * silu
-        # d silu / d gate = sigmoid * (1 + gate * (1 - sigmoid)) = sigmoid + silu * (1 - sigmoid)
-        grad_gate = grad * up * (sigmoid + silu * (1 - sigmoid))
+        grad_gate = torch.ops.aten.silu_backward(grad * up, gate)
+        grad_up = F.silu(gate).mul_(grad)
         return grad_gate, grad_up
 
 
