@@ -4,9 +4,11 @@ public classification task, with the real SmolLM2-135M-Instruct.
     python -m benchmarks.tuning [--trials N] [--examples N] [--out FILE]
 
 Task: the StatLib "auto MPG" cars shipped in the ``vega_datasets`` PyPI package (MIT), one example per
-distinct car name, "Where was the NAME made?" answered USA, Europe or Japan
-(``trainforge.public_data.car_origin_examples``). A quarter of the examples is held out by the spec's
-seeded split; the task metric is exact match over every held-out example, generated greedily.
+distinct car name (``trainforge.public_data.car_examples``): by default "How many cylinders does the NAME
+have?" answered 3, 4, 5, 6 or 8 (``--task cylinders``); ``--task origin`` asks where it was made (USA,
+Europe or Japan), which the default settings already answer perfectly, leaving tuning nothing to win but
+forgetting. A quarter of the examples is held out by the spec's seeded split; the task metric is exact
+match over every held-out example, generated greedily.
 
 Runs, each a full ``LocalRunner`` run (validate, plan, train or tune, evaluate, gate, register):
 
@@ -30,7 +32,7 @@ from typing import Any
 import yaml
 
 from trainforge.pipeline.local_runner import LocalRunner
-from trainforge.public_data import car_origin_examples, write_jsonl
+from trainforge.public_data import CAR_TASKS, car_examples, write_jsonl
 from trainforge.settings import Settings
 
 DATASET_KEY = "datasets/cars/train.jsonl"
@@ -77,9 +79,9 @@ def figures(outcome: Any) -> dict[str, Any]:
     return out
 
 
-def run(workspace: Path, name: str, trials: int | None, examples: int) -> dict[str, Any]:
+def run(workspace: Path, name: str, trials: int | None, task: str, examples: int) -> dict[str, Any]:
     data = workspace / "data"
-    write_jsonl(car_origin_examples(seed=0)[:examples], data / DATASET_KEY)
+    write_jsonl(car_examples(task, seed=0)[:examples], data / DATASET_KEY)
     path = data / "jobs" / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(spec(name, trials), sort_keys=False))
@@ -128,8 +130,9 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", choices=sorted(CAR_TASKS), default="cylinders")
     parser.add_argument("--trials", type=int, default=4)
-    parser.add_argument("--examples", type=int, default=200, help="distinct cars used (of 311)")
+    parser.add_argument("--examples", type=int, default=200, help="distinct cars used (of 303-311)")
     parser.add_argument("--out", type=Path, default=Path("tuning-benchmark.json"))
     parser.add_argument("--workspace", type=Path, default=None, help="keep the runs here (default: a temp dir)")
     args = parser.parse_args()
@@ -138,8 +141,9 @@ def main() -> None:
         root = args.workspace or Path(scratch)  # one workspace: the base model is converted once
         results = {
             "machine": f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at start",
-            "default": run(root, "cars-default", None, args.examples),
-            "tuned": run(root, "cars-tuned", args.trials, args.examples),
+            "task": args.task,
+            "default": run(root, f"cars-{args.task}-default", None, args.task, args.examples),
+            "tuned": run(root, f"cars-{args.task}-tuned", args.trials, args.task, args.examples),
         }
     results["wall_seconds"] = round(time.time() - started, 1)
     args.out.write_text(json.dumps(results, indent=2))

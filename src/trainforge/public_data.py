@@ -21,8 +21,13 @@ from trainforge.errors import UsageError
 
 CHITCHAT_PACKAGE = "chitchat_dataset"
 CARS_PACKAGE = "vega_datasets"
-#: the car-origin task's instruction, short so that an example is a few dozen tokens
-CAR_ORIGIN_SYSTEM = "Answer with one word: USA, Europe or Japan."
+#: what the tuning benchmark asks of each car: (question, instruction, the answer's field). Instructions are
+#: short so that an example is a few dozen tokens. "origin" is learnt from the make alone (every held-out car
+#: of a make the training side saw is answered right); "cylinders" depends on the model too.
+CAR_TASKS: dict[str, tuple[str, str, str]] = {
+    "origin": ("Where was the {name} made?", "Answer with one word: USA, Europe or Japan.", "Origin"),
+    "cylinders": ("How many cylinders does the {name} have?", "Answer with one number: 3, 4, 5, 6 or 8.", "Cylinders"),
+}
 
 
 def _package_file(package: str, name: str, install: str) -> Path:
@@ -36,20 +41,25 @@ def _chitchat_file() -> Path:
     return _package_file(CHITCHAT_PACKAGE, "dataset.json", "chitchat-dataset")
 
 
-def car_origin_examples(*, seed: int = 0) -> list[dict[str, Any]]:
+def car_examples(task: str = "origin", *, seed: int = 0) -> list[dict[str, Any]]:
     """One chat example per distinct car name (a name listed for several model years once, so the held-out
-    side never holds a car the training side saw): the user names the car, the assistant its region."""
+    side never holds a car the training side saw; a name listed with two different answers is left out): the
+    user names the car, the assistant answers the task's question (``CAR_TASKS``)."""
+    question, instruction, field = CAR_TASKS[task]
     cars = json.loads(_package_file(CARS_PACKAGE, "_data/cars.json", "vega_datasets").read_text())
-    origin = {car["Name"].strip(): car["Origin"] for car in cars}
+    answers: dict[str, set[str]] = {}
+    for car in cars:
+        answers.setdefault(car["Name"].strip(), set()).add(str(car[field]))
     examples = [
         {
             "messages": [
-                {"role": "system", "content": CAR_ORIGIN_SYSTEM},
-                {"role": "user", "content": f"Where was the {name} made?"},
-                {"role": "assistant", "content": region},
+                {"role": "system", "content": instruction},
+                {"role": "user", "content": question.format(name=name)},
+                {"role": "assistant", "content": next(iter(answer))},
             ]
         }
-        for name, region in sorted(origin.items())
+        for name, answer in sorted(answers.items())
+        if len(answer) == 1
     ]
     random.Random(seed).shuffle(examples)
     return examples
