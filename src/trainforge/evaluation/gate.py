@@ -15,8 +15,10 @@ from __future__ import annotations
 from trainforge.contracts import EvaluationReport, GateVerdict
 from trainforge.spec import EvaluationSpec
 
-#: a speech report (primary ``wer``) has no forgetting measure: no general speech set whose licence allows
-#: shipping it comes with TrainForge
+#: the primary metrics of a speech report (``media_scoring``: word or character error rate)
+SPEECH_RATES = ("wer", "cer")
+#: a speech report has no forgetting measure: no general speech set whose licence allows shipping it comes
+#: with TrainForge
 SPEECH_FORGETTING_NOTE = (
     "forgetting not checked: no general speech set with a redistributable licence ships with TrainForge"
 )
@@ -58,6 +60,6 @@ def decide(report: EvaluationReport, thresholds: EvaluationSpec) -> GateVerdict:
                 f"{probe.name} fell {probe.base:.3f} -> {probe.tuned:.3f} (95% CI of the change "
                 f"[{probe.ci_low:+.3f}, {probe.ci_high:+.3f}]): a loss beyond {thresholds.max_forgetting:.1%} for sure"
             )
-    if report.forgetting is None and report.primary == "wer":
+    if report.forgetting is None and report.primary in SPEECH_RATES:
         reasons.append(SPEECH_FORGETTING_NOTE)
     return GateVerdict(passed=passed, reasons=reasons)

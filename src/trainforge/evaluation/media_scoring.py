@@ -1,9 +1,11 @@
 """Base vs tuned for the speech and multimodal tiers, on the same held-out examples, with paired bootstrap
 intervals (``bootstrap.py``) and the same report the gate reads.
 
-- speech: word error rate (the primary metric; ``min_improvement`` is then absolute: 0.05 is five fewer
-  word errors in a hundred) and character error rate. No forgetting check: TrainForge ships no general
-  speech set whose licence allows redistribution, so the gate's forgetting check is skipped with a note (``gate.py``).
+- speech: word and character error rates; the primary (gated) one is CER when most of the held-out
+  reference characters are in a language written without word spaces (Japanese, Chinese, Thai...), WER
+  otherwise (``speech_metrics.gated_rate``). ``min_improvement`` is then absolute: 0.05 is five fewer word
+  (or character) errors in a hundred. No forgetting check: TrainForge ships no general speech set whose
+  licence allows redistribution, so the gate's forgetting check is skipped with a note (``gate.py``).
 - multimodal: held-out perplexity of the assistant's answers given the images (primary, relative, as for
   text), exact match and token F1 of greedy answers, and forgetting as the text canary's perplexity through
   the language model alone.
@@ -21,7 +23,7 @@ from trainforge.contracts import EvaluationReport, MetricComparison, SampleGener
 from trainforge.evaluation.bootstrap import paired_interval
 from trainforge.evaluation.perplexity import example_nll
 from trainforge.evaluation.probes import mean_comparison, ppl_comparison, probe_texts
-from trainforge.evaluation.speech_metrics import char_errors, error_rate, word_errors
+from trainforge.evaluation.speech_metrics import char_errors, error_rate, gated_rate, word_errors
 from trainforge.evaluation.text_metrics import exact_match, token_f1
 from trainforge.media.decode import decode_audio
 from trainforge.media.generation import answer, load_media_model, transcribe
@@ -154,7 +156,7 @@ def score_media(
     if fmt == "speech":
         metrics, samples = _speech(models, data_dir, records, spec, seed)
         forgetting = None
-        primary = "wer"
+        primary = gated_rate((record.get("language"), record["text"]) for record in records)
     else:
         metrics, samples, forgetting = _multimodal(models, data_dir, records, spec, seed)
         primary = "perplexity"
