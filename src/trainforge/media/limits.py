@@ -26,3 +26,10 @@ class MediaLimits:
     max_channels: int = 2
     #: Whisper's decoder holds 448 positions; characters are a cheap bound checked before tokenizing
     max_transcript_chars: int = 1_000
+
+
+def base64_chars(size: int) -> int:
+    """The most base64 characters ``size`` bytes encode to (3 bytes in 4 characters, the last group padded:
+    https://www.rfc-editor.org/rfc/rfc4648#section-4): a longer payload is over ``size`` and is refused
+    before it is decoded."""
+    return 4 * -(-size // 3)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from trainforge.media.headers import MediaError
+from trainforge.media.limits import base64_chars
 from trainforge.store import ObjectStore
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
@@ -63,7 +64,7 @@ def data_uri(reference: str, limit: int) -> Inline | None:
     header, _, payload = reference.partition(",")
     if not header.startswith("data:image/") or not header.endswith(";base64"):
         raise MediaError("unsupported_media", "a data URI must be data:image/<type>;base64,<bytes>")
-    if len(payload) > 4 * -(-limit // 3):  # base64 holds 3 bytes in 4 characters
+    if len(payload) > base64_chars(limit):
         raise MediaError("media_too_large", f"the data URI holds over {limit} bytes")
     try:
         return Inline(base64.b64decode(payload, validate=True))

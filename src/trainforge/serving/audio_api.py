@@ -7,7 +7,9 @@
     POST /invocations               SageMaker: {"audio": BASE64, "language": ...} -> {"text": ...} for speech,
                                     a chat body -> a chat completion for image+text
 
-A bad upload or image is a 400 naming the form field or the message part (``error.param``).
+A bad upload or image is a 400 naming the form field or the message part (``error.param``); one over the
+audio limit (``MediaLimits.max_audio_bytes``, multipart or base64) a 413, refused before it is read or
+decoded.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from fastapi.responses import PlainTextResponse
 from starlette.exceptions import HTTPException
 
 from trainforge.media.headers import MediaError
+from trainforge.media.limits import base64_chars
 from trainforge.serving.media_engine import MediaEngine
 from trainforge.serving.schemas import BadRequest
 
@@ -117,8 +120,12 @@ def media_router(engine: MediaEngine) -> APIRouter:
         audio = body.get("audio")
         if not isinstance(audio, str):
             raise BadRequest("audio", "audio: the file's bytes in base64 (or send messages to an image+text model)")
+        payload = audio.split(",", 1)[-1] if audio.startswith("data:") else audio
+        limit = engine.limits.max_audio_bytes  # the multipart upload's limit
+        if len(payload) > base64_chars(limit):  # refused before it is decoded
+            raise BadRequest("audio", f"audio: {len(payload)} base64 characters hold over {limit} bytes", 413)
         try:
-            data = base64.b64decode(audio.split(",", 1)[-1] if audio.startswith("data:") else audio, validate=True)
+            data = base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise BadRequest("audio", f"audio: not valid base64: {exc}") from exc
         return _transcription(engine, data, body.get("language"), "json", "audio")

@@ -109,6 +109,20 @@ def test_an_upload_over_the_limit_is_refused_before_it_is_read(speech, monkeypat
     assert error.value.status_code == 413 and error.value.body["param"] == "file"
 
 
+def test_base64_audio_over_the_upload_limit_is_refused_before_it_is_decoded(speech, monkeypatch):
+    engine, http = speech
+    limit = 999  # 1332 base64 characters hold at most 999 bytes, one more character is over
+    monkeypatch.setattr(engine, "limits", MediaLimits(max_audio_bytes=limit))
+    over = "A" * 1336  # not even valid audio: the size alone refuses it, before b64decode
+    for audio in (over, "data:audio/wav;base64," + over, base64.b64encode(wav_bytes()).decode()):
+        reply = http.post("/invocations", json={"audio": audio})
+        assert reply.status_code == 413 and reply.json()["error"]["param"] == "audio"
+        assert "999 bytes" in reply.json()["error"]["message"]
+    # at the limit the payload is decoded, and what it holds is judged as an upload is
+    fits = http.post("/invocations", json={"audio": base64.b64encode(b"x" * limit).decode()})
+    assert fits.status_code == 400 and fits.json()["error"]["param"] == "audio"
+
+
 def test_too_many_images_and_a_part_that_is_no_object_are_named(vision):
     _, http = vision
     sdk = client(http)
