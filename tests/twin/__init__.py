@@ -1,10 +1,10 @@
 """The SageMaker twin: test support that runs the AWS path of the pipeline inside moto.
 
-Every request to SageMaker, SageMaker Runtime, Bedrock, Step Functions, EventBridge Scheduler and SNS is
-held to ``tests.twin.rules`` (AWS's documented constraints; a violation is answered with AWS's
-ValidationException and kept in ``SageMakerTwin.violations``), and what SageMaker would run, runs: training
-and processing containers, endpoint servers and Bedrock model imports, from virtualenvs built from this
-repository's Dockerfiles. Public API::
+Every request to SageMaker, SageMaker Runtime, Bedrock, Step Functions, EventBridge Scheduler and SNS is held
+to ``tests.twin.rules`` (AWS's documented constraints; a violation is answered with AWS's ValidationException
+and kept in ``SageMakerTwin.violations``), and what SageMaker would run, runs: training and processing
+containers, a tuning job's trials, endpoint servers and Bedrock model imports, from virtualenvs built from
+this repository's Dockerfiles. Public API::
 
     images = ImageRegistry(VenvBuilder(cache, session_dir))
     images.register(uri, Path("training_image/Dockerfile"))        # or images.register_cdk_assets(cdk_out, ...)

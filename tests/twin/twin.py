@@ -24,6 +24,7 @@ from tests.twin.jobs import STOP_GRACE_SECONDS, ContainerJob
 from tests.twin.processing import ProcessingJob
 from tests.twin.quotas import SageMakerQuotas
 from tests.twin.training import TrainingJob
+from tests.twin.tuning import TuningJob
 from tests.twin.venvs import Runtime
 from tests.twin.wire import Patches, ValidationException, WireRequest, decode, intercept
 
@@ -76,6 +77,7 @@ class SageMakerTwin:
         self.violations: list[Violation] = []
         self.training_jobs: dict[str, TrainingJob] = {}
         self.processing_jobs: dict[str, ProcessingJob] = {}
+        self.tuning_jobs: dict[str, TuningJob] = {}
         self.endpoints: dict[str, Endpoint] = {}
         self.imports = ModelImports(self)
         #: the account's SageMaker quotas, as Service Quotas lists them
@@ -119,15 +121,20 @@ class SageMakerTwin:
         self._install_stop(patches, "stop_training_job", "TrainingJobName", "training", self.training_jobs)
         self._install_stop(patches, "stop_processing_job", "ProcessingJobName", "processing", self.processing_jobs)
         self._install_endpoints(patches)
+        self._install_tuning(patches)
 
     def uninstall(self) -> None:
         """Stop every container (SIGKILL: the test is over), then restore moto exactly as it was."""
         try:
             for endpoint in self.endpoints.values():
                 endpoint.shutdown()
+            for tuning in self.tuning_jobs.values():
+                tuning.stopping.set()  # no more trials
             jobs: list[ContainerJob] = [*self.training_jobs.values(), *self.processing_jobs.values()]
             for job in jobs:
                 job.kill()
+            for tuning in self.tuning_jobs.values():
+                tuning.thread.join(timeout=30)
             for thread in [*(e.thread for e in self.endpoints.values() if e.thread), *self.imports.threads]:
                 thread.join(timeout=30)
             for endpoint in self.endpoints.values():
@@ -221,3 +228,72 @@ class SageMakerTwin:
         patches.set(SageMakerResponse, "update_endpoint", update_endpoint)
         patches.set(SageMakerResponse, "delete_endpoint", delete_endpoint)
         patches.set(SageMakerRuntimeResponse, "invoke_endpoint", invoke_endpoint)
+
+    def _install_tuning(self, patches: Patches) -> None:
+        """Tuning jobs run their trials (``tests.twin.tuning``); moto records the create but has no Stop or
+        ListTrainingJobsForHyperParameterTuningJob, and describes a tuning job as a fixed Completed one."""
+        twin = self
+        create_original = SageMakerResponse.create_hyper_parameter_tuning_job
+
+        def backend(response: SageMakerResponse) -> Any:
+            return sagemaker_backends[response.current_account][response.region]
+
+        def tuning(response: SageMakerResponse) -> TuningJob:
+            job = twin.tuning_jobs.get(response._get_param("HyperParameterTuningJobName"))
+            if job is None:
+                raise ResourceNotFound("Amazon SageMaker can't find a tuning job with name.")
+            return job
+
+        def create(self: SageMakerResponse) -> Any:
+            request = json.loads(self.body)
+            parents = request.get("WarmStartConfig", {}).get("ParentHyperParameterTuningJobs", [])
+            for parent in parents:  # a warm start's parents must exist
+                if parent["HyperParameterTuningJobName"] not in backend(self).hyper_parameter_tuning_jobs:
+                    raise ResourceNotFound(
+                        f"Amazon SageMaker can't find a tuning job with name {parent['HyperParameterTuningJobName']}"
+                    )
+            result = create_original(self)
+            record = backend(self).hyper_parameter_tuning_jobs[request["HyperParameterTuningJobName"]]
+            job = TuningJob(twin, request, record, self.region)
+            twin.tuning_jobs[job.name] = job
+            job.start()
+            return result
+
+        def describe(self: SageMakerResponse) -> Any:
+            described = backend(self).describe_hyper_parameter_tuning_job(tuning(self).name)
+            return ActionResult({key: value for key, value in described.items() if value is not None})
+
+        def stop(self: SageMakerResponse) -> Any:
+            job = tuning(self)
+            if job.status != "InProgress":
+                raise ValidationException(f"The request was rejected because the tuning job is in status {job.status}.")
+            job.stop()
+            return EmptyResult()
+
+        def list_trials(self: SageMakerResponse) -> Any:
+            """ListTrainingJobsForHyperParameterTuningJob (MaxResults 1-100, default 10; NextToken; StatusEquals;
+            SortBy Name, CreationTime, Status or FinalObjectiveMetricValue:
+            https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ListTrainingJobsForHyperParameterTuningJob.html)."""
+            summaries = tuning(self).summaries()
+            if status := self._get_param("StatusEquals"):
+                summaries = [s for s in summaries if s["TrainingJobStatus"] == status]
+            sort_by = self._get_param("SortBy") or "Name"
+            keys = {
+                "Name": lambda s: s["TrainingJobName"],
+                "CreationTime": lambda s: s["CreationTime"],
+                "Status": lambda s: s["TrainingJobStatus"],
+                "FinalObjectiveMetricValue": lambda s: s.get("FinalHyperParameterTuningJobObjectiveMetric", {}).get(
+                    "Value", float("inf")
+                ),
+            }
+            summaries.sort(key=keys[sort_by], reverse=self._get_param("SortOrder") == "Descending")
+            start, size = int(self._get_param("NextToken") or 0), int(self._get_param("MaxResults") or 10)
+            page: dict[str, Any] = {"TrainingJobSummaries": summaries[start : start + size]}
+            if start + size < len(summaries):
+                page["NextToken"] = str(start + size)
+            return ActionResult(page)
+
+        patches.set(SageMakerResponse, "create_hyper_parameter_tuning_job", create)
+        patches.set(SageMakerResponse, "describe_hyper_parameter_tuning_job", describe)
+        patches.set(SageMakerResponse, "stop_hyper_parameter_tuning_job", stop)
+        patches.set(SageMakerResponse, "list_training_jobs_for_hyper_parameter_tuning_job", list_trials)
