@@ -112,3 +112,14 @@ def test_an_uploaded_image_or_clip_is_judged_from_its_header(s3):
         s3.get_object(Bucket=ARTIFACTS, Key="reports/datasets/shop/photos/bomb.png.json")["Body"].read()
     )
     assert stored["errors"][0]["code"] == "image_too_large"
+
+
+def test_a_text_format_for_a_speech_base_is_refused_at_the_spec(s3):
+    key = "jobs/calls.yaml"
+    spec = b"name: calls\nbase_model: speech\ndata:\n  train: datasets/calls/\n  format: chat\n"
+    result = load_handler("validate_upload")(s3_event(DATA, key, put(s3, key, spec)), FakeContext())
+    assert result["ok"] is False
+    assert [(error["field"], error["code"]) for error in result["errors"]] == [
+        ("data.format", "format_not_for_base_model")
+    ]
+    assert "data.format speech" in result["errors"][0]["message"]

@@ -46,7 +46,7 @@ from trainforge.data.reader import (
 from trainforge.data.redaction import RedactedCopies
 from trainforge.data.split import validation_mask
 from trainforge.data.tokens import TokenCounter
-from trainforge.media.checks import MEDIA_FORMATS, MediaChecker
+from trainforge.media.checks import MEDIA_FORMATS, MediaChecker, format_refusal
 from trainforge.media.references import is_media_file
 from trainforge.spec import DataLimits, FormatChoice, JobSpec, PiiPolicy
 from trainforge.store import ObjectStore
@@ -537,6 +537,9 @@ def _report(
         run.issue(", ".join(uris), None, "", "no_files", "no data files found at this location")
     elif run.records == 0 and not run.error_counts:
         run.issue(names[0], None, "", "no_records", "the dataset holds no records")
+    refusal = format_refusal(run.format, run.options.modality) if names and run.format else None
+    if refusal is not None:
+        run.issue(names[0], None, "data.format", "format_not_for_base_model", refusal)
     duplicates = dedup.finish()
     exact = sum(1 for dup in duplicates if dup.exact)
     examples = []

@@ -28,6 +28,26 @@ from trainforge.store import ObjectStore
 Problem = tuple[str, str, str]
 #: the formats whose records name media, and the modality of base model each needs
 MEDIA_FORMATS = {"speech": "speech", "multimodal": "vision-text"}
+#: the ``base_model`` tier to name for each modality
+_TIERS = {"speech": "speech", "vision-text": "multimodal", "text": "lite or pro"}
+
+
+def format_refusal(fmt: str, modality: str | None) -> str | None:
+    """Why a base model of ``modality`` cannot train on records of format ``fmt`` (None: it can, or the
+    modality is unknown, a folder URI's). The one rule of which format each tier trains on: a speech model
+    on speech records, an image+text model on multimodal records (its processor builds every batch, so
+    chat text alone does not train it), a text model on the text formats."""
+    if modality is None:
+        return None
+    needs = MEDIA_FORMATS.get(fmt, "text")
+    if needs == modality:
+        return None
+    trains_on = next((name for name, kind in MEDIA_FORMATS.items() if kind == modality), None)
+    expected = f"data.format {trains_on}" if trains_on else "a text format (chat, prompt_completion, text, ...)"
+    return (
+        f"data.format {fmt} does not fit base_model, a {modality} model ({_TIERS.get(modality, modality)} tier): "
+        f"it trains on {expected}; {fmt} records need base_model: {_TIERS[needs]}"
+    )
 
 
 def decoders_installed() -> bool:

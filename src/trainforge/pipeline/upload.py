@@ -6,11 +6,12 @@ root, ``reports/<key>.json`` plus a Markdown twin.
 
 from __future__ import annotations
 
+from trainforge.catalog import base_modality
 from trainforge.contracts import DataIssue, DatasetReport, SpecReport
 from trainforge.data import ValidationOptions, validate_dataset
 from trainforge.data.report import write_report
 from trainforge.errors import SpecInvalid
-from trainforge.media.checks import media_object_report
+from trainforge.media.checks import format_refusal, media_object_report
 from trainforge.media.references import is_media_file
 from trainforge.pipeline.keys import classify_key
 from trainforge.settings import Settings
@@ -32,6 +33,12 @@ def check_spec(text: bytes, spec_uri: str) -> SpecReport:
             for path, line, message in problems
         ]
         return SpecReport(ok=False, spec_uri=spec_uri, errors=errors)
+    refusal = None if spec.data.format == "auto" else format_refusal(spec.data.format, base_modality(spec.base_model))
+    if refusal is not None:  # an explicit format; format: auto is judged when validation detects it
+        issue = DataIssue(
+            file=spec_uri, line=None, field="data.format", code="format_not_for_base_model", message=refusal
+        )
+        return SpecReport(ok=False, spec_uri=spec_uri, job_name=spec.name, errors=[issue])
     return SpecReport(ok=True, spec_uri=spec_uri, job_name=spec.name)
 
 

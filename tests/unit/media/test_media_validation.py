@@ -126,7 +126,10 @@ def test_an_image_part_in_a_text_only_tier_is_refused(tmp_path):
     as_chat, errors, _ = validate(tmp_path, [row], format="chat")
     assert not as_chat.ok and errors == {(1, "$.messages[0].content[1]", "image_in_text_tier")}
     for_lite, errors, _ = validate(tmp_path, [row], modality=base_modality("lite"))
-    assert for_lite.format == "multimodal" and errors == {(1, "$.messages[0].content[1]", "image_in_text_tier")}
+    assert for_lite.format == "multimodal" and errors == {
+        (1, "$.messages[0].content[1]", "image_in_text_tier"),
+        (None, "data.format", "format_not_for_base_model"),  # the dataset's format, for the spec's base model
+    }
     assert validate(tmp_path, [row], modality=base_modality("multimodal"))[0].ok
     assert base_modality("speech") == "speech" and base_modality("s3://bucket/base-models/mine/") is None
 
