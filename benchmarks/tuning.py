@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from trainforge.contracts import EvaluationReport
 from trainforge.pipeline.local_runner import LocalRunner
 from trainforge.public_data import CAR_TASKS, car_examples, write_jsonl
 from trainforge.settings import Settings
@@ -61,11 +62,15 @@ def spec(name: str, trials: int | None) -> dict[str, Any]:
 
 
 def figures(outcome: Any) -> dict[str, Any]:
-    report = outcome.evaluation
+    report, wall = outcome.evaluation, outcome.wall_seconds
+    if outcome.reused:  # the workspace already held this run (same spec, same data): its own records
+        saved = outcome.run_dir / "evaluation" / "report.json"
+        report = EvaluationReport.model_validate_json(saved.read_text()) if saved.is_file() else None
+        wall = json.loads((outcome.run_dir / "outcome.json").read_text())["wall_seconds"]
     if report is None:
         return {"status": outcome.status, "failure": outcome.failure.message if outcome.failure else None}
     metrics = {m.name: m for m in [*report.metrics, *report.probes]}
-    out: dict[str, Any] = {"status": outcome.status, "wall_seconds": round(outcome.wall_seconds, 1)}
+    out: dict[str, Any] = {"status": outcome.status, "wall_seconds": round(wall, 1), "reused": outcome.reused}
     for name, metric in metrics.items():
         out[name] = {
             "base": round(metric.base, 4),
@@ -138,7 +143,8 @@ def main() -> None:
     args = parser.parse_args()
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="tuning-bench-") as scratch:
-        root = args.workspace or Path(scratch)  # one workspace: the base model is converted once
+        # one workspace: the base model is converted once, and a run it already finished is reused as it is
+        root = args.workspace or Path(scratch)
         results = {
             "machine": f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at start",
             "task": args.task,

@@ -185,6 +185,14 @@ class TuningSpec(_Section):
     warm_start: bool = Field(
         True, description="AWS: start from the job's previous tuning run (AMT warm start), when there is one"
     )
+    selection_fraction: float = Field(
+        0.2,
+        ge=0.0,
+        lt=1.0,
+        description="the share of the training side each trial holds out to score its validation loss (the "
+        "objective, pruning, early stopping), so the run's held-out examples, which evaluate the chosen model, "
+        "never choose it; 0: trials score on the held-out examples and the run's figures are then optimistic",
+    )
 
     @field_validator("ranges")
     @classmethod

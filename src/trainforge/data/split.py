@@ -35,3 +35,12 @@ def split_records(
     train = [record for record, out in zip(records, held_out, strict=True) if not out]
     validation = [record for record, out in zip(records, held_out, strict=True) if out]
     return train, validation
+
+
+def selection_split(
+    train: list[dict[str, Any]], fmt: DataFormat, seed: int, fraction: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A tuning trial's (train, selection): the training side split again, so that the examples a trial is
+    scored on (its objective) are neither trained on nor the run's held-out examples, which score the model
+    the search chose. Seeded apart from the run's split (``seed + 1``): the two masks are independent."""
+    return split_records(train, fmt, seed + 1, fraction)

@@ -35,6 +35,9 @@ class TrainConfig(Hyperparameters):
     #: a tuning trial: measure forgetting on the text probes at the start and the end, and print the
     #: constrained objective with this budget (``tuning.objective``); None: a plain run, nothing measured
     max_forgetting: float | None = None
+    #: a tuning trial: the share of the training records held out again (``tuning.selection_fraction``) for
+    #: the validation loss that chooses among trials; the run's own held-out records are then left unseen
+    selection_fraction: float = 0.0
     #: lineage, recorded in the exported model's trainforge.json
     base_model_id: str = ""
     spec_sha256: str = ""

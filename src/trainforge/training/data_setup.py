@@ -11,7 +11,7 @@ from typing import Any
 
 from trainforge.contracts import DataFormat
 from trainforge.data.records import load_records
-from trainforge.data.split import split_records
+from trainforge.data.split import selection_split, split_records
 from trainforge.training.config import TrainConfig
 from trainforge.training.objectives import DirectPreference, LanguageModeling, Objective, PreferencePair
 from trainforge.training.packing import pack
@@ -113,6 +113,8 @@ def build_objectives(
         train_records, held_out = split_records(records, fmt, config.split_seed, config.validation_fraction)
     else:
         train_records, held_out = records, []
+    if config.selection_fraction > 0:  # a tuning trial: chosen on its own slice, never on the run's held-out
+        train_records, held_out = selection_split(train_records, fmt, config.split_seed, config.selection_fraction)
     if config.method == "dpo":
         if fmt != "preference":
             raise ValueError(f"method dpo needs preference data, the data is {fmt}")
