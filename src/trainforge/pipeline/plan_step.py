@@ -35,6 +35,9 @@ from trainforge.spec import JobSpec
 from trainforge.store import join, open_store
 from trainforge.tuning.auto import resolve_spec
 
+#: where a base model's folder keeps its processor's settings (transformers 5 writes the first, with the image
+#: processor nested; older folders the second)
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 #: a price file the platform team may put in the artifacts bucket (``planning.prices``'s format)
 PRICES_KEY = ("config", "prices.json")
 DEFAULT_REGION = "us-east-1"
@@ -148,6 +151,10 @@ def build_plan(
     resolved = resolve_spec(spec, report, config)  # the plan counts the steps the run will take
     spec, notes = resolved.spec, [*notes, *resolved.notes()]
     files = [info.uri.rsplit("/", 1)[-1] for info in store.list(base_uri.rstrip("/") + "/")]
+    # an image+text model's processor says how many tiles an image becomes (planning/media.py)
+    processor: dict[str, Any] = next(
+        (_read_json(join(base_uri, name)) for name in PROCESSOR_FILES if name in files), {}
+    )
     weight_bytes, width = weights_footprint(base_uri)
     if not weight_bytes:  # a folder with the config alone (a plan of a model not uploaded yet)
         try:
@@ -172,6 +179,7 @@ def build_plan(
         local=here,
         run_id=request.run_id,
         quotas=quotas,
+        processor=processor,
         volumes={m.name: volume_size_gb(instance_type(m.name), weight_bytes) for m in machines if m.name != "local"},
         notes=list(notes),
     )

@@ -11,6 +11,10 @@ FLOPs per token, from the base model's shape (``planning.architecture``), counti
   its forward, and the adapters cost three times their own forward;
 - activation checkpointing adds one forward; DPO adds the reference model's forward of both responses.
 
+A speech or image+text model's work is per example (``planning.media``: the encoder over its fixed
+positions or the vision tower over each tile, the decoder or language model over the text and image
+tokens); its FLOPs per token are an average example's spread over the positions of its row.
+
 Positions are counted with their padding (a packed row is computed whole). Validation during training is a
 forward over the held-out side every ``eval_every`` steps; the evaluation job scores base and tuned model
 on the held-out examples (a forward each) and generates its samples token by token at the rate the device
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from trainforge.contracts import PlannedTime, PlannedWork
 from trainforge.planning.architecture import ModelShape
 from trainforge.planning.machines import Machine
+from trainforge.planning.media import MediaWorkload
 from trainforge.planning.throughput import GENERATION_BANDWIDTH, Rate, scaling, training_rate
 from trainforge.planning.work import validation_passes
 from trainforge.spec import Hyperparameters, JobSpec, Method
@@ -91,7 +96,7 @@ def job_rate(machine: Machine, bf16: bool) -> Rate | None:
 def planned_time(
     spec: JobSpec,
     work: PlannedWork,
-    shape: ModelShape,
+    shape: ModelShape | MediaWorkload,
     hyper: Hyperparameters,
     machine: Machine,
     evaluation: Machine,
@@ -109,8 +114,12 @@ def planned_time(
     rate = job_rate(machine, bf16)
     if rate is None:
         return None
-    per_token = training_flops_per_token(shape, hyper, spec.method, context)
-    forward = forward_flops(shape, context, hyper.lora_rank if spec.method in ("lora", "dpo") else None).forward
+    if isinstance(shape, MediaWorkload):  # an average example's FLOPs, its encoder's too, over its row's positions
+        training, forward_example = shape.example_flops(hyper, spec.method)
+        per_token, forward = training / shape.row_tokens, forward_example / shape.row_tokens
+    else:
+        per_token = training_flops_per_token(shape, hyper, spec.method, context)
+        forward = forward_flops(shape, context, hyper.lora_rank if spec.method in ("lora", "dpo") else None).forward
     validation = validation_passes(spec, work.steps) * work.validation_tokens * forward
     flops = work.steps * work.tokens_per_step * per_token + validation
     load = base_bytes / LOAD_BYTES_PER_SECOND
@@ -157,7 +166,9 @@ def _unit(seconds: float) -> tuple[str, int]:
     return next(((unit, size) for unit, size in (("h", 3600), ("min", 60)) if seconds >= 2 * size), ("s", 1))
 
 
-def _evaluation_seconds(work: PlannedWork, shape: ModelShape, machine: Machine, forward: float, *, bf16: bool) -> float:
+def _evaluation_seconds(
+    work: PlannedWork, shape: ModelShape | MediaWorkload, machine: Machine, forward: float, *, bf16: bool
+) -> float:
     """Scoring both models (a forward per token, at the training rate's high end: no backward, no optimizer)
     and generating their samples at the rate the device reads the weights."""
     rate = job_rate(machine, bf16)

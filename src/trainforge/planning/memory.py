@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from trainforge.planning.architecture import ModelShape
 from trainforge.spec import Hyperparameters, Method
@@ -59,6 +59,16 @@ FP32_ATTENTION_DEVICES: frozenset[DeviceKind] = frozenset({"cpu"})
 _ADAPTED_LINEARS = 7  # q, k, v, o, gate, up, down
 #: how :func:`memory_facts`' sentence starts, so that a failure's hint can find it in the cause
 FACTS_PREFIX = "Memory: "
+
+
+class Workload(Protocol):
+    """A model the text estimate does not describe (a speech or image+text model with its data:
+    ``planning.media.MediaWorkload``), which estimates its own peak; the fitting below is the same."""
+
+    @property
+    def parameters(self) -> int: ...
+
+    def peak(self, hyper: Hyperparameters, method: Method, *, device: DeviceKind, bf16: bool) -> MemoryEstimate: ...
 
 
 @dataclass(frozen=True)
@@ -94,7 +104,7 @@ def tokens_per_micro_batch(hyper: Hyperparameters, method: Method) -> int:
 
 
 def estimate_peak(
-    shape: ModelShape,
+    shape: ModelShape | Workload,
     hyper: Hyperparameters,
     method: Method,
     *,
@@ -103,6 +113,8 @@ def estimate_peak(
     world_size: int = 1,
 ) -> MemoryEstimate:
     """Peak memory of one training process (one device) running ``hyper`` on ``shape``."""
+    if not isinstance(shape, ModelShape):
+        return shape.peak(hyper, method, device=device, bf16=bf16)
     h, inner, layers = shape.hidden_size, shape.intermediate_size * shape.experts_per_token, shape.layers
     compute = 2 if bf16 else 4  # bytes of what the matrix multiplies write
     fp32 = 4  # the residual stream, the norms' statistics, weights as loaded, optimizer state
@@ -214,7 +226,7 @@ class MemoryFit(Generic[H]):
 
 
 def fit_to_memory(
-    shape: ModelShape,
+    shape: ModelShape | Workload,
     hyper: H,
     method: Method,
     *,

@@ -27,6 +27,7 @@ from trainforge.planning.cost import dollars, planned_cost
 from trainforge.planning.deployability import EXPORT_BYTES_PER_PARAMETER, plan_deployment
 from trainforge.planning.duration import duration, planned_time, span
 from trainforge.planning.machines import Machine
+from trainforge.planning.media import MediaShape, MediaWorkload, media_rows
 from trainforge.planning.memory import MemoryFit, fit_to_memory, gib
 from trainforge.planning.prices import Prices
 from trainforge.planning.quotas import judged, needed_quotas
@@ -60,16 +61,35 @@ class PlanInputs:
     #: the training job's volume per instance type (GB), for storage cost
     volumes: Mapping[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: the base model's processor config (an image+text model's tiles per image), when its folder has one
+    processor: Mapping[str, Any] = field(default_factory=dict)
+
+
+Shape = ModelShape | MediaWorkload
+
+
+def model_shape(inputs: PlanInputs) -> tuple[Shape, ModelShape | None]:
+    """What the estimates read of the base model: a speech or image+text model with the report's examples
+    (``planning.media``), else a text model's shape; and the text model's shape the deployment checks read
+    (an image+text model's language model; none for speech). UnknownArchitecture when neither fits."""
+    media = MediaShape.from_config(inputs.config, inputs.processor)
+    if media is None:
+        text = ModelShape.from_config(inputs.config)
+        return text, text
+    return MediaWorkload(media, media_rows(media, inputs.report)), media.text
 
 
 def make_plan(inputs: PlanInputs) -> Plan:
     spec = inputs.spec
     notes = list(inputs.notes)
+    shape: Shape | None = None
+    language: ModelShape | None = None
     try:
-        shape: ModelShape | None = ModelShape.from_config(inputs.config)
+        shape, language = model_shape(inputs)
     except UnknownArchitecture as exc:
-        shape = None
         notes.append(f"memory, time and cost not estimated: {exc}")
+    if isinstance(shape, MediaWorkload):
+        notes.append(shape.describe())
     data = data_shape(spec, inputs.report)
     if not data.counted:
         notes.append(f"tokens estimated from the data's bytes: the base model has no tokenizer ({data.tokenizer})")
@@ -99,7 +119,7 @@ def make_plan(inputs: PlanInputs) -> Plan:
     comparison, counterpart = _trainium_vs_gpu(inputs, shape, data, requested)
     if counterpart is not None and counterpart.instance_type not in {o.instance_type for o in options}:
         options.append(counterpart)
-    deployment = plan_deployment(spec, inputs.config, inputs.files, shape, region=inputs.region)
+    deployment = plan_deployment(spec, inputs.config, inputs.files, language, region=inputs.region)
     if not deployment.ok:
         failed = "; ".join(check.detail for check in deployment.checks if not check.ok)
         text = f"deploy.target {deployment.target} cannot take this model: {failed}"
@@ -138,7 +158,7 @@ def make_plan(inputs: PlanInputs) -> Plan:
         base_model=spec.base_model,
         method=spec.method,
         region=inputs.region,
-        work=planned_work(spec, data, inputs.machines[0].world_size),
+        work=planned_work(spec, data, inputs.machines[0].world_size, _row_tokens(shape)),
         instances=options,
         smallest_fitting=smallest,
         trainium_vs_gpu=comparison,
@@ -150,7 +170,11 @@ def make_plan(inputs: PlanInputs) -> Plan:
     )
 
 
-def _fit(spec: JobSpec, shape: ModelShape, machine: Machine) -> MemoryFit[Hyperparameters]:
+def _row_tokens(shape: Shape | None) -> float | None:
+    return shape.row_tokens if isinstance(shape, MediaWorkload) else None
+
+
+def _fit(spec: JobSpec, shape: Shape, machine: Machine) -> MemoryFit[Hyperparameters]:
     hyper = spec.hyperparameters
     return fit_to_memory(
         shape,
@@ -184,7 +208,7 @@ def _memory(fit: MemoryFit[Hyperparameters], machine: Machine) -> PlannedMemory:
 
 
 def _instance(
-    inputs: PlanInputs, machine: Machine, shape: ModelShape | None, data: DataShape, *, requested: bool
+    inputs: PlanInputs, machine: Machine, shape: Shape | None, data: DataShape, *, requested: bool
 ) -> InstancePlan:
     spec = inputs.spec
     label = _accelerator(machine)
@@ -197,7 +221,7 @@ def _instance(
         return InstancePlan(
             instance_type=machine.name, requested=requested, accelerator=label, verdict="does_not_fit", memory=memory
         )
-    work = planned_work(spec, data, machine.world_size)
+    work = planned_work(spec, data, machine.world_size, _row_tokens(shape))
     search = trials(spec, local=machine.name == "local")
     time = planned_time(
         spec,
@@ -247,14 +271,17 @@ def _context(data: DataShape, spec: JobSpec) -> float:
     return max(1.0, kept / max(data.train.examples, 1) / 2)
 
 
-def _variants(spec: JobSpec, machine: Machine) -> list[tuple[str, JobSpec]]:
+def _variants(spec: JobSpec, machine: Machine, shape: Shape) -> list[tuple[str, JobSpec]]:
     """The spec as written, then each lever that may make it fit ``machine``: LoRA, FSDP, both, a shorter
-    max_seq_len (halved down to 256)."""
+    max_seq_len (halved down to 256). A speech or image+text model has LoRA alone: its rows are examples,
+    never cut to max_seq_len, and the media objectives are not sharded."""
     hyper = spec.hyperparameters
     variants: list[tuple[str, JobSpec]] = [("", spec)]
     full = spec.method in ("full", "continued_pretraining")
     if full:
         variants.append(("method: lora", spec.model_copy(update={"method": "lora"})))
+    if isinstance(shape, MediaWorkload):
+        return variants
     if machine.world_size > 1 and hyper.distributed == "ddp":
         fsdp = hyper.model_copy(update={"distributed": "fsdp"})
         variants.append(("distributed: fsdp", spec.model_copy(update={"hyperparameters": fsdp})))
@@ -269,12 +296,13 @@ def _variants(spec: JobSpec, machine: Machine) -> list[tuple[str, JobSpec]]:
     return variants
 
 
-def _levers(spec: JobSpec, shape: ModelShape, machine: Machine) -> str | None:
+def _levers(spec: JobSpec, shape: Shape, machine: Machine) -> str | None:
     """The first lever that makes ``machine`` fit; None if none does."""
-    return next((text for text, changed in _variants(spec, machine)[1:] if _fit(changed, shape, machine).fits), None)
+    variants = _variants(spec, machine, shape)[1:]
+    return next((text for text, changed in variants if _fit(changed, shape, machine).fits), None)
 
 
-def _smallest_fitting(inputs: PlanInputs, shape: ModelShape, data: DataShape) -> str | None:
+def _smallest_fitting(inputs: PlanInputs, shape: Shape, data: DataShape) -> str | None:
     """The cheapest SageMaker type (training cost at the high end of the time estimate; hourly price where
     the time cannot be estimated) on which the spec fits as written, or with the first lever that makes it
     fit (named after the type). Accelerated types only, unless the spec asks for a CPU type."""
@@ -285,7 +313,7 @@ def _smallest_fitting(inputs: PlanInputs, shape: ModelShape, data: DataShape) ->
         if (instance.accelerator == "cpu") != cpu:
             continue
         machine = Machine.from_instance(instance, spec.compute.instance_count)
-        for text, variant in _variants(spec, machine):
+        for text, variant in _variants(spec, machine, shape):
             if not _fit(variant, shape, machine).fits:
                 continue
             option = _instance(replace(inputs, spec=variant), machine, shape, data, requested=False)
@@ -297,7 +325,7 @@ def _smallest_fitting(inputs: PlanInputs, shape: ModelShape, data: DataShape) ->
     return min(found)[-1] if found else None
 
 
-def _memory_refusal(spec: JobSpec, option: InstancePlan, smallest: str | None, shape: ModelShape | None) -> str:
+def _memory_refusal(spec: JobSpec, option: InstancePlan, smallest: str | None, shape: Shape | None) -> str:
     memory = option.memory
     assert memory is not None
     size = f" ({shape.parameters / 1e9:.1f}B parameters)" if shape is not None else ""
@@ -334,7 +362,7 @@ def _quota_refusal(hint: QuotaHint) -> str:
 
 
 def _trainium_vs_gpu(
-    inputs: PlanInputs, shape: ModelShape | None, data: DataShape, requested: InstancePlan
+    inputs: PlanInputs, shape: Shape | None, data: DataShape, requested: InstancePlan
 ) -> tuple[str | None, InstancePlan | None]:
     """The same job on the cheapest fitting type of the other kind: Trainium for a GPU request and the
     other way round; nothing for CPU or local requests."""

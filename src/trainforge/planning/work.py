@@ -163,35 +163,43 @@ def optimizer_steps(max_steps: int | None, epochs: float, examples: int, per_ste
     return max_steps or max(1, math.ceil(epochs * examples / per_step))
 
 
-def planned_work(spec: JobSpec, shape: DataShape, world_size: int) -> PlannedWork:
-    """The work of ``spec`` on the data, trained by ``world_size`` processes."""
+def planned_work(spec: JobSpec, shape: DataShape, world_size: int, row_tokens: float | None = None) -> PlannedWork:
+    """The work of ``spec`` on the data, trained by ``world_size`` processes. ``row_tokens``: a speech or
+    image+text model's positions per example (``planning.media``): each example is a row of its own, neither
+    packed nor cut to ``max_seq_len`` (``training/media_objectives.py``)."""
     hyper = spec.hyperparameters
     length = hyper.max_seq_len
     dpo = spec.method == "dpo"
     tokens = shape.train.kept(length)
-    # DPO trains on pairs, each two rows (chosen, rejected); everything else on packed sequences
-    sequences = shape.train.examples if dpo else pack(shape.train, length)
+    # DPO trains on pairs, each two rows (chosen, rejected); media examples are rows; the rest packed sequences
+    sequences = shape.train.examples if dpo or row_tokens else pack(shape.train, length)
     rows_per_sequence = 2 if dpo else 1
     per_step = hyper.batch_size * hyper.grad_accum * world_size
     steps = optimizer_steps(hyper.max_steps, hyper.epochs, sequences, per_step)
     epochs = steps * per_step / max(sequences, 1)
     tokens_per_step = per_step * rows_per_sequence * length
-    real_per_sequence = tokens / max(sequences, 1)
     held = shape.held_out
     evaluation_examples = min(spec.evaluation.max_examples, held.examples) if held.examples else 0
     mean_held = held.kept(length) / max(held.examples, 1)
+    if row_tokens:
+        tokens, tokens_per_step, mean_held = (
+            round(shape.train.examples * row_tokens),
+            round(per_step * row_tokens),
+            row_tokens,
+        )
+    real_per_sequence = tokens / max(sequences, 1)
     return PlannedWork(
         tokenizer=shape.tokenizer,
         examples=shape.train.examples,
         tokens=tokens,
-        truncated_examples=shape.train.truncated(length),
+        truncated_examples=0 if row_tokens else shape.train.truncated(length),
         sequences=sequences,
-        padding_fraction=round(0.0 if dpo else 1 - tokens / max(sequences * length, 1), 4),
+        padding_fraction=round(0.0 if dpo or row_tokens else 1 - tokens / max(sequences * length, 1), 4),
         tokens_per_step=tokens_per_step,
         steps=steps,
         epochs=round(epochs, 3),
         trained_tokens=round(steps * per_step * real_per_sequence),
-        validation_tokens=held.kept(length),
+        validation_tokens=round(held.examples * mean_held) if row_tokens else held.kept(length),
         evaluation_examples=evaluation_examples,
         evaluation_tokens=round(evaluation_examples * mean_held),
         # exact match and F1 score every evaluated example (evaluation/scoring.py), not only the displayed ones

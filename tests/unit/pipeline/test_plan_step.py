@@ -11,6 +11,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from benchmarks.media_memory import SMOLVLM_256M
 from tests.conftest import chat, load_handler
 from tests.unit.planning.shapes import LLAMA_8B
 from trainforge.contracts import DatasetReport, Plan
@@ -143,6 +144,20 @@ def test_an_8b_full_fine_tune_on_one_24_gib_gpu_is_refused_with_its_plan_written
     layout = RunLayout(settings.resolved_artifacts_uri(), request.run_id)
     plan = Plan.model_validate_json(Path(layout.plan.removeprefix("file://")).read_text())
     assert plan.requested.verdict == "does_not_fit" and plan.refusals
+
+
+def test_an_image_text_models_tiles_come_from_the_processor_config_in_its_folder(run):
+    """The plan reads the base model's processor_config.json beside its config.json: an image processor that
+    does not split makes one tile of each image, not SmolVLM's 17."""
+    request, report, settings = run(base="pro", config=SMOLVLM_256M)
+    folder = Path(settings.resolved_artifacts_uri().removeprefix("file://")) / "base-models/llama-3.1-8b-instruct"
+    (folder / "processor_config.json").write_text(json.dumps({"image_processor": {"do_image_splitting": False}}))
+    client, stubber = _stubbed([[]], [[]])
+    with stubber:
+        handle_plan(_event(request, report), settings, client)
+    layout = RunLayout(settings.resolved_artifacts_uri(), request.run_id)
+    plan = Plan.model_validate_json(Path(layout.plan.removeprefix("file://")).read_text())
+    assert any("each image's tiles (up to 1) of 1,024 patches, 64 image tokens per tile" in n for n in plan.notes)
 
 
 def test_a_quota_service_quotas_could_not_read_is_left_unjudged(run):
