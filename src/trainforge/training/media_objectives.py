@@ -24,13 +24,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from trainforge.catalog import CATALOG, TIER_DEFAULTS
+from trainforge.catalog import CATALOG, FAMILY_LORA_TARGETS, peft_target_modules
 from trainforge.data.records import load_records
 from trainforge.data.split import split_records
 from trainforge.media.decode import decode_audio, decode_image
 from trainforge.media.generation import load_media_model, speech_prefix
 from trainforge.media.limits import TARGET_SAMPLE_RATE, MediaLimits
-from trainforge.media.models import media_modality
+from trainforge.media.models import model_type
 from trainforge.media.records import image_parts
 from trainforge.media.references import read_media
 from trainforge.store import open_store
@@ -48,14 +48,14 @@ def load_media_trainable(model_dir: Path, config: TrainConfig) -> tuple[Any, Any
     if config.trains_adapter:
         from peft import LoraConfig, get_peft_model
 
-        # a base outside the catalog (a folder URI) takes its tier's default model's targets
-        tier = "speech" if media_modality(model_dir) == "speech" else "multimodal"
-        entry = CATALOG.get(config.base_model_id) or CATALOG[TIER_DEFAULTS[tier]]
+        # a base outside the catalog (a folder URI) takes its family's targets, by its config's model_type
+        entry = CATALOG.get(config.base_model_id)
+        targets = entry.lora_targets if entry is not None else FAMILY_LORA_TARGETS[model_type(model_dir)]
         lora = LoraConfig(
             r=config.lora_rank,
             lora_alpha=config.lora_alpha,
             lora_dropout=config.lora_dropout,
-            target_modules=entry.peft_target_modules,
+            target_modules=peft_target_modules(targets),
         )
         model = get_peft_model(model, lora)
     return processor, model

@@ -1,5 +1,5 @@
 """Tiny speech and image+text models built from their families' real configs (Whisper, Idefics3 as in
-SmolVLM), with random seeded weights and a saved processor, so tests and smoke runs load them through the
+SmolVLM, Qwen2-VL), with random seeded weights and a saved processor, so tests and smoke runs load them through the
 same code that loads a real HF folder (``AutoProcessor``, ``AutoModelForSpeechSeq2Seq``,
 ``AutoModelForImageTextToText``). The tokenizer is the tiny text model's, with the family's special tokens
 added; nothing is downloaded.
@@ -24,6 +24,24 @@ PARTS_TEMPLATE = (
     "{% endfor %}{% endif %}{{ '<|im_end|>\n' }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+
+#: Qwen2-VL's own chat template (https://huggingface.co/Qwen/Qwen2-VL-7B-Instruct/blob/main/chat_template.json):
+#: ChatML with a default system turn, each image as ``<|vision_start|><|image_pad|><|vision_end|>``
+QWEN2_VL_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}"
+    "<|im_end|>\n{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: "
+    "{% endif %}<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] == 'video' or 'video' in content %}"
+    "{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}Video {{ video_count.value }}: "
+    "{% endif %}<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content %}{{ content['text'] }}"
+    "{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+#: Qwen2-VL's vision tokens, as its tokenizer names them
+QWEN2_VL_SPECIALS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 
 
 def build_tiny_whisper(path: Path, *, d_model: int = 64, layers: int = 1, seed: int = 0) -> Path:
@@ -111,6 +129,64 @@ def build_tiny_idefics3(path: Path, *, hidden_size: int = 64, layers: int = 2, s
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, max_new_tokens=32
     )
     return _write(path, Idefics3ForConditionalGeneration, config, seed, processor, generation)
+
+
+def build_tiny_qwen2_vl(path: Path, *, hidden_size: int = 64, layers: int = 2, seed: int = 0) -> Path:
+    """A randomly initialised Qwen2-VL with its processor (``media/processors.py``) and chat template: a
+    one-block vision tower on 8-pixel patches (a real one: 14), each 2x2 of them merged into one image token,
+    images resized to at most 64x64 pixels (a 48x48 shape: 36 patches, 9 tokens), and a tiny Qwen2 language
+    model with multimodal rotary positions (``mrope_section`` halves the 16-wide heads as 16/24/24 halves
+    Qwen2-VL's 128-wide ones)."""
+    from transformers import GenerationConfig, Qwen2VLConfig, Qwen2VLForConditionalGeneration
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    from trainforge.media.processors import Qwen2VLProcessor
+
+    tokenizer = tiny_tokenizer()
+    tokenizer.add_special_tokens({"additional_special_tokens": QWEN2_VL_SPECIALS})
+    tokenizer.chat_template = QWEN2_VL_TEMPLATE
+    patch, merge = 8, 2
+    images = Qwen2VLImageProcessorPil(
+        patch_size=patch, merge_size=merge, temporal_patch_size=2, min_pixels=32 * 32, max_pixels=64 * 64
+    )
+    processor = Qwen2VLProcessor(image_processor=images, tokenizer=tokenizer, chat_template=QWEN2_VL_TEMPLATE)
+    ids = dict(zip(QWEN2_VL_SPECIALS, tokenizer.convert_tokens_to_ids(QWEN2_VL_SPECIALS), strict=True))
+    text = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": hidden_size,
+        "intermediate_size": hidden_size * 2,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 512,
+        "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]},
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    vision = {
+        "depth": 1,
+        "embed_dim": 32,
+        "hidden_size": hidden_size,  # the merger's output: the language model's width
+        "num_heads": 2,
+        "mlp_ratio": 2,
+        "patch_size": patch,
+        "spatial_merge_size": merge,
+        "temporal_patch_size": 2,
+    }
+    config = Qwen2VLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=False,
+    )
+    generation = GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, max_new_tokens=32
+    )
+    return _write(path, Qwen2VLForConditionalGeneration, config, seed, processor, generation)
 
 
 def _write(path: Path, model_class: Any, config: Any, seed: int, *parts: Any) -> Path:

@@ -52,6 +52,28 @@ def test_image_text_batches_label_the_assistant_turns_only(tmp_path, tiny_idefic
     assert torch.isfinite(objective.loss_sum(model, batch))
 
 
+def test_qwen2_vl_batches_label_the_assistant_turns_of_its_own_template(tmp_path, tiny_qwen2_vl_dir):
+    """Qwen2-VL's template opens with a default system turn and renders each image as
+    ``<|vision_start|><|image_pad|><|vision_end|>``, which the processor expands to the image's merged patches
+    (``image_grid_thw``): only the answer and its ``<|im_end|>`` carry loss, wherever the image tokens fell."""
+    shape_dataset(tmp_path, copies=1)
+    processor, model = load_media_model(tiny_qwen2_vl_dir)
+    config = TrainConfig(data_format="multimodal")
+    objective = build_media_objectives(processor, tmp_path, None, config, model.config).train
+    batch = objective.batch([0, 2])
+    assert batch["image_grid_thw"].tolist() == [[1, 6, 6], [1, 6, 6]]  # 48x48 pixels in 8-pixel patches
+    assert "mm_token_type_ids" in batch  # the multimodal rotary positions read them
+    tokenizer, end = processor.tokenizer, processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    for row, name in enumerate(("red square", "green triangle")):
+        ids, labels = batch["input_ids"][row], batch["labels"][row]
+        assert int((ids == model.config.image_token_id).sum()) == 9  # 36 patches, merged 2x2
+        assert labels[labels != IGNORE].tolist() == [*tokenizer(name)["input_ids"], end]
+        first = int((labels != IGNORE).nonzero()[0, 0])
+        assert tokenizer.decode(ids[:first]).endswith("<|im_start|>assistant\n")
+        assert "You are a helpful assistant." in tokenizer.decode(ids[:first])
+    assert torch.isfinite(objective.loss_sum(model, batch))
+
+
 #: SmolVLM's own template (transformers models/smolvlm/processing_smolvlm.py, DEFAULT_CHAT_TEMPLATE, videos
 #: left out): ``User:<image>...`` and ``Assistant: words``, so in context an answer is read after a space, and
 #: each turn ends with ``<end_of_utterance>``, not the tokenizer's eos
@@ -119,6 +141,17 @@ def test_lora_wraps_the_catalog_targets(tiny_whisper_dir, tiny_idefics3_dir):
     _, vlm = load_media_trainable(tiny_idefics3_dir, config)
     trained = {name for name, p in vlm.named_parameters() if p.requires_grad}
     assert trained and all("text_model" in name and "lora_" in name for name in trained)  # vision stays frozen
+
+
+def test_lora_on_qwen2_vl_wraps_the_language_model_only(tiny_qwen2_vl_dir):
+    """By the catalog entry, or by the folder's model_type for a base given as a folder URI: the language
+    model's projections; the vision tower (``model.visual``) and its merger stay frozen."""
+    for base in ("tiny-qwen2-vl-test", ""):
+        _, vlm = load_media_trainable(tiny_qwen2_vl_dir, TrainConfig(method="lora", lora_rank=4, base_model_id=base))
+        trained = {name for name, p in vlm.named_parameters() if p.requires_grad}
+        layers = vlm.base_model.model.config.text_config.num_hidden_layers
+        assert len(trained) == 2 * 7 * layers  # A and B of q, k, v, o, gate, up, down in every layer
+        assert all(".language_model." in name and "lora_" in name for name in trained)
 
 
 def test_lora_reads_the_targets_of_the_catalog_entry(monkeypatch, tiny_idefics3_dir):
