@@ -71,8 +71,8 @@ def test_speech_tier_trains_evaluates_registers_and_transcribes(tmp_path, stop_e
     # the client closes its connection, so the endpoint's process stops at once in teardown
     with openai.OpenAI(base_url=f"{outcome.deployment.url}/v1", api_key="unused", max_retries=0) as client:
         clip = outcome.run_dir / "data" / "train" / "clips" / "high-0.wav"
-        with clip.open("rb") as audio:
-            text = client.audio.transcriptions.create(model="calls", file=audio, language="en").text
+        with clip.open("rb") as audio:  # no language: the model's default, the one it was tuned on (en)
+            text = client.audio.transcriptions.create(model="calls", file=audio).text
         assert text == "high"
         with pytest.raises(openai.BadRequestError) as bad:
             client.audio.transcriptions.create(model="calls", file=("broken.wav", b"RIFF0000WAVEjunk"))

@@ -4,6 +4,8 @@ the evaluated model did. Imports torch: not part of the Lambdas' ``trainforge.me
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +26,77 @@ def load_media_model(model_dir: Path, dtype: torch.dtype = torch.float32) -> tup
     return load_processor(model_dir), loader.from_pretrained(model_dir, dtype=dtype)
 
 
+#: the one task a TrainForge speech model is tuned for and asked (Whisper's other, ``translate``, is not offered)
+SPEECH_TASK = "transcribe"
+
+
+def language_token(tokenizer: Any, language: str) -> int | None:
+    """The id of Whisper's ``<|language|>`` token, None when the tokenizer has no such token."""
+    found = tokenizer.convert_tokens_to_ids(f"<|{language}|>")
+    return None if found is None or found == tokenizer.unk_token_id else int(found)
+
+
 def speech_prefix(tokenizer: Any, language: str | None) -> list[int]:
-    """Whisper's decoder prompt: start, language (when the tokenizer knows it), task, no timestamps."""
-    names = ["<|startoftranscript|>", f"<|{language}|>" if language else "", "<|transcribe|>", "<|notimestamps|>"]
-    unknown = tokenizer.unk_token_id
-    ids = [tokenizer.convert_tokens_to_ids(name) for name in names if name]
-    return [i for i in ids if i is not None and i != unknown]
+    """Whisper's decoder prompt: start, language (when the tokenizer knows it), task, no timestamps. The one
+    prompt training labels after and transcription decodes after."""
+    names = ("startoftranscript", SPEECH_TASK, "notimestamps")
+    start, task, no_timestamps = (tokenizer.convert_tokens_to_ids(f"<|{name}|>") for name in names)
+    ids = [start, language_token(tokenizer, language) if language else None, task, no_timestamps]
+    return [i for i in ids if i is not None and i != tokenizer.unk_token_id]
+
+
+def dominant_language(tokenizer: Any, languages: Iterable[str | None]) -> str | None:
+    """The language most training prompts named (None: most named none, or one the tokenizer has no token
+    for, which ``speech_prefix`` leaves out); the first seen wins a tie."""
+    counts = Counter(code if code and language_token(tokenizer, code) is not None else None for code in languages)
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def default_language(model: Any) -> str | None:
+    """The language a request that names none is transcribed in: the model's generation config's
+    ``language`` (training writes its data's dominant language there, ``save_speech_defaults``), as a code;
+    Whisper's generate also accepts a token or a name there (``<|ja|>``, ``japanese``)."""
+    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
+
+    value = getattr(model.generation_config, "language", None)
+    if not isinstance(value, str) or not value:
+        return None
+    value = value.lower().strip("<|>")
+    return TO_LANGUAGE_CODE.get(value, value)
+
+
+def save_speech_defaults(model_dir: Path, tokenizer: Any, language: str | None) -> None:
+    """Write into ``model_dir``'s generation_config.json the prompt the model was tuned with, where Whisper's
+    ``generate`` reads its defaults: ``language`` (None: no language token) and ``task``, with the
+    ``lang_to_id`` / ``task_to_id`` maps it looks them up in, built from the tokenizer when the base's config
+    has none (https://huggingface.co/docs/transformers/model_doc/whisper#transformers.WhisperForConditionalGeneration.generate).
+    So ``transcribe`` without a language, and ``generate`` or the ASR pipeline outside TrainForge, decode
+    after the prompt the model learnt."""
+    from transformers import GenerationConfig
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES, TASK_IDS
+
+    config: Any = GenerationConfig.from_pretrained(model_dir)  # Whisper's keys are not declared attributes
+    if not getattr(config, "lang_to_id", None):
+        known = {code: language_token(tokenizer, code) for code in LANGUAGES}
+        config.lang_to_id = {f"<|{code}|>": token for code, token in known.items() if token is not None}
+    if not getattr(config, "task_to_id", None):
+        tasks = {task: tokenizer.convert_tokens_to_ids(f"<|{task}|>") for task in TASK_IDS}
+        config.task_to_id = {task: t for task, t in tasks.items() if t is not None and t != tokenizer.unk_token_id}
+    if getattr(config, "no_timestamps_token_id", None) is None:
+        config.no_timestamps_token_id = speech_prefix(tokenizer, None)[-1]
+    config.language = language
+    config.task = SPEECH_TASK if SPEECH_TASK in config.task_to_id else None
+    config.save_pretrained(model_dir)
 
 
 def transcribe(
     model: Any, processor: Any, samples: np.ndarray, language: str | None = None, max_new_tokens: int = 64
 ) -> str:
-    """The transcript of 16 kHz mono ``samples``, decoded greedily after the task prompt."""
+    """The transcript of 16 kHz mono ``samples``, decoded greedily after the task prompt in ``language``,
+    or the model's ``default_language`` when the request names none."""
     device = next(model.parameters()).device
     features = processor.feature_extractor(samples, sampling_rate=TARGET_SAMPLE_RATE, return_tensors="pt")
-    prefix = speech_prefix(processor.tokenizer, language)
+    prefix = speech_prefix(processor.tokenizer, language or default_language(model))
     room = getattr(model.config, "max_target_positions", max_new_tokens + len(prefix)) - len(prefix)
     with torch.no_grad():
         output = model.generate(

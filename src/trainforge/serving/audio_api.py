@@ -9,7 +9,8 @@
 
 A bad upload or image is a 400 naming the form field or the message part (``error.param``); one over the
 audio limit (``MediaLimits.max_audio_bytes``, multipart or base64) a 413, refused before it is read or
-decoded.
+decoded. A transcription request without ``language`` is decoded in the model's default language, the one
+it was tuned on (``media/generation.default_language``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from fastapi import APIRouter, Body, File, Form, UploadFile
 from fastapi.responses import PlainTextResponse
 from starlette.exceptions import HTTPException
 
+from trainforge.media.generation import SPEECH_TASK, default_language
 from trainforge.media.headers import MediaError
 from trainforge.media.limits import base64_chars
 from trainforge.serving.media_engine import MediaEngine
@@ -46,7 +48,8 @@ def _transcription(engine: MediaEngine, audio: bytes, language: str | None, resp
     if response_format == "text":
         return PlainTextResponse(text)
     if response_format == "verbose_json":
-        return {"task": "transcribe", "language": language, "duration": seconds, "text": text, "segments": []}
+        language = language or default_language(engine.model)  # what transcribe decoded in
+        return {"task": SPEECH_TASK, "language": language, "duration": seconds, "text": text, "segments": []}
     return {"text": text}
 
 

@@ -79,6 +79,7 @@ def train_from_contract(root: Path) -> dict[str, Any]:
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    from trainforge.media.generation import save_speech_defaults
     from trainforge.media.models import media_modality
     from trainforge.training.base_model import base_sha256
     from trainforge.training.config import TrainConfig
@@ -185,6 +186,8 @@ def train_from_contract(root: Path) -> dict[str, Any]:
             model = _unsharded(load_trainable(base_dir, config), weights)
     if world.is_main:
         export_model(model.cpu(), tokenizer, base_dir, root / "model", is_lora=config.trains_adapter, lineage=summary)
+        if objectives.data_format == "speech":  # a request without a language gets the prompt it trained on
+            save_speech_defaults(root / "model", tokenizer.tokenizer, objectives.stats["language"])
         emit({"event": "exported", "steps": outcome.steps, "final_loss": outcome.final_loss})
     world.barrier()
     shutdown()

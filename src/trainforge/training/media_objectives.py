@@ -2,7 +2,9 @@
 
 - ``SpeechToText`` (Whisper): each clip decoded from the channel, resampled to 16 kHz mono, turned into log-mel
   features by the feature extractor; the decoder reads ``<|startoftranscript|><|lang|><|transcribe|>
-  <|notimestamps|>`` and the transcript, and only the transcript and its end token carry loss.
+  <|notimestamps|>`` (``media/generation.speech_prefix``, the prompt transcription decodes after) and the
+  transcript, and only the transcript and its end token carry loss. The language most examples named is
+  the exported model's default (``stats["language"]``, written by ``save_speech_defaults``).
 - ``ImageTextToText`` (Idefics3 / SmolVLM, any ``AutoModelForImageTextToText`` whose processor takes
   ``text`` and ``images``): the conversation rendered by the processor's chat template, images by its image
   processor; only the assistant's turns (each with its end-of-turn token) carry loss.
@@ -28,7 +30,7 @@ from trainforge.catalog import CATALOG, FAMILY_LORA_TARGETS, peft_target_modules
 from trainforge.data.records import load_records
 from trainforge.data.split import split_records
 from trainforge.media.decode import decode_audio, decode_image
-from trainforge.media.generation import load_media_model, speech_prefix
+from trainforge.media.generation import dominant_language, load_media_model, speech_prefix
 from trainforge.media.limits import TARGET_SAMPLE_RATE, MediaLimits
 from trainforge.media.models import model_type
 from trainforge.media.records import image_parts
@@ -282,5 +284,7 @@ def build_media_objectives(
     kind: Any = SpeechToText if fmt == "speech" else ImageTextToText
     train = kind(_examples(processor, train_dir, records, fmt, model_config), processor)
     validation = kind(_examples(processor, held_out_dir, held_out, fmt, model_config), processor) if held_out else None
-    stats = {"examples": len(records), "sequences": len(records), "validation_examples": len(held_out)}
+    stats: dict[str, Any] = {"examples": len(records), "sequences": len(records), "validation_examples": len(held_out)}
+    if fmt == "speech":  # the prompt most examples trained with: the model's default (``save_speech_defaults``)
+        stats["language"] = dominant_language(processor.tokenizer, [record.get("language") for record in records])
     return Objectives(train, validation, fmt, stats)  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import shutil
 import struct
 import zlib
 
@@ -17,6 +18,7 @@ import soundfile
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from trainforge.media.generation import load_media_model, save_speech_defaults, speech_prefix
 from trainforge.media.limits import MediaLimits
 from trainforge.serving.app import create_app, load_engine
 from trainforge.serving.media_engine import MediaEngine
@@ -121,6 +123,27 @@ def test_base64_audio_over_the_upload_limit_is_refused_before_it_is_decoded(spee
     # at the limit the payload is decoded, and what it holds is judged as an upload is
     fits = http.post("/invocations", json={"audio": base64.b64encode(b"x" * limit).decode()})
     assert fits.status_code == 400 and fits.json()["error"]["param"] == "audio"
+
+
+def test_a_transcription_without_a_language_is_decoded_in_the_model_default(tiny_whisper_dir, tmp_path, monkeypatch):
+    folder = shutil.copytree(tiny_whisper_dir, tmp_path / "tuned")
+    save_speech_defaults(folder, load_media_model(folder)[0].tokenizer, "ja")  # as training writes it
+    engine = load_engine(folder, name="calls")
+    prompts, generate = [], engine.model.generate
+
+    def recorded(**kwargs):  # the model's own generate, its decoder prompt noted
+        prompts.append(kwargs["decoder_input_ids"][0].tolist())
+        return generate(**kwargs)
+
+    monkeypatch.setattr(engine.model, "generate", recorded)
+    sdk = client(TestClient(create_app(engine)))
+    verbose = sdk.audio.transcriptions.create(
+        model="calls", file=("c.wav", wav_bytes()), response_format="verbose_json"
+    )
+    sdk.audio.transcriptions.create(model="calls", file=("c.wav", wav_bytes()), language="en")
+    tokenizer = engine.processor.tokenizer
+    assert verbose.language == "ja"
+    assert prompts == [speech_prefix(tokenizer, "ja"), speech_prefix(tokenizer, "en")]  # a request's own wins
 
 
 def test_too_many_images_and_a_part_that_is_no_object_are_named(vision):

@@ -1,0 +1,68 @@
+"""The decoder prompt a speech model trains on is the one it is asked with: training writes the language
+most of its examples named into the exported generation config, where Whisper's own ``generate`` finds it
+(and ``transcribe``, tests/unit/serving/test_media_routes.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+
+from tests.media_data import tone_dataset
+from trainforge.local.opt_ml import prepare_training_tree
+from trainforge.media.generation import (
+    default_language,
+    dominant_language,
+    load_media_model,
+    save_speech_defaults,
+    speech_prefix,
+)
+from trainforge.training.config import TrainConfig
+from trainforge.training.entrypoint import train_from_contract
+
+
+def test_the_dominant_language_counts_the_prompts_as_trained(tiny_whisper_dir):
+    tokenizer = load_media_model(tiny_whisper_dir)[0].tokenizer
+    assert dominant_language(tokenizer, ["ja", "en", "ja", None]) == "ja"
+    # "fr" has no token in the tiny tokenizer: its prompt had no language, like the unlabelled ones
+    assert dominant_language(tokenizer, ["fr", None, "en"]) is None
+    assert dominant_language(tokenizer, []) is None
+
+
+def test_saved_defaults_give_whisper_generate_the_training_prompt(tmp_path, tiny_whisper_dir):
+    folder = shutil.copytree(tiny_whisper_dir, tmp_path / "model")
+    processor, model = load_media_model(folder)
+    assert default_language(model) is None
+    save_speech_defaults(folder, processor.tokenizer, "ja")
+    processor, model = load_media_model(folder)
+    assert default_language(model) == "ja"
+    prompt = speech_prefix(processor.tokenizer, "ja")
+    # Whisper's own generate, with no prompt given, starts from the saved language and task
+    features = processor.feature_extractor(
+        np.zeros(16_000, dtype=np.float32), sampling_rate=16_000, return_tensors="pt"
+    )
+    out = model.generate(input_features=features["input_features"], max_new_tokens=1, return_dict_in_generate=True)
+    assert out.sequences[0, : len(prompt)].tolist() == prompt
+    model.generation_config.language = "<|en|>"  # a token or a name is read as Whisper's generate reads it
+    assert default_language(model) == "en"
+    model.generation_config.language = "japanese"
+    assert default_language(model) == "ja"
+
+
+def test_training_exports_its_language_and_transcription_without_one_uses_it(tmp_path, tiny_whisper_dir):
+    data = tmp_path / "train"
+    tone_dataset(data, copies=2)
+    rows = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()]
+    for row in rows[:4]:
+        row["language"] = "ja"  # 4 ja, 2 en
+    (data / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    hyper = TrainConfig(
+        data_format="speech", method="full", max_steps=1, batch_size=2, validation_fraction=0, device="cpu"
+    ).to_hyperparameters()
+    root = prepare_training_tree(tmp_path / "opt" / "ml", {"train": data, "base_model": tiny_whisper_dir}, hyper)
+    summary = train_from_contract(root)
+    assert summary["language"] == "ja"
+    config = json.loads((root / "model/generation_config.json").read_text())
+    assert config["language"] == "ja" and config["task"] == "transcribe"
+    assert default_language(load_media_model(root / "model")[1]) == "ja"
