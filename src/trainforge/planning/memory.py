@@ -140,13 +140,12 @@ def estimate_peak(
     # q, k, v and the kernel's output, and the output projection's input
     kernel = fp32 if device in FP32_ATTENTION_DEVICES else compute
     attention = kernel * (2 * shape.attention_width + 2 * shape.kv_width) + compute * shape.attention_width
+    # the two norms' fp32 inputs, all they keep, also where their weights train (training/norm.py)
     block = fp32 * 2 * h + normed + attention + compute * 2 * inner
     if adapter:
         block += compute * _ADAPTED_LINEARS * hyper.lora_rank
         if hyper.lora_dropout > 0:  # a byte-per-element dropout mask of each adapter's input
             block += 5 * h + shape.attention_width + inner
-    else:  # the norms' weights train: each keeps its normalised input as well
-        block += fp32 * 2 * h
     tail = fp32 * h + compute * h  # the final norm's input and output
     if hyper.gradient_checkpointing:
         activations = tokens * (layers * fp32 * h + tail + block + compute * inner)

@@ -27,6 +27,7 @@ from trainforge.training.devices import Device
 from trainforge.training.distributed import World, gradient_sync, wrap
 from trainforge.training.lora import hold_frozen_base
 from trainforge.training.memory import PeakMemory
+from trainforge.training.norm import fuse_rms_norms
 from trainforge.training.objectives import Objective
 from trainforge.training.recompute import keep_fewer_activations
 
@@ -134,6 +135,7 @@ def run_training(
     keep_fewer_activations(
         model, checkpointing=any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
     )
+    fuse_rms_norms(model)
     # wrap first: FSDP replaces the parameters with shards, and the optimizer must hold those
     wrapped = wrap(model, world, config.distributed, device.torch_device, device.bf16)
     if device.autocast_dtype is not None:
