@@ -29,6 +29,10 @@ class ObjectStore(Protocol):
     def read_bytes(self, uri: str) -> bytes:
         """The whole object: only for small objects (specs, reports)."""
 
+    def read_range(self, uri: str, start: int, length: int) -> bytes:
+        """At most ``length`` bytes from byte ``start`` on (fewer at the object's end, none past it): one
+        request for just those bytes, where a header check needs a piece of a large object."""
+
     def write_bytes(self, uri: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
 
     def upload_file(self, path: Path, uri: str) -> None: ...

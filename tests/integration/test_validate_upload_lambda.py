@@ -114,6 +114,31 @@ def test_an_uploaded_image_or_clip_is_judged_from_its_header(s3):
     assert stored["errors"][0]["code"] == "image_too_large"
 
 
+def test_header_checks_read_past_the_first_64_kib_at_the_pinned_version(s3):
+    """A phone photo's frame header behind 100 KiB of ICC profile is found with ranged GetObjects of the
+    version the event names; a 45 s Opus clip is refused from its last page, read from the object's tail."""
+    import io
+
+    import numpy as np
+    import soundfile
+    from PIL import Image
+
+    photo = io.BytesIO()
+    profile = np.random.default_rng(0).integers(0, 256, 100 * 1024, dtype=np.uint8).tobytes()
+    Image.new("RGB", (40, 30), "red").save(photo, "JPEG", icc_profile=profile)
+    clip = io.BytesIO()
+    soundfile.write(clip, np.zeros(45 * 16_000, dtype=np.float32), 16_000, format="OGG", subtype="OPUS")
+    handler = load_handler("validate_upload")
+    key = "datasets/shop/photos/phone.jpg"
+    version = put(s3, key, photo.getvalue())
+    put(s3, key, b"overwritten since")  # a newer version: the event's one is read
+    result = handler(s3_event(DATA, key, version, len(photo.getvalue())), FakeContext())
+    assert result["ok"] is True and result["bytes_read"] < len(photo.getvalue())
+    key = "datasets/calls/long.opus"
+    result = handler(s3_event(DATA, key, put(s3, key, clip.getvalue()), len(clip.getvalue())), FakeContext())
+    assert result["ok"] is False and result["error_counts"] == {"audio_too_long": 1}
+
+
 def test_a_text_format_for_a_speech_base_is_refused_at_the_spec(s3):
     key = "jobs/calls.yaml"
     spec = b"name: calls\nbase_model: speech\ndata:\n  train: datasets/calls/\n  format: chat\n"

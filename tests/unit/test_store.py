@@ -16,6 +16,9 @@ def exercise(store, root: str) -> None:
     assert store.read_bytes(join(root, "a/b.json")) == b'{"x": 1}'
     with store.open(join(root, "a/c.txt")) as handle:
         assert handle.read(2) == b"he"
+    assert store.read_range(join(root, "a/c.txt"), 1, 3) == b"ell"
+    assert store.read_range(join(root, "a/c.txt"), 3, 10) == b"lo"
+    assert store.read_range(join(root, "a/c.txt"), 5, 4) == b""  # past the end (S3: InvalidRange)
     info = store.head(join(root, "a/c.txt"))
     assert info.size == 5
     assert [i.uri.rsplit("/", 1)[-1] for i in store.list(join(root, "a"))] == ["b.json", "c.txt"]

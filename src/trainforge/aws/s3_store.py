@@ -47,6 +47,23 @@ class S3Store:
         with self.open(uri) as body:
             return body.read()
 
+    def read_range(self, uri: str, start: int, length: int) -> bytes:
+        """GetObject with ``Range: bytes=start-end`` (inclusive end; RFC 9110 section 14.1.2,
+        https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html#API_GetObject_RequestSyntax).
+        A range that starts past the end is S3's InvalidRange (416): no bytes."""
+        if length <= 0:
+            return b""
+        bucket, key = split_s3(uri)
+        ranged = f"bytes={start}-{start + length - 1}"
+        try:
+            response = self.client.get_object(Bucket=bucket, Key=key, Range=ranged, **_version_args(uri))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                return b""
+            raise self._fail(uri, exc) from exc
+        with response["Body"] as body:
+            return cast(bytes, body.read())
+
     def write_bytes(self, uri: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         bucket, key = split_s3(uri)
         try:

@@ -46,6 +46,10 @@ class FileStore:
         with self.open(uri) as handle:
             return handle.read()
 
+    def read_range(self, uri: str, start: int, length: int) -> bytes:
+        with self.open(uri, start) as handle:
+            return handle.read(max(length, 0))
+
     def write_bytes(self, uri: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         atomic_write(uri_to_path(uri), data)
 

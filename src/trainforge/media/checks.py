@@ -19,7 +19,7 @@ from typing import Any
 
 from trainforge.contracts import DataIssue, DatasetReport
 from trainforge.media.decode import check_audio_format, check_audio_length, check_image_size, decode_audio, decode_image
-from trainforge.media.headers import HEADER_BYTES, MediaError, audio_header, image_header
+from trainforge.media.headers import HEADER_BYTES, MediaError, Window, audio_header, image_header
 from trainforge.media.limits import MediaLimits
 from trainforge.media.records import image_parts
 from trainforge.media.references import IMAGE_SUFFIXES, read_media, resolve
@@ -176,15 +176,14 @@ def media_object_report(uri: str, store: ObjectStore, limits: MediaLimits = Medi
     """The report of one uploaded audio or image file (the upload Lambda's, where no decoder is installed):
     its header's verdict (format, declared size, sample rate, channels, length). Its records check it again,
     decoded, when they name it."""
-    with store.open(uri) as handle:
-        head = handle.read(HEADER_BYTES)
+    window = Window.ranged(store, uri, store.head(uri).size)
     errors = []
     try:
         if uri.split("?", 1)[0].lower().endswith(IMAGE_SUFFIXES):  # without a pinned version's ?versionId=
-            header = image_header(head)
+            header = image_header(window)
             check_image_size(header.width, header.height, limits)
         else:
-            sound = audio_header(head)
+            sound = audio_header(window)
             check_audio_format(sound.sample_rate, sound.channels, limits)
             if sound.seconds is not None:
                 check_audio_length(sound.seconds, limits)
@@ -195,7 +194,7 @@ def media_object_report(uri: str, store: ObjectStore, limits: MediaLimits = Medi
         files=[uri],
         format=None,
         format_detected=False,
-        bytes_read=len(head),
+        bytes_read=window.bytes_read,
         records=0,
         valid_records=0,
         errors=errors,
