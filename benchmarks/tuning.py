@@ -86,7 +86,10 @@ def figures(outcome: Any) -> dict[str, Any]:
 
 def run(workspace: Path, name: str, trials: int | None, task: str, examples: int) -> dict[str, Any]:
     data = workspace / "data"
-    write_jsonl(car_examples(task, seed=0)[:examples], data / DATASET_KEY)
+    dataset = data / DATASET_KEY
+    rows = car_examples(task, seed=0)[:examples]
+    if not dataset.is_file() or dataset.read_bytes() != write_jsonl(rows, workspace / "candidate.jsonl").read_bytes():
+        write_jsonl(rows, dataset)  # rewritten only when it differs: a new version of the file is a new run
     path = data / "jobs" / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(spec(name, trials), sort_keys=False))
