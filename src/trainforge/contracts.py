@@ -73,6 +73,20 @@ class SplitStats(Contract):
     validation_examples: int
 
 
+class MediaObject(Contract):
+    """One audio or image object a valid record names, as validation read it: the version it read (S3's
+    VersionId; the local store's ``mtime-size``) and the sha256 of those bytes. Prepare copies exactly this
+    version into the run (``media/manifest.py``), so training reads the bytes validation vouched for."""
+
+    uri: str = Field(description="the object, as the records' folder and the reference resolve it (unpinned)")
+    version_id: str | None
+    sha256: str
+    size: int
+    file: str = Field(description="the records file of the first valid record that names it")
+    line: int
+    reference: str = Field(description="the key as that record wrote it")
+
+
 class DatasetReport(Contract):
     ok: bool
     files: list[str]
@@ -97,6 +111,11 @@ class DatasetReport(Contract):
     redacted_uris: list[str] = Field(default_factory=list, description="pii: redact: the redacted copies written")
     audio_hours: float | None = Field(None, description="speech: the valid records' audio, in hours")
     images: int | None = Field(None, description="multimodal: the valid records' images")
+    #: in memory only (a state's payload has 256 KiB): the Validate step stores it as ``media_manifest_uri``
+    media: list[MediaObject] = Field(
+        default_factory=list, exclude=True, description="the media valid records name, each version as read"
+    )
+    media_manifest_uri: str | None = Field(None, description="where the run's validated media versions are listed")
     created_at: datetime = Field(default_factory=utcnow)
 
 

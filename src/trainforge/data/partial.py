@@ -41,6 +41,7 @@ from trainforge.data.validation import (
     _validate_span,
     no_cycle_collection,
 )
+from trainforge.media.manifest import MediaSeen
 from trainforge.store import ObjectStore, join, open_store
 
 _EMPTY_U64 = np.empty(0, dtype=np.uint64)
@@ -75,6 +76,9 @@ class PartialReport:
     #: the media totals of the shard's valid records (``media/checks.py``)
     audio_seconds: float = 0.0
     images: int = 0
+    #: the media the shard's valid records name (versions, digests, first uses): the merge's manifest and
+    #: its duplicate audio across shards
+    media: MediaSeen = field(default_factory=MediaSeen)
 
     def to_bytes(self) -> bytes:
         header = {
@@ -98,6 +102,8 @@ class PartialReport:
         }
         arrays = {"header": np.frombuffer(orjson.dumps(header), dtype=np.uint8)}
         arrays |= {"record_lines": self.record_lines, "digests": self.digests}
+        # after the header (``read_partial_counts`` reads only that): one entry per medium, not a few bytes
+        arrays["media"] = np.frombuffer(self.media.to_json(), dtype=np.uint8)
         if self.band_keys is not None:
             arrays["band_keys"] = self.band_keys
         if self.token_lengths is not None:
@@ -118,6 +124,7 @@ class PartialReport:
                 digests=arrays["digests"],
                 band_keys=arrays.get("band_keys"),
                 token_lengths=arrays.get("token_lengths"),
+                media=MediaSeen.from_json(arrays["media"].tobytes()),
                 **header,
             )
 
@@ -172,6 +179,7 @@ def _validate_shard(shard: Shard, store: ObjectStore, options: ValidationOptions
         token_lengths=tokens.lengths() if tokens is not None else None,
         audio_seconds=run.audio_seconds,
         images=run.images,
+        media=run.media,
     )
 
 
@@ -225,6 +233,7 @@ def merge_partials(plan: ShardPlan, partials: Iterable[PartialReport], options: 
         run.sha256.update(partial.sha256)
         run.audio_seconds += partial.audio_seconds
         run.images += partial.images
+        run.media.extend(partial.media, offset)
         if partial.valid:
             record_lines.append(partial.record_lines + offset)
             dedup.extend(partial.digests, partial.band_keys)

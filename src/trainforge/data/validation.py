@@ -47,6 +47,7 @@ from trainforge.data.redaction import RedactedCopies
 from trainforge.data.split import validation_mask
 from trainforge.data.tokens import TokenCounter
 from trainforge.media.checks import MEDIA_FORMATS, MediaChecker, format_refusal
+from trainforge.media.manifest import MediaSeen
 from trainforge.media.references import is_media_file
 from trainforge.spec import DataLimits, FormatChoice, JobSpec, PiiPolicy
 from trainforge.store import ObjectStore
@@ -135,6 +136,8 @@ class _Run:
     #: speech: seconds of audio in the valid records; multimodal: their images
     audio_seconds: float = 0.0
     images: int = 0
+    #: the media the valid records name, each at the version read, and the duplicate audio among them
+    media: MediaSeen = field(default_factory=MediaSeen)
 
     def issue(self, file: str, line: int | None, path: str, code: str, message: str) -> None:
         self.error_counts[code] += 1
@@ -255,6 +258,7 @@ class _Derived:
         if self.media is not None and run.format in MEDIA_FORMATS:
             run.audio_seconds += self.media.audio_seconds
             run.images += self.media.images
+            run.media = self.media.seen
             run.warnings += self.media.summary()
 
 
@@ -577,7 +581,7 @@ def _report(
         valid_records=run.valid,
         errors=run.errors,
         error_counts=dict(run.error_counts),
-        warnings=run.warnings + (["PII found and pii: reject is set"] if rejected_pii else []),
+        warnings=run.warnings + run.media.summary() + (["PII found and pii: reject is set"] if rejected_pii else []),
         exact_duplicates=exact,
         near_duplicates=len(duplicates) - exact,
         duplicate_examples=examples,
@@ -590,4 +594,5 @@ def _report(
         redacted_uris=redacted_uris,
         audio_hours=round(run.audio_seconds / 3600, 6) if run.format == "speech" else None,
         images=run.images if run.format == "multimodal" else None,
+        media=list(run.media.objects.values()),
     )

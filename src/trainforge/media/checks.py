@@ -1,28 +1,30 @@
 """The media a valid record names, checked: the file is in the store, decodes (or, where no decoder is
 installed, has a sound header), is within the limits, and is not a copy of a file another record already
 used. One checker per validation pass; it also totals the audio's hours and counts the images for the
-report.
+report, and lists every object it read, at the version it read, with its sha256 (``manifest.py``): Prepare
+copies exactly those versions.
 
 Where the checks run: the local validator and the training container decode every file (Pillow, soundfile);
 the validation Lambda ships without them (its layer is the core package, no native media libraries) and
-reads only each file's first 64 KiB (``headers.py``): existence, format, declared size, sample rate and
-channels, bomb headers. Decoding errors past the header then surface in training, naming the file.
+checks only each file's first 64 KiB (``headers.py``): existence, format, declared size, sample rate and
+channels, bomb headers. Decoding errors past the header then surface in training, naming the file. Both
+stream every byte through sha256 (the manifest's digest and the duplicate check's).
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainforge.contracts import DataIssue, DatasetReport
+from trainforge.contracts import DataIssue, DatasetReport, MediaObject
 from trainforge.media.decode import check_audio_format, check_audio_length, check_image_size, decode_audio, decode_image
 from trainforge.media.headers import HEADER_BYTES, MediaError, Window, audio_header, image_header
 from trainforge.media.limits import MediaLimits
+from trainforge.media.manifest import MediaSeen
 from trainforge.media.records import image_parts
-from trainforge.media.references import IMAGE_SUFFIXES, read_media, resolve
+from trainforge.media.references import IMAGE_SUFFIXES, read_medium
 from trainforge.store import ObjectStore
 
 Problem = tuple[str, str, str]
@@ -64,9 +66,8 @@ class MediaChecker:
     decode: bool = field(default_factory=decoders_installed)
     audio_seconds: float = 0.0
     images: int = 0
-    duplicates: int = 0
-    duplicate_notes: list[str] = field(default_factory=list)
-    _seen: dict[str, str] = field(default_factory=dict)
+    #: every object read, and the duplicate audio among them
+    seen: MediaSeen = field(default_factory=MediaSeen)
 
     def check(self, records_uri: str, line: int, record: dict[str, Any], fmt: str) -> list[Problem]:
         """Problems of one structurally valid record's media (empty: all good)."""
@@ -94,24 +95,10 @@ class MediaChecker:
             return self._images(records_uri, line, parts)
         return []
 
-    def _bytes(self, reference: str, records_uri: str, limit: int) -> bytes:
-        if self.decode or reference.startswith("data:"):
-            return read_media(reference, records_uri, self.store, limit)
-        uri = resolve(reference, records_uri)
-        if not self.store.exists(uri):
-            raise MediaError("media_not_found", f"'{reference}' is not in the store ({uri})")
-        with self.store.open(uri) as handle:
-            return handle.read(HEADER_BYTES)
-
-    def _duplicate(self, data: bytes, where: str, reference: str) -> None:
-        """Note a file whose bytes another record already used (kept, like duplicate text, and reported)."""
-        if not self.decode:
-            return  # only the header was read
-        first = self._seen.setdefault(hashlib.sha256(data).hexdigest(), where)
-        if first != where:
-            self.duplicates += 1
-            if len(self.duplicate_notes) < 20:
-                self.duplicate_notes.append(f"{reference} ({where}) has the same bytes as the file of {first}")
+    def _bytes(self, reference: str, records_uri: str, limit: int) -> tuple[bytes, MediaObject | None]:
+        """What the checks read of a medium (all of it to decode, else its header) and its manifest entry
+        (None for a ``data:`` URI: its bytes are in the record)."""
+        return read_medium(reference, records_uri, self.store, limit, None if self.decode else HEADER_BYTES)
 
     def _audio(self, records_uri: str, line: int, reference: str, text: str) -> list[Problem]:
         problems: list[Problem] = []
@@ -120,7 +107,7 @@ class MediaChecker:
                 ("$.text", "transcript_too_long", f"{len(text)} characters is over {self.limits.max_transcript_chars}")
             )
         try:
-            data = self._bytes(reference, records_uri, self.limits.max_audio_bytes)
+            data, entry = self._bytes(reference, records_uri, self.limits.max_audio_bytes)
             if self.decode:
                 seconds = decode_audio(data, self.limits).seconds
             else:
@@ -132,7 +119,8 @@ class MediaChecker:
         except MediaError as exc:
             return [*problems, ("$.audio", exc.code, f"{reference}: {exc}")]
         if not problems:
-            self._duplicate(data, f"line {line}", reference)
+            if entry is not None:
+                self.seen.use(entry, records_uri, line, audio=True)
             self.audio_seconds += seconds
         return problems
 
@@ -150,7 +138,7 @@ class MediaChecker:
         for path, reference in listed:
             shown = reference if not reference.startswith("data:") else "the data URI"
             try:
-                data = self._bytes(reference, records_uri, self.limits.max_image_bytes)
+                data, entry = self._bytes(reference, records_uri, self.limits.max_image_bytes)
                 if self.decode:
                     decode_image(data, self.limits)
                 else:
@@ -159,17 +147,16 @@ class MediaChecker:
             except MediaError as exc:
                 problems.append((path, exc.code, f"{shown}: {exc}"))
                 continue
+            if entry is not None:
+                self.seen.use(entry, records_uri, line, audio=False)
             self.images += 1
         return problems
 
     def summary(self) -> list[str]:
-        """The report's lines about the media seen (warnings: the report's place for notes)."""
-        lines = [
-            f"{self.duplicates} audio files used by more than one record: {note}" for note in self.duplicate_notes[:1]
-        ]
+        """The report's note on how the media were checked (duplicates: ``MediaSeen.summary``, once merged)."""
         if not self.decode:
-            lines.append("media checked from their headers only (no decoder installed here); training decodes them")
-        return lines
+            return ["media checked from their headers only (no decoder installed here); training decodes them"]
+        return []
 
 
 def media_object_report(uri: str, store: ObjectStore, limits: MediaLimits = MediaLimits()) -> DatasetReport:

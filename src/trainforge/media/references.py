@@ -2,24 +2,29 @@
 (``audio/0001.wav`` beside ``train.jsonl``) or, for images, an inline ``data:`` URI. Media are read through
 the dataset's own store and nothing else: any URI (s3://, file://, a web URL) is refused, so validation,
 training and evaluation read the very bytes the dataset owner uploaded beside the records, and Prepare
-copies each of them into the run.
+copies each of them, at the version validation read (``manifest.py``), into the run.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote
 
+from trainforge.contracts import MediaObject
+from trainforge.errors import StoreError
 from trainforge.media.headers import MediaError
 from trainforge.media.limits import base64_chars
-from trainforge.store import ObjectStore
+from trainforge.store import ObjectStore, pin_version
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 MEDIA_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", *IMAGE_SUFFIXES)
+_CHUNK = 1 << 20
 
 
 def is_media_file(name: str) -> bool:
@@ -74,20 +79,54 @@ def data_uri(reference: str, limit: int) -> Inline | None:
 
 def read_media(reference: str, records_uri: str, store: ObjectStore, limit: int) -> bytes:
     """The bytes a reference names (at most ``limit``; a missing object is a MediaError)."""
+    return read_medium(reference, records_uri, store, limit)[0]
+
+
+def read_medium(
+    reference: str, records_uri: str, store: ObjectStore, limit: int, keep: int | None = None
+) -> tuple[bytes, MediaObject | None]:
+    """The first ``keep`` bytes (None: all) a reference names and, for an object in the store, its manifest
+    entry (``read_pinned``); a ``data:`` URI's bytes come with None."""
     inline = data_uri(reference, limit)
-    if inline is not None:
-        data = inline.data
-    else:
-        uri = resolve(reference, records_uri)
-        if not store.exists(uri):
-            raise MediaError("media_not_found", f"'{reference}' is not in the store ({uri})")
-        size = store.head(uri).size
-        if size > limit:
-            raise MediaError("media_too_large", f"'{reference}' is {size} bytes, over the limit of {limit}")
-        data = store.read_bytes(uri)
-    if len(data) > limit:
-        raise MediaError("media_too_large", f"{len(data)} bytes is over the limit of {limit}")
-    return data
+    if inline is None:
+        return read_pinned(reference, records_uri, store, limit, keep)
+    if len(inline.data) > limit:
+        raise MediaError("media_too_large", f"{len(inline.data)} bytes is over the limit of {limit}")
+    return inline.data[:keep], None
+
+
+def read_pinned(
+    reference: str, records_uri: str, store: ObjectStore, limit: int, keep: int | None
+) -> tuple[bytes, MediaObject]:
+    """Stream the object ``reference`` names, at the version ``head`` reports, hashing every byte in
+    ``_CHUNK`` pieces; returns its first ``keep`` bytes (None: all of them, at most ``limit``) and its
+    manifest entry (file and line left for the caller). Over ``limit`` bytes is a MediaError."""
+    uri = resolve(reference, records_uri)
+    try:
+        info = store.head(uri)
+    except StoreError as exc:
+        raise MediaError("media_not_found", f"'{reference}' is not in the store ({uri})") from exc
+    if info.size > limit:
+        raise MediaError("media_too_large", f"'{reference}' is {info.size} bytes, over the limit of {limit}")
+    digest, kept, size = hashlib.sha256(), bytearray(), 0
+    with store.open(pin_version(uri, info.version_id)) as body:
+        for chunk in chunks(body):
+            size += len(chunk)
+            if size > limit:
+                raise MediaError("media_too_large", f"'{reference}' grew past the limit of {limit} bytes")
+            digest.update(chunk)
+            if keep is None or len(kept) < keep:
+                kept += chunk if keep is None else chunk[: keep - len(kept)]
+    entry = MediaObject(
+        uri=uri, version_id=info.version_id, sha256=digest.hexdigest(), size=size, file="", line=0, reference=reference
+    )
+    return bytes(kept), entry
+
+
+def chunks(body: Any) -> Iterator[bytes]:
+    """A stream's bytes, a MiB at a time."""
+    while chunk := body.read(_CHUNK):
+        yield chunk
 
 
 def referenced_keys(records: Iterable[bytes]) -> list[str]:
@@ -110,19 +149,6 @@ def referenced_keys(records: Iterable[bytes]) -> list[str]:
             if isinstance(reference, str) and "://" not in reference and not reference.startswith("data:"):
                 keys[reference] = None
     return list(keys)
-
-
-def copy_media(records_uri: str, source_uri: str, target_uri: str, store: ObjectStore) -> int:
-    """Copy the media the records at ``source_uri`` (a pinned version of ``records_uri``) name by relative key
-    to the same keys beside ``target_uri`` (the run's own copy of the records); returns how many. Training
-    and evaluation then resolve every key inside their channel, as validation resolved it in the store."""
-    if not is_records_file(records_uri):
-        return 0
-    with store.open(source_uri) as handle:  # line by line: a records file may be large
-        keys = referenced_keys(handle)
-    for key in keys:
-        store.copy(resolve(key, records_uri), resolve(key, target_uri))
-    return len(keys)
 
 
 def is_records_file(name: str) -> bool:

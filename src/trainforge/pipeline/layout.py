@@ -33,6 +33,11 @@ class RunLayout:
         return self.path("dataset-report.json")
 
     @property
+    def media_manifest(self) -> str:
+        """The media the valid records name, each at the version validation read (``media/manifest.py``)."""
+        return self.path("media-manifest.jsonl")
+
+    @property
     def plan(self) -> str:
         """The plan (``trainforge.planning``): time, cost, memory and deployability, before any compute."""
         return self.path("plan.json")

@@ -27,7 +27,7 @@ from trainforge.errors import SpecInvalid
 from trainforge.evaluation.gate import decide
 from trainforge.instances import instance_type, smallest_fitting
 from trainforge.media.checks import MEDIA_FORMATS
-from trainforge.media.references import copy_media
+from trainforge.media.manifest import copy_media, read_manifest
 from trainforge.pipeline.admission import resolve_data_uri
 from trainforge.pipeline.layout import RunLayout, latest_success_uri
 from trainforge.pipeline.planned import planned_vs_actual_at
@@ -105,15 +105,18 @@ def _under(uri: str, reference: str) -> bool:
     return uri == reference or uri.startswith(reference.rstrip("/") + "/")
 
 
-def snapshot_channels(request: RunRequest, spec: JobSpec, platform: Platform) -> dict[str, str]:
+def snapshot_channels(request: RunRequest, spec: JobSpec, report: DatasetReport, platform: Platform) -> dict[str, str]:
     """Each channel as a folder of the run's own: the admitted object versions copied there (server-side in
-    S3), or, with ``pii: redact``, the redacted copy validation wrote. Training and evaluation read only
-    these, so an object uploaded while the run waits is neither trained unvalidated nor missing from the
-    lineage."""
+    S3), or, with ``pii: redact``, the redacted copy validation wrote, and beside them the media the records
+    name at the versions validation read (the report's manifest). Training and evaluation read only these,
+    so an object uploaded or overwritten while the run waits is neither trained unvalidated nor missing from
+    the lineage."""
     layout = RunLayout(platform.artifacts_uri, request.run_id)
     folders = {}
     # a base model's tier says whether its records name media; a folder URI's does not: its spec says
     names_media = spec.data.format in MEDIA_FORMATS or base_modality(spec.base_model) in ("speech", "vision-text")
+    manifest = report.media_manifest_uri
+    validated = read_manifest(open_store(manifest), manifest) if names_media and manifest else {}
     for channel, refs in dataset_channels(request, spec, platform.data_root).items():
         folder = layout.channel(channel)
         for ref, name in refs:
@@ -121,7 +124,7 @@ def snapshot_channels(request: RunRequest, spec: JobSpec, platform: Platform) ->
             if spec.data.pii != "redact":
                 open_store(source).copy(source, join(folder, name))
             if names_media:  # the audio and images the records name, beside them
-                copy_media(ref.uri, source, join(folder, name), open_store(source))
+                copy_media(ref.uri, source, join(folder, name), open_store(source), validated)
         folders[channel] = folder + "/"
     return folders
 
@@ -176,7 +179,7 @@ def prepare_training(request: RunRequest, spec: JobSpec, report: DatasetReport, 
     layout = RunLayout(platform.artifacts_uri, request.run_id)
     resolved, base_uri = base_model(spec, platform)
     spec = resolved_spec(request, spec, report, base_uri, platform)
-    channels = {**snapshot_channels(request, spec, platform), "base_model": base_uri.rstrip("/") + "/"}
+    channels = {**snapshot_channels(request, spec, report, platform), "base_model": base_uri.rstrip("/") + "/"}
     if spec.data.replay_fraction and spec.data.replay:  # the user's own general text to replay
         channels["replay"] = resolve_data_uri(platform.data_root, spec.data.replay)
     if platform.local:

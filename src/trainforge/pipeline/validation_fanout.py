@@ -27,6 +27,7 @@ from trainforge.data.report import write_report
 from trainforge.data.shards import SHARD_BYTES, ShardPlan, options_from_json, options_to_json, plan_shards
 from trainforge.data.validation import ValidationOptions, ValidationProgress
 from trainforge.errors import DatasetRejected
+from trainforge.media.manifest import write_manifest
 from trainforge.pipeline.admission import load_run
 from trainforge.pipeline.layout import RunLayout
 from trainforge.pipeline.platform import Platform
@@ -176,8 +177,13 @@ def validate_run_here(
 
 
 def accept_or_reject(report: DatasetReport, layout: RunLayout) -> DatasetReport:
-    """Store the run's dataset report; raise DatasetRejected naming it when the data is not fit to train."""
-    report = write_report(report, open_store(layout.root), layout.dataset_report)
+    """Store the run's dataset report, and beside it the manifest of the media it read (Prepare copies
+    those versions); raise DatasetRejected naming the report when the data is not fit to train."""
+    store = open_store(layout.root)
+    if report.media:
+        write_manifest(report.media, store, layout.media_manifest)
+        report = report.model_copy(update={"media_manifest_uri": layout.media_manifest})
+    report = write_report(report, store, layout.dataset_report)
     if not report.ok:
         counts = ", ".join(f"{code}={n}" for code, n in sorted(report.error_counts.items())) or "PII with pii: reject"
         raise DatasetRejected(f"dataset rejected ({counts}); report: {report.report_uri}", details=report.report_uri)

@@ -173,7 +173,8 @@ def test_resampling_keeps_the_tone():
 
 
 def test_references_stay_in_the_dataset_store_and_prepare_copies_the_keys(tmp_path):
-    from trainforge.media.references import copy_media, referenced_keys, resolve
+    from trainforge.media.manifest import copy_media
+    from trainforge.media.references import read_medium, referenced_keys, resolve
 
     records = "s3://data/datasets/calls/train.jsonl"
     assert resolve("clips/a.wav", records) == "s3://data/datasets/calls/clips/a.wav"
@@ -203,7 +204,9 @@ def test_references_stay_in_the_dataset_store_and_prepare_copies_the_keys(tmp_pa
     source.write_text("".join(json.dumps(row) + "\n" for row in rows) + "not json\n")
     assert referenced_keys(source.read_bytes().splitlines()) == ["clips/a.wav", "shapes/b.png"]
     target = tmp_path / "run/data/train/train.jsonl"
-    assert copy_media(source.as_uri(), source.as_uri(), target.as_uri(), FileStore()) == 2
+    read = [read_medium(key, source.as_uri(), FileStore(), 1 << 20)[1] for key in ["clips/a.wav", "shapes/b.png"]]
+    validated = {entry.uri: entry for entry in read if entry is not None}
+    assert copy_media(source.as_uri(), source.as_uri(), target.as_uri(), FileStore(), validated) == 2
     assert (tmp_path / "run/data/train/clips/a.wav").read_bytes() == (tmp_path / "src/clips/a.wav").read_bytes()
 
 
