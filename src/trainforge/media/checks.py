@@ -6,8 +6,9 @@ copies exactly those versions.
 
 Where the checks run: the local validator and the training container decode every file (Pillow, soundfile);
 the validation Lambda ships without them (its layer is the core package, no native media libraries) and
-checks only each file's first 64 KiB (``headers.py``): existence, format, declared size, sample rate and
-channels, bomb headers. Decoding errors past the header then surface in training, naming the file. Both
+checks headers only (``headers.py``: each file's first 64 KiB, and bounded ranged reads of the version read
+where a header lies further): existence, format, declared size, sample rate, channels and length, bomb
+headers. Decoding errors past the header then surface in training, naming the file. Both
 stream every byte through sha256 (the manifest's digest and the duplicate check's).
 """
 
@@ -25,7 +26,7 @@ from trainforge.media.limits import MediaLimits
 from trainforge.media.manifest import MediaSeen
 from trainforge.media.records import image_parts
 from trainforge.media.references import IMAGE_SUFFIXES, read_medium
-from trainforge.store import ObjectStore
+from trainforge.store import ObjectStore, pin_version
 
 Problem = tuple[str, str, str]
 #: the formats whose records name media, and the modality of base model each needs
@@ -100,6 +101,12 @@ class MediaChecker:
         (None for a ``data:`` URI: its bytes are in the record)."""
         return read_medium(reference, records_uri, self.store, limit, None if self.decode else HEADER_BYTES)
 
+    def _window(self, data: bytes, entry: MediaObject | None) -> Window:
+        """What the header checks read: the bytes in hand and, past them, ranged reads of the version read."""
+        if entry is None:
+            return Window(data)
+        return Window.ranged(self.store, pin_version(entry.uri, entry.version_id), entry.size, head=data)
+
     def _audio(self, records_uri: str, line: int, reference: str, text: str) -> list[Problem]:
         problems: list[Problem] = []
         if len(text) > self.limits.max_transcript_chars:
@@ -111,7 +118,7 @@ class MediaChecker:
             if self.decode:
                 seconds = decode_audio(data, self.limits).seconds
             else:
-                header = audio_header(data)
+                header = audio_header(self._window(data, entry))
                 check_audio_format(header.sample_rate, header.channels, self.limits)
                 seconds = header.seconds or 0.0
                 if header.seconds is not None:
@@ -142,7 +149,7 @@ class MediaChecker:
                 if self.decode:
                     decode_image(data, self.limits)
                 else:
-                    header = image_header(data)
+                    header = image_header(self._window(data, entry))
                     check_image_size(header.width, header.height, self.limits)
             except MediaError as exc:
                 problems.append((path, exc.code, f"{shown}: {exc}"))

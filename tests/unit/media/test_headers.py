@@ -13,7 +13,7 @@ import soundfile
 from PIL import Image
 
 from trainforge.local.file_store import FileStore
-from trainforge.media.checks import media_object_report
+from trainforge.media.checks import MediaChecker, media_object_report
 from trainforge.media.headers import (
     HEADER_BYTES,
     MAX_RANGED_READS,
@@ -153,3 +153,19 @@ def test_an_ogg_without_a_sound_last_page_is_left_to_the_decoder():
     assert audio_header(damaged).seconds is None and audio_header(data[:last]).seconds is None
     assert audio_header(damaged).sample_rate == 16_000
 
+
+def test_record_checks_read_past_the_head_at_the_version_read(tmp_path):
+    """Header-only record checks (the Lambda's): a phone photo passes and a 31 s Opus clip is refused,
+    each read past its first 64 KiB with ranged reads of the version validation pinned."""
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos/phone.jpg").write_bytes(phone_jpeg())
+    (tmp_path / "long.opus").write_bytes(tone(31.0, 16_000, "OGG", "OPUS"))
+    store = CountingStore()
+    checker = MediaChecker(store, decode=False)
+    records = (tmp_path / "train.jsonl").resolve().as_uri()
+    photo = {"messages": [{"role": "user", "content": [{"type": "image", "image": "photos/phone.jpg"}]}]}
+    assert checker.check(records, 1, photo, "multimodal") == [] and checker.images == 1
+    assert len(store.ranges) == 2  # the second ICC segment's marker, then the frame header
+    problems = checker.check(records, 2, {"audio": "long.opus", "text": "x"}, "speech")
+    assert [(path, code) for path, code, _ in problems] == [("$.audio", "audio_too_long")]
+    assert "31.0 s is over 30 s" in problems[0][2] and len(store.ranges) == 3  # the last page
