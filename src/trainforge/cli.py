@@ -502,6 +502,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_REJECTED if plan.refusals else EXIT_OK
 
 
+def cmd_convert_whisper(args: argparse.Namespace) -> int:
+    from trainforge.training.ct2_whisper import convert
+
+    source = Path(args.source)
+    if not source.is_dir():
+        raise UsageError(f"{source}: not a folder (a CTranslate2 Whisper: model.bin, config.json, tokenizer.json)")
+    target = convert(source, Path(args.target), [Path(p) for p in args.part] or None)
+    out.print(f"HF Whisper folder: {target} (base_model: {target.resolve().as_uri()})")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trainforge", description="Turn your own data into your own model, in your own account."
@@ -676,6 +687,19 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--data-root", help="folder that data paths in the spec are relative to")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
     plan.set_defaults(handler=cmd_plan)
+    convert = sub.add_parser(
+        "convert-whisper",
+        help="turn a CTranslate2 (faster-whisper) Whisper folder into an HF folder to train from",
+        description="Read a CTranslate2 Whisper (model.bin, config.json, tokenizer.json; float16, bfloat16 or int8 "
+        "weights) and write an HF Whisper folder: weights, config, tokenizer, feature extractor. Use it as "
+        "base_model: file:///.../TARGET.",
+    )
+    convert.add_argument("source", help="the CTranslate2 model folder")
+    convert.add_argument("target", help="the HF folder to write")
+    convert.add_argument(
+        "--part", action="append", default=[], help="a model.bin part, in order (repeatable), when it is split"
+    )
+    convert.set_defaults(handler=cmd_convert_whisper)
     return parser
 
 
