@@ -14,10 +14,12 @@ import json
 import openai
 import torch
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from tests.media_data import SHAPES, draw_shape, shape_dataset
 from trainforge.data.records import load_records
 from trainforge.evaluation.media_scoring import score_media
+from trainforge.media.generation import answer
 from trainforge.media.models import media_modality
 from trainforge.serving.app import create_app, load_engine
 from trainforge.spec import EvaluationSpec
@@ -82,3 +84,52 @@ def test_qwen2_vl_trains_evaluates_and_answers_an_image_chat(tmp_path, tiny_qwen
     # 10 steps teach the tiny model the answers' words (which shape is which it learns from the pixels later)
     answer = reply.choices[0].message.content
     assert answer and set(answer) <= set("".join(SHAPES))
+
+
+#: two solid colours: their names can be learnt only from the pixels (the question is the same for both)
+COLOURS = {"red": (200, 30, 30), "blue": (30, 30, 200)}
+
+
+def solid(rgb: tuple[int, int, int], shade: int = 0) -> Image.Image:
+    return Image.new("RGB", (32, 32), tuple(max(0, min(255, value + shade)) for value in rgb))
+
+
+def test_the_answer_follows_the_pixels(tmp_path, tiny_qwen2_vl_dir):
+    """Trained briefly on solid red and blue images (nine shades each) named by the assistant, the tiny model
+    names held-out shades right; given the other colour's image it names that colour (0 right), and given a
+    blank grey one it says one thing for all (chance: half right). So the images reach the model through
+    collation, the image tokens and generation, and its answer depends on them."""
+    rows = []
+    for shade in range(-40, 41, 10):
+        for name, rgb in COLOURS.items():
+            solid(rgb, shade).save(tmp_path / f"{name}{shade}.png")
+            question = [{"type": "image", "image": f"{name}{shade}.png"}, {"type": "text", "text": "what colour"}]
+            rows.append({"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": name}]})
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    config = TrainConfig(
+        data_format="multimodal",
+        method="full",
+        max_steps=12,
+        batch_size=6,
+        learning_rate=0.01,
+        precision="fp32",
+        eval_every=100,
+        checkpoint_every=100,
+        validation_fraction=0.0,
+    )
+    torch.manual_seed(0)
+    processor, model = load_media_trainable(tiny_qwen2_vl_dir, config)
+    train = build_media_objectives(processor, tmp_path, None, config, model.config).train
+    run_training(model, train, None, config, select_device("cpu", "fp32"), World(0, 1, 0), tmp_path / "run", print)
+    model.eval()
+    question = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "what colour"}]}]
+    held_out = [(name, shade) for shade in (-35, 5, 45) for name in COLOURS]  # shades training never saw
+    other = {"red": "blue", "blue": "red"}
+
+    def accuracy(picture) -> float:
+        said = [answer(model, processor, question, [picture(name, shade)], 6) for name, shade in held_out]
+        return sum(reply == name for reply, (name, _) in zip(said, held_out, strict=True)) / len(held_out)
+
+    assert accuracy(lambda name, shade: solid(COLOURS[name], shade)) == 1.0
+    assert accuracy(lambda name, shade: solid(COLOURS[other[name]], shade)) == 0.0
+    assert accuracy(lambda name, shade: solid((128, 128, 128))) == 0.5
