@@ -1,8 +1,11 @@
 """Word and character error rates: the Levenshtein distance between a transcript and its reference over
 words (WER) or characters (CER, the measure for languages written without spaces: Japanese, Chinese),
 divided by the reference's length, summed over a corpus before dividing (so a long clip weighs more than a
-short one, as in every published WER). Normalised first: lower case, punctuation dropped, whitespace
-collapsed; CER also drops the spaces.
+short one, as in every published WER). Normalised first: NFKC, lower case, every punctuation or symbol
+character (Unicode general category P* or S*) turned into a space, whitespace collapsed; CER also drops the
+spaces. Combining marks (Mn, Mc: Thai tone marks, Devanagari vowel signs) are letters of the word and kept:
+a regex's ``[^\w\s]`` would blank them, as Python's ``\w`` excludes them, so a missing tone mark would count
+as no error (https://www.unicode.org/reports/tr44/#General_Category_Values).
 
 Which of the two the gate reads (``gated_rate``): CER where most of the held-out reference characters are
 in a language written without spaces between words, WER otherwise. There a whole clause is one
@@ -15,8 +18,6 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-
-_PUNCTUATION = re.compile(r"[^\w\s]", re.UNICODE)
 
 #: ISO 639 codes (as records and Whisper's tokens spell them) of languages written without spaces between
 #: words: Chinese and Cantonese, Japanese, and the scripts that need a dictionary to find word breaks, Thai,
@@ -33,7 +34,9 @@ _UNSPACED_SCRIPT = re.compile(
 
 
 def normalise(text: str) -> str:
-    return " ".join(_PUNCTUATION.sub(" ", unicodedata.normalize("NFKC", text).lower()).split())
+    """The text both rates compare: punctuation and symbols (categories P*, S*) blanked, all else kept."""
+    folded = unicodedata.normalize("NFKC", text).lower()
+    return " ".join("".join(" " if unicodedata.category(c)[0] in "PS" else c for c in folded).split())
 
 
 def edit_distance(hypothesis: Sequence[str], reference: Sequence[str]) -> int:

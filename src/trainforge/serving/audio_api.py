@@ -8,8 +8,8 @@
                                     a chat body -> a chat completion for image+text
 
 A bad upload or image is a 400 naming the form field or the message part (``error.param``); one over the
-audio limit (``MediaLimits.max_audio_bytes``, multipart or base64) a 413, refused before it is read or
-decoded. A transcription request without ``language`` is decoded in the model's default language, the one
+audio limit (``MediaLimits.max_audio_bytes``) a 413: a multipart file before it is read, base64 audio (whose
+JSON body FastAPI has already parsed) before it is decoded. A transcription request without ``language`` is decoded in the model's default language, the one
 it was tuned on (``media/generation.default_language``).
 """
 

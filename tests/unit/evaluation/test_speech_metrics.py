@@ -34,6 +34,15 @@ def test_wer_and_cer_normalise_and_sum_over_the_corpus():
     assert error_rate(errors, lengths) == 0.4  # 4 edits over 10 words, not the mean of per-clip rates
 
 
+def test_normalising_keeps_combining_marks_and_blanks_only_punctuation_and_symbols():
+    # Thai vowel signs and tone marks, Devanagari vowel signs are Mn/Mc: part of the word, not punctuation
+    assert normalise("ภาษาไทยที่ดี!") == "ภาษาไทยที่ดี"
+    assert char_errors("ภาษาไทยทีดี", "ภาษาไทยที่ดี") == (1, 12)  # a missing tone mark is an error
+    assert normalise("नमस्ते, दुनिया।") == "नमस्ते दुनिया"  # the danda is punctuation (Po)
+    assert word_errors("नमसत दनय", "नमस्ते दुनिया") == (2, 2)
+    assert normalise("a+b = $5 «ok»") == "a b 5 ok"
+
+
 def test_cer_is_gated_where_most_reference_characters_are_written_without_word_spaces():
     japanese = ("ja", "パスワードを再設定してください")
     assert word_errors("パスワードを再設定", japanese[1]) == (1, 1)  # one "word": WER cannot tell near from far
