@@ -4,8 +4,8 @@ divided by the reference's length, summed over a corpus before dividing (so a lo
 short one, as in every published WER). Normalised first: NFKC, lower case, every punctuation or symbol
 character (Unicode general category P* or S*) turned into a space, whitespace collapsed; CER also drops the
 spaces. Combining marks (Mn, Mc: Thai tone marks, Devanagari vowel signs) are letters of the word and kept:
-a regex's ``[^\w\s]`` would blank them, as Python's ``\w`` excludes them, so a missing tone mark would count
-as no error (https://www.unicode.org/reports/tr44/#General_Category_Values).
+blanking what is neither a regex word character nor a space would blank them (Python's word class excludes
+them), and a missing tone mark would count as no error (https://www.unicode.org/reports/tr44/#General_Category_Values).
 
 Which of the two the gate reads (``gated_rate``): CER where most of the held-out reference characters are
 in a language written without spaces between words, WER otherwise. There a whole clause is one
