@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from trainforge.contracts import DataFormat
 from trainforge.data.records import load_records
@@ -96,6 +96,36 @@ def _preference(tokenizer: Any, records: list[dict[str, Any]], config: TrainConf
     return DirectPreference(pairs, config.max_seq_len, pad, config.dpo_beta)
 
 
+class Split(NamedTuple):
+    """The records a run trains on and those it scores, and the folder the scored ones' media files live in
+    (their ``audio``/``image`` references are relative to it)."""
+
+    data_format: DataFormat
+    train: list[dict[str, Any]]
+    held_out: list[dict[str, Any]]
+    held_out_dir: Path
+
+
+def split_channels(train_dir: Path, validation_dir: Path | None, config: TrainConfig) -> Split:
+    """The one owner of the train/held-out split, for text and media runs alike: the validation channel when
+    given, else the seeded hash split of the training records; a tuning trial (``config.selection_fraction``)
+    then splits its training side again and is scored on that slice, never on the run's held-out examples.
+    The held-out media live in the training folder whenever the held-out records came from the training side."""
+    fmt, records = load_records(train_dir, config.data_format)
+    held_out_dir = train_dir
+    if validation_dir is not None:
+        held_out = load_records(validation_dir, fmt)[1]
+        held_out_dir = validation_dir
+    elif config.validation_fraction > 0:
+        records, held_out = split_records(records, fmt, config.split_seed, config.validation_fraction)
+    else:
+        held_out = []
+    if config.selection_fraction > 0:  # a tuning trial: chosen on its own slice, never on the run's held-out
+        records, held_out = selection_split(records, fmt, config.split_seed, config.selection_fraction)
+        held_out_dir = train_dir
+    return Split(fmt, records, held_out, held_out_dir)
+
+
 def build_objectives(
     tokenizer: Any,
     train_dir: Path,
@@ -105,16 +135,7 @@ def build_objectives(
 ) -> Objectives:
     """The training and validation objectives; replayed general text (``config.replay_fraction``) joins the
     training side only, so validation loss stays the task's."""
-    fmt, records = load_records(train_dir, config.data_format)
-    if validation_dir is not None:
-        _, held_out = load_records(validation_dir, fmt)
-        train_records = records
-    elif config.validation_fraction > 0:
-        train_records, held_out = split_records(records, fmt, config.split_seed, config.validation_fraction)
-    else:
-        train_records, held_out = records, []
-    if config.selection_fraction > 0:  # a tuning trial: chosen on its own slice, never on the run's held-out
-        train_records, held_out = selection_split(train_records, fmt, config.split_seed, config.selection_fraction)
+    fmt, train_records, held_out, _ = split_channels(train_dir, validation_dir, config)
     if config.method == "dpo":
         if fmt != "preference":
             raise ValueError(f"method dpo needs preference data, the data is {fmt}")

@@ -27,8 +27,6 @@ import torch
 import torch.nn.functional as F
 
 from trainforge.catalog import CATALOG, FAMILY_LORA_TARGETS, peft_target_modules
-from trainforge.data.records import load_records
-from trainforge.data.split import split_records
 from trainforge.media.decode import decode_audio, decode_image
 from trainforge.media.generation import dominant_language, load_media_model, speech_prefix
 from trainforge.media.limits import TARGET_SAMPLE_RATE, MediaLimits
@@ -266,21 +264,13 @@ def _examples(processor: Any, folder: Path, records: list[dict[str, Any]], fmt: 
 def build_media_objectives(
     processor: Any, train_dir: Path, validation_dir: Path | None, config: TrainConfig, model_config: Any
 ) -> Any:
-    """The media twin of ``data_setup.build_objectives``: the same split of the same records, each example
+    """The media twin of ``data_setup.build_objectives``: the same split (``data_setup.split_channels``), each example
     checked against ``model_config`` (the model's HF config: what its decoder holds)."""
-    from trainforge.training.data_setup import Objectives
+    from trainforge.training.data_setup import Objectives, split_channels
 
-    fmt, records = load_records(train_dir, config.data_format)
+    fmt, records, held_out, held_out_dir = split_channels(train_dir, validation_dir, config)
     if fmt not in ("speech", "multimodal"):
         raise ValueError(f"a speech or image+text model trains on speech or multimodal records, the data is {fmt}")
-    held_out_dir = train_dir
-    if validation_dir is not None:
-        held_out = load_records(validation_dir, fmt)[1]
-        held_out_dir = validation_dir
-    elif config.validation_fraction > 0:
-        records, held_out = split_records(records, fmt, config.split_seed, config.validation_fraction)
-    else:
-        held_out = []
     kind: Any = SpeechToText if fmt == "speech" else ImageTextToText
     train = kind(_examples(processor, train_dir, records, fmt, model_config), processor)
     validation = kind(_examples(processor, held_out_dir, held_out, fmt, model_config), processor) if held_out else None

@@ -202,3 +202,24 @@ def test_a_resumed_speech_run_ends_bit_identical(tmp_path, tiny_whisper_dir):
     assert second[0] == {"event": "resumed", "step": 2} and [r["step"] for r in second[1:]] == [3, 4]
     assert [r["loss"] for r in second[1:]] == [r["loss"] for r in first[2:]]
     assert all(torch.equal(reference[name], resumed[name]) for name in reference)
+
+
+def test_a_speech_tuning_trial_is_scored_on_the_training_side_never_on_the_runs_held_out(tmp_path, tiny_whisper_dir):
+    """The split is ``data_setup.split_channels``'s for media runs too: a trial (``selection_fraction``)
+    scores on a slice of the run's training side, with its media read from the training folder."""
+    tone_dataset(tmp_path / "train", copies=8)
+    tone_dataset(tmp_path / "validation", copies=2)
+    processor, model = load_media_model(tiny_whisper_dir)
+    base = TrainConfig(data_format="speech", validation_fraction=0.25, split_seed=3)
+    run = build_media_objectives(processor, tmp_path / "train", None, base, model.config)
+    trial_config = TrainConfig(data_format="speech", validation_fraction=0.25, split_seed=3, selection_fraction=0.3)
+    trial = build_media_objectives(processor, tmp_path / "train", None, trial_config, model.config)
+    held_out = {e.audio for e in run.validation.examples}
+    trained = {e.audio for e in run.train.examples}
+    scored = {e.audio for e in trial.validation.examples}
+    assert held_out and scored and scored <= trained and not scored & held_out
+    assert not scored & {e.audio for e in trial.train.examples}
+    # with a validation channel, the trial's slice still comes from (and its clips live in) the training folder
+    channel = build_media_objectives(processor, tmp_path / "train", tmp_path / "validation", trial_config, model.config)
+    assert {e.folder for e in channel.validation.examples} == {tmp_path / "train"}
+    assert len(channel.train) + len(channel.validation) == 24  # all of train, none of the validation channel
