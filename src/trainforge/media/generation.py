@@ -4,6 +4,7 @@ the evaluated model did. Imports torch: not part of the Lambdas' ``trainforge.me
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -65,13 +66,25 @@ def default_language(model: Any) -> str | None:
     return TO_LANGUAGE_CODE.get(value, value)
 
 
+def force_prompt(config: Any, prefix: list[int]) -> None:
+    """Make Whisper's ``generate`` start from exactly ``prefix`` (a ``speech_prefix``): ``language`` and
+    ``task`` unset, the prompt after the start token as ``forced_decoder_ids``. With ``language`` unset and a
+    ``lang_to_id`` map, ``generate`` runs a language-detection pass and puts the detected token in; with
+    ``task`` set it ignores ``forced_decoder_ids`` (``WhisperGenerationMixin._retrieve_init_tokens``,
+    https://github.com/huggingface/transformers/blob/main/src/transformers/models/whisper/generation_whisper.py).
+    A prompt with a token at position 1 skips the detection."""
+    config.language = config.task = None
+    config.forced_decoder_ids = [[position, token] for position, token in enumerate(prefix[1:], 1)]
+
+
 def save_speech_defaults(model_dir: Path, tokenizer: Any, language: str | None) -> None:
     """Write into ``model_dir``'s generation_config.json the prompt the model was tuned with, where Whisper's
-    ``generate`` reads its defaults: ``language`` (None: no language token) and ``task``, with the
-    ``lang_to_id`` / ``task_to_id`` maps it looks them up in, built from the tokenizer when the base's config
-    has none (https://huggingface.co/docs/transformers/model_doc/whisper#transformers.WhisperForConditionalGeneration.generate).
-    So ``transcribe`` without a language, and ``generate`` or the ASR pipeline outside TrainForge, decode
-    after the prompt the model learnt."""
+    ``generate`` reads its defaults: ``language`` and ``task``, with the ``lang_to_id`` / ``task_to_id`` maps
+    it looks them up in, built from the tokenizer when the base's config has none
+    (https://huggingface.co/docs/transformers/model_doc/whisper#transformers.WhisperForConditionalGeneration.generate);
+    without a language, the prompt itself (``force_prompt``: no language token, no detection pass). So
+    ``transcribe`` without a language, and ``generate`` or the ASR pipeline outside TrainForge, decode after
+    the prompt the model learnt."""
     from transformers import GenerationConfig
     from transformers.models.whisper.tokenization_whisper import LANGUAGES, TASK_IDS
 
@@ -84,8 +97,12 @@ def save_speech_defaults(model_dir: Path, tokenizer: Any, language: str | None) 
         config.task_to_id = {task: t for task, t in tasks.items() if t is not None and t != tokenizer.unk_token_id}
     if getattr(config, "no_timestamps_token_id", None) is None:
         config.no_timestamps_token_id = speech_prefix(tokenizer, None)[-1]
-    config.language = language
-    config.task = SPEECH_TASK if SPEECH_TASK in config.task_to_id else None
+    if language is None:
+        force_prompt(config, speech_prefix(tokenizer, None))
+    else:
+        config.language = language
+        config.task = SPEECH_TASK if SPEECH_TASK in config.task_to_id else None
+        config.forced_decoder_ids = None  # ignored once language or task is set: not left to mislead
     config.save_pretrained(model_dir)
 
 
@@ -93,15 +110,18 @@ def transcribe(
     model: Any, processor: Any, samples: np.ndarray, language: str | None = None, max_new_tokens: int = 64
 ) -> str:
     """The transcript of 16 kHz mono ``samples``, decoded greedily after the task prompt in ``language``,
-    or the model's ``default_language`` when the request names none."""
+    or the model's ``default_language`` when the request names none; the prompt is forced
+    (``force_prompt``), so ``generate`` runs no language-detection pass."""
     device = next(model.parameters()).device
     features = processor.feature_extractor(samples, sampling_rate=TARGET_SAMPLE_RATE, return_tensors="pt")
     prefix = speech_prefix(processor.tokenizer, language or default_language(model))
     room = getattr(model.config, "max_target_positions", max_new_tokens + len(prefix)) - len(prefix)
+    config = copy.deepcopy(model.generation_config)
+    force_prompt(config, prefix)
     with torch.no_grad():
         output = model.generate(
             input_features=features["input_features"].to(device, next(model.parameters()).dtype),
-            decoder_input_ids=torch.tensor([prefix], device=device),
+            generation_config=config,
             max_new_tokens=min(max_new_tokens, room),  # the decoder holds max_target_positions in all
             do_sample=False,
         )

@@ -17,6 +17,7 @@ from trainforge.media.generation import (
     load_media_model,
     save_speech_defaults,
     speech_prefix,
+    transcribe,
 )
 from trainforge.training.config import TrainConfig
 from trainforge.training.entrypoint import train_from_contract
@@ -48,6 +49,28 @@ def test_saved_defaults_give_whisper_generate_the_training_prompt(tmp_path, tiny
     assert default_language(model) == "en"
     model.generation_config.language = "japanese"
     assert default_language(model) == "ja"
+
+
+def test_saved_defaults_without_a_language_give_generate_the_prompt_with_none(tmp_path, tiny_whisper_dir):
+    folder = shutil.copytree(tiny_whisper_dir, tmp_path / "model")
+    processor, model = load_media_model(folder)
+    save_speech_defaults(folder, processor.tokenizer, "ja")
+    save_speech_defaults(folder, processor.tokenizer, None)  # a language saved before is taken back too
+    processor, model = load_media_model(folder)
+    assert default_language(model) is None and model.generation_config.lang_to_id  # the map stays
+    prompt = speech_prefix(processor.tokenizer, None)
+    features = processor.feature_extractor(
+        np.zeros(16_000, dtype=np.float32), sampling_rate=16_000, return_tensors="pt"
+    )
+    detections = []
+    model.detect_language = lambda *args, **kwargs: detections.append(1)  # a pass that must not run
+    out = model.generate(input_features=features["input_features"], max_new_tokens=1, return_dict_in_generate=True)
+    assert out.sequences[0, : len(prompt)].tolist() == prompt and not detections
+    # transcribe forces its own prompt, so even a config that would detect (no language, no forced prompt)
+    model.generation_config.forced_decoder_ids = None  # runs no detection pass
+    transcribe(model, processor, np.zeros(16_000, dtype=np.float32), language="en", max_new_tokens=1)
+    transcribe(model, processor, np.zeros(16_000, dtype=np.float32), max_new_tokens=1)
+    assert not detections
 
 
 def test_training_exports_its_language_and_transcription_without_one_uses_it(tmp_path, tiny_whisper_dir):

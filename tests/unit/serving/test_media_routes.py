@@ -131,8 +131,9 @@ def test_a_transcription_without_a_language_is_decoded_in_the_model_default(tiny
     engine = load_engine(folder, name="calls")
     prompts, generate = [], engine.model.generate
 
-    def recorded(**kwargs):  # the model's own generate, its decoder prompt noted
-        prompts.append(kwargs["decoder_input_ids"][0].tolist())
+    def recorded(**kwargs):  # the model's own generate, the prompt forced on it noted (``force_prompt``)
+        config = kwargs["generation_config"]
+        prompts.append([config.decoder_start_token_id] + [token for _, token in config.forced_decoder_ids])
         return generate(**kwargs)
 
     monkeypatch.setattr(engine.model, "generate", recorded)
