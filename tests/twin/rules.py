@@ -1002,7 +1002,12 @@ def _tuning_limits(request: dict[str, Any], ctx: RuleContext) -> str | None:
     parallel, total = limits.get("MaxParallelTrainingJobs"), limits.get("MaxNumberOfTrainingJobs")
     if not _within(parallel, 1):
         return f"ResourceLimits.MaxParallelTrainingJobs is {parallel!r}; it must be a positive integer"
-    if total is not None and not _within(total, 1):
+    if total is None:  # AWS accepts it absent ("Required: No") but documents no count of trials it then runs
+        return (
+            "ResourceLimits.MaxNumberOfTrainingJobs is missing: AWS accepts that, but the twin does not model a "
+            "tuning job bounded only by MaxRuntimeInSeconds or TuningJobCompletionCriteria; give the count"
+        )
+    if not _within(total, 1):
         return f"ResourceLimits.MaxNumberOfTrainingJobs is {total!r}; it must be a positive integer"
     runtime = limits.get("MaxRuntimeInSeconds")
     if runtime is not None and not _within(runtime, 120, 15768000):
@@ -1200,7 +1205,8 @@ _TUNING_RULES = (
     Rule(
         "tuning.resource-limits",
         TUNING,
-        "ResourceLimits has a positive MaxParallelTrainingJobs, a positive MaxNumberOfTrainingJobs and a MaxRuntimeInSeconds of 120-15768000.",
+        "ResourceLimits has a positive MaxParallelTrainingJobs, a positive MaxNumberOfTrainingJobs (optional on "
+        "AWS, required by the twin, which runs that many trials) and a MaxRuntimeInSeconds of 120-15768000.",
         _SM + "API_ResourceLimits.html",
         _tuning_limits,
     ),

@@ -27,8 +27,9 @@ its log), and Describe / List / Stop answer from what those trials did
   StopHyperParameterTuningJob stops the running trials (StopTrainingJob's SIGTERM) and starts no more; the
   job is Stopping, then Stopped.
 - Not modelled: early stopping (``TrainingJobEarlyStoppingType`` Auto is accepted and no trial is stopped
-  early), ``TuningJobCompletionCriteria``, ``RetryStrategy`` (a failed trial counts as NonRetryableError),
-  Hyperband and Grid strategies, ``TrainingJobDefinitions`` (several definitions), OverallBestTrainingJob
+  early), ``MaxRuntimeInSeconds`` (accepted within its range, never enforced), ``TuningJobCompletionCriteria``
+  (so the rules refuse a job without ``MaxNumberOfTrainingJobs``, which AWS accepts), ``RetryStrategy`` (a
+  failed trial counts as NonRetryableError), Hyperband and Grid strategies, ``TrainingJobDefinitions`` (several definitions), OverallBestTrainingJob
   and TuningJobCompletionDetails (left out of Describe). ``WarmStartConfig`` is
   accepted as the rules allow and its parents must exist (ResourceNotFound otherwise, as
   https://docs.aws.amazon.com/sagemaker/latest/dg/automatic-model-tuning-warm-start.html requires a parent

@@ -463,6 +463,7 @@ CASES: list[tuple[str, Mutation]] = [
     ("tuning.resource-limits", put("HyperParameterTuningJobConfig", "ResourceLimits", "MaxParallelTrainingJobs", 0)),
     ("tuning.resource-limits", put("HyperParameterTuningJobConfig", "ResourceLimits", "MaxRuntimeInSeconds", 60)),
     ("tuning.resource-limits", drop("HyperParameterTuningJobConfig", "ResourceLimits")),
+    ("tuning.resource-limits", drop("HyperParameterTuningJobConfig", "ResourceLimits", "MaxNumberOfTrainingJobs")),
     ("tuning.algorithm-specification", put("TrainingJobDefinition", "AlgorithmSpecification", "ContainerEntrypoint", ["trainforge-train"])),
     ("tuning.algorithm-specification", put("TrainingJobDefinition", "AlgorithmSpecification", "EnableSageMakerMetricsTimeSeries", True)),
     ("tuning.algorithm-specification", put("TrainingJobDefinition", "AlgorithmSpecification", "AlgorithmName", "trainforge")),
