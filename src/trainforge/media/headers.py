@@ -235,6 +235,10 @@ _OGG_PAGE = struct.Struct("<4sBBqIIIB")
 _OGG_MAX_PAGE = _OGG_PAGE.size + 255 + 255 * 255
 #: Opus's granule position counts 48 kHz samples whatever the input rate (RFC 7845 section 4)
 _OPUS_GRANULE_RATE = 48_000
+#: The rates an Opus decoder outputs (RFC 6716 section 2); libsndfile, which the decode path uses, decodes
+#: at the lowest of them at or above the header's input rate (``ogg_opus_setup_decoder`` in
+#: https://github.com/libsndfile/libsndfile/blob/master/src/ogg_opus.c), 8 kHz for an unknown (0) one
+_OPUS_DECODE_RATES = (8_000, 12_000, 16_000, 24_000, 48_000)
 
 
 def _ogg_crc_table() -> tuple[int, ...]:
@@ -289,8 +293,8 @@ def _ogg(window: Window) -> AudioHeader:
     page's granule position. Vorbis: the granule counts samples at the stream's rate (Vorbis I
     specification sections 4.2.2 and A.2, https://xiph.org/vorbis/doc/Vorbis_I_spec.html). Opus: it counts
     48 kHz samples including the pre-skip (RFC 7845 sections 4 and 5.1,
-    https://www.rfc-editor.org/rfc/rfc7845.html); the rate reported is the input rate the header records,
-    as libsndfile reports it. Another codec: format only."""
+    https://www.rfc-editor.org/rfc/rfc7845.html); the rate reported is the one libsndfile decodes at (the
+    input rate the header records, rounded up to a rate Opus outputs). Another codec: format only."""
     header = window.read(0, _OGG_PAGE.size)
     if len(header) < _OGG_PAGE.size:
         raise MediaError("undecodable_media", "truncated OGG page header")
@@ -301,7 +305,8 @@ def _ogg(window: Window) -> AudioHeader:
         granule_rate, pre_skip = rate, 0
     elif packet[:8] == b"OpusHead" and len(packet) >= 16:
         channels, pre_skip = packet[9], struct.unpack("<H", packet[10:12])[0]
-        rate = struct.unpack("<I", packet[12:16])[0] or _OPUS_GRANULE_RATE  # 0: the input rate is unknown
+        input_rate = struct.unpack("<I", packet[12:16])[0]
+        rate = next((r for r in _OPUS_DECODE_RATES if r >= input_rate), _OPUS_DECODE_RATES[-1])
         granule_rate = _OPUS_GRANULE_RATE
     else:
         return AudioHeader("ogg")

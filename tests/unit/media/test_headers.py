@@ -20,6 +20,7 @@ from trainforge.media.headers import (
     ImageHeader,
     MediaError,
     Window,
+    _ogg_crc,
     audio_header,
     image_header,
 )
@@ -99,6 +100,29 @@ def test_compressed_lengths_from_their_headers_match_the_decoder(container, subt
         info = soundfile.info(io.BytesIO(data))
         assert (header.sample_rate, header.channels) == (info.samplerate, info.channels)
         assert header.seconds == pytest.approx(info.duration, abs=1e-3)
+
+
+def with_opus_input_rate(data: bytes, input_rate: int) -> bytes:
+    """The Ogg Opus file with another input rate in its OpusHead (RFC 7845 section 5.1: informational, the
+    packets are unchanged) and the first page's CRC recomputed, so libogg still accepts the page."""
+    segments = data[26]
+    page_end = 27 + segments + sum(data[27 : 27 + segments])
+    patched = bytearray(data)
+    patched[27 + segments + 12 : 27 + segments + 16] = struct.pack("<I", input_rate)
+    patched[22:26] = b"\0\0\0\0"
+    patched[22:26] = struct.pack("<I", _ogg_crc(bytes(patched[:page_end])))
+    return bytes(patched)
+
+
+@pytest.mark.parametrize("input_rate", [0, 6_000, 11_025, 12_000, 22_050, 44_100])
+def test_an_opus_rate_is_the_one_the_decoder_outputs_not_the_input_rate(input_rate):
+    """libsndfile decodes at the lowest Opus rate at or above the input rate: a 6 kHz recording is read at
+    8 kHz (so the header path accepts what decoding accepts), a 22.05 kHz one at 24 kHz."""
+    data = with_opus_input_rate(tone(1.0, 8_000, "OGG", "OPUS"), input_rate)
+    header = audio_header(data)
+    info = soundfile.info(io.BytesIO(data))
+    assert header.sample_rate == info.samplerate
+    assert header.seconds == pytest.approx(info.duration, abs=1e-3)
 
 
 @pytest.mark.parametrize(
