@@ -36,6 +36,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+#: the largest share of training sequences replay may take (data.replay_fraction and its tuning range)
+REPLAY_CAP = 0.5
+
+
 class DataLimits(_Section):
     max_line_bytes: int = Field(1_000_000, gt=0, description="a longer line is an error, read no further")
     max_records: int = Field(10_000_000, gt=0, description="more records in the dataset reject it")
@@ -68,7 +72,7 @@ class DataSpec(_Section):
     replay_fraction: float = Field(
         0.0,
         ge=0.0,
-        le=0.5,
+        le=REPLAY_CAP,
         description="share of the training sequences that are general text replayed to keep what the base model "
         "knew (less forgetting); 0: none",
     )
@@ -139,6 +143,7 @@ TUNABLE: dict[str, tuple[Kind, bool, bool]] = {
     "lora_alpha": ("int", True, True),
     "lora_dropout": ("float", False, True),
     "lora_targets": ("choice", False, True),
+    "replay_fraction": ("float", False, False),
 }
 LORA_TARGETS = ("all-linear", "attention")
 
@@ -160,6 +165,8 @@ def check_ranges(ranges: Mapping[str, Sequence[Any]]) -> None:
         low, high = float(bounds[0]), float(bounds[1])
         if not low < high or low < 0 or (log and low <= 0):
             raise ValueError(f"{name}: [low, high] needs 0 {'<' if log else '<='} low < high, not {list(bounds)}")
+        if name == "replay_fraction" and high > REPLAY_CAP:
+            raise ValueError(f"replay_fraction: at most {REPLAY_CAP} of the training sequences, not {high:g}")
 
 
 class TuningSpec(_Section):

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from trainforge.spec import LORA_TARGETS, TUNABLE, Kind
+from trainforge.spec import LORA_TARGETS, REPLAY_CAP, TUNABLE, Kind
 
 if TYPE_CHECKING:
     from trainforge.contracts import TrainingRequest
@@ -37,15 +37,19 @@ class Param:
 def default_space(settings: Mapping[str, Any], adapter: bool, steps_bound: bool) -> dict[str, Param]:
     """Ranges around ``settings`` (the run's resolved hyperparameters): the learning rate a factor of 4 either
     way, the length of training from half to twice (``max_steps`` when the run is step-bound, else
-    ``epochs``), batch from half to twice, warmup 0-15%, weight decay 0-0.1, and for adapters rank 4-64, alpha
-    4-128, dropout 0-0.2 and the choice of target layers."""
+    ``epochs``), batch from half to twice, warmup 0-15%, weight decay 0-0.1, replayed general text from none
+    to 30% (or twice the run's own share), and for adapters rank 4-64, alpha 4-128, dropout 0-0.2 and the
+    choice of target layers."""
     lr = float(settings["learning_rate"])
     batch = int(settings["batch_size"])
+    replay = float(settings.get("replay_fraction") or 0.0)
     space = {
         "learning_rate": Param("learning_rate", "float", lr / 4, min(lr * 4, 0.5), log=True),
         "batch_size": Param("batch_size", "int", max(1, batch // 2), max(2, batch * 2), log=True),
         "warmup_ratio": Param("warmup_ratio", "float", 0.0, 0.15),
         "weight_decay": Param("weight_decay", "float", 0.0, 0.1),
+        # forgetting's own lever: general text replayed beside the task's (a share of training sequences)
+        "replay_fraction": Param("replay_fraction", "float", 0.0, max(0.3, min(2 * replay, REPLAY_CAP))),
     }
     if steps_bound:
         steps = int(settings["max_steps"])

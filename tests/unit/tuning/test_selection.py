@@ -61,6 +61,14 @@ def test_the_spec_ranges_replace_the_defaults_and_map_to_amt_ranges():
     assert decay["ScalingType"] == "Linear"  # a log scale needs a positive low bound
 
 
+def test_replay_is_a_lever_the_tuner_can_pull():
+    settings = {"learning_rate": 5e-4, "batch_size": 8, "epochs": 2.0, "max_steps": None}
+    replay = search_space(settings, {}, adapter=False)["replay_fraction"]
+    assert (replay.low, replay.high) == (0.0, 0.3)
+    assert search_space({**settings, "replay_fraction": 0.2}, {}, adapter=False)["replay_fraction"].high == 0.4
+    assert search_space({**settings, "replay_fraction": 0.4}, {}, adapter=False)["replay_fraction"].high == 0.5
+
+
 @pytest.mark.parametrize(
     ("ranges", "message"),
     [
@@ -68,6 +76,7 @@ def test_the_spec_ranges_replace_the_defaults_and_map_to_amt_ranges():
         ("{learning_rate: [0, 0.1]}", "0 < low < high"),
         ("{lora_targets: [mlp]}", "choose among"),
         ("{epochs: [3]}", "two numbers"),
+        ("{replay_fraction: [0.1, 0.8]}", "at most 0.5"),
     ],
 )
 def test_bad_ranges_are_refused_with_the_key_and_why(ranges, message):
