@@ -17,8 +17,12 @@ from typing import Any
 import torch
 
 # The norm classes whose forward is exactly Llama's (fp32 statistics, weight times the normed input, the
-# epsilon in ``variance_epsilon``): Gemma's adds one to its weight, and other models' differ again.
-LLAMA_RMS_NORMS = frozenset({"LlamaRMSNorm", "MistralRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm"})
+# epsilon in ``variance_epsilon``): Gemma's adds one to its weight, and other models' differ again. Qwen2-VL's
+# and Qwen2.5-VL's are their text models' (and 2.5's vision tower's) norms, Llama's forward renamed
+# (transformers' modeling_qwen2_vl.py and modeling_qwen2_5_vl.py).
+LLAMA_RMS_NORMS = frozenset(
+    {"LlamaRMSNorm", "MistralRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm", "Qwen2VLRMSNorm", "Qwen2_5_VLRMSNorm"}
+)
 
 
 class _RMSNorm(torch.autograd.Function):

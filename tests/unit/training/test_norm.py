@@ -4,6 +4,7 @@ dtypes are not fp32."""
 from __future__ import annotations
 
 import copy
+import importlib
 
 import pytest
 import torch
@@ -80,3 +81,23 @@ def test_a_trained_norm_keeps_its_input_alone(tiny_model_dir):
     norms = 2 * stock.config.num_hidden_layers + 1
     normalised = 3 * 16 * stock.config.hidden_size * 4  # the test batch's tokens x width, fp32
     assert _saved_bytes(stock) - _saved_bytes(fused) == norms * normalised
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [("qwen2_vl.modeling_qwen2_vl", "Qwen2VLRMSNorm"), ("qwen2_5_vl.modeling_qwen2_5_vl", "Qwen2_5_VLRMSNorm")],
+)
+def test_the_qwen_vl_norms_are_fused_and_match_their_own(module, name):
+    """Qwen2-VL's and Qwen2.5-VL's norms are Llama's forward under another name: fused, to the bit."""
+    stock = getattr(importlib.import_module(f"transformers.models.{module}"), name)(16, eps=1e-6)
+    stock.weight.data = torch.rand(16, generator=torch.Generator().manual_seed(2)) + 0.5
+    fused = copy.deepcopy(stock)
+    assert fuse_rms_norms(fused) == 1
+    x = torch.randn(3, 5, 16, requires_grad=True)
+    x_fused = x.detach().clone().requires_grad_()
+    expected, out = stock(x), fused(x_fused)
+    assert torch.equal(out, expected)
+    expected.square().sum().backward()
+    out.square().sum().backward()
+    torch.testing.assert_close(x_fused.grad, x.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fused.weight.grad, stock.weight.grad, rtol=1e-5, atol=1e-6)
