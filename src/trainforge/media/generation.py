@@ -37,11 +37,23 @@ def language_token(tokenizer: Any, language: str) -> int | None:
     return None if found is None or found == tokenizer.unk_token_id else int(found)
 
 
-def speech_prefix(tokenizer: Any, language: str | None) -> list[int]:
-    """Whisper's decoder prompt: start, language (when the tokenizer knows it), task, no timestamps. The one
-    prompt training labels after and transcription decodes after."""
+def is_english_only(generation_config: Any) -> bool:
+    """Whether the model is an English-only Whisper (``*.en``), whose generation config says
+    ``is_multilingual: false``: its prompt has no language or task token, and Whisper's ``generate`` refuses
+    both for it. OpenAI's tokenizer for those models has neither (``get_tokenizer(multilingual=False)``,
+    https://github.com/openai/whisper/blob/main/whisper/tokenizer.py); their HF generation config forces
+    only ``<|notimestamps|>`` (https://huggingface.co/openai/whisper-tiny.en/blob/main/generation_config.json)."""
+    return getattr(generation_config, "is_multilingual", True) is False
+
+
+def speech_prefix(tokenizer: Any, language: str | None, english_only: bool = False) -> list[int]:
+    """Whisper's decoder prompt: start, language (when the tokenizer knows it), task, no timestamps; start
+    and no timestamps alone for an English-only model (``is_english_only``). The one prompt training labels
+    after and transcription decodes after."""
     names = ("startoftranscript", SPEECH_TASK, "notimestamps")
     start, task, no_timestamps = (tokenizer.convert_tokens_to_ids(f"<|{name}|>") for name in names)
+    if english_only:
+        language, task = None, None
     ids = [start, language_token(tokenizer, language) if language else None, task, no_timestamps]
     return [i for i in ids if i is not None and i != tokenizer.unk_token_id]
 
@@ -70,7 +82,7 @@ def force_prompt(config: Any, prefix: list[int]) -> None:
     """Make Whisper's ``generate`` start from exactly ``prefix`` (a ``speech_prefix``): ``language`` and
     ``task`` unset, the prompt after the start token as ``forced_decoder_ids``. With ``language`` unset and a
     ``lang_to_id`` map, ``generate`` runs a language-detection pass and puts the detected token in; with
-    ``task`` set it ignores ``forced_decoder_ids`` (``WhisperGenerationMixin._retrieve_init_tokens``,
+    ``task`` set it ignores ``forced_decoder_ids`` (and an English-only model refuses both) (``WhisperGenerationMixin._retrieve_init_tokens``,
     https://github.com/huggingface/transformers/blob/main/src/transformers/models/whisper/generation_whisper.py).
     A prompt with a token at position 1 skips the detection."""
     config.language = config.task = None
@@ -89,6 +101,10 @@ def save_speech_defaults(model_dir: Path, tokenizer: Any, language: str | None) 
     from transformers.models.whisper.tokenization_whisper import LANGUAGES, TASK_IDS
 
     config: Any = GenerationConfig.from_pretrained(model_dir)  # Whisper's keys are not declared attributes
+    if is_english_only(config):  # no language or task to name: no maps to look them up in
+        force_prompt(config, speech_prefix(tokenizer, None, english_only=True))
+        config.save_pretrained(model_dir)
+        return
     if not getattr(config, "lang_to_id", None):
         known = {code: language_token(tokenizer, code) for code in LANGUAGES}
         config.lang_to_id = {f"<|{code}|>": token for code, token in known.items() if token is not None}
@@ -114,7 +130,8 @@ def transcribe(
     (``force_prompt``), so ``generate`` runs no language-detection pass."""
     device = next(model.parameters()).device
     features = processor.feature_extractor(samples, sampling_rate=TARGET_SAMPLE_RATE, return_tensors="pt")
-    prefix = speech_prefix(processor.tokenizer, language or default_language(model))
+    english_only = is_english_only(model.generation_config)
+    prefix = speech_prefix(processor.tokenizer, language or default_language(model), english_only=english_only)
     room = getattr(model.config, "max_target_positions", max_new_tokens + len(prefix)) - len(prefix)
     config = copy.deepcopy(model.generation_config)
     force_prompt(config, prefix)

@@ -283,6 +283,11 @@ def convert(source: Path, target: Path, weights: list[Path] | None = None) -> Pa
         begin_suppress_tokens=ct2_config.get("suppress_ids_begin"),
         alignment_heads=ct2_config.get("alignment_heads"),
         max_new_tokens=128,
+        # English-only checkpoints (*.en) have 51864 tokens, multilingual ones 51865 or more: OpenAI's rule
+        # (``Whisper.is_multilingual``, https://github.com/openai/whisper/blob/main/whisper/model.py) and
+        # CTranslate2's (https://github.com/OpenNMT/CTranslate2/blob/master/src/models/whisper.cc); read by
+        # ``media.generation.is_english_only``
+        is_multilingual=sizes["vocab_size"] >= 51865,
     ).save_pretrained(target)
     return target
 

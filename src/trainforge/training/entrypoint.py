@@ -79,7 +79,7 @@ def train_from_contract(root: Path) -> dict[str, Any]:
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from trainforge.media.generation import save_speech_defaults
+    from trainforge.media.generation import is_english_only, save_speech_defaults
     from trainforge.media.models import media_modality
     from trainforge.training.base_model import base_sha256
     from trainforge.training.config import TrainConfig
@@ -138,8 +138,10 @@ def train_from_contract(root: Path) -> dict[str, Any]:
         )
     else:  # speech or image+text: the processor stands in for the tokenizer (the export saves it whole)
         tokenizer, model = load_media_trainable(base_dir, config)
+        given_validation = validation_dir if validation_dir.exists() else None
+        english_only = is_english_only(model.generation_config)
         objectives = build_media_objectives(
-            tokenizer, channels / "train", validation_dir if validation_dir.exists() else None, config, model.config
+            tokenizer, channels / "train", given_validation, config, model.config, english_only=english_only
         )
     emit({"event": "data", **objectives.stats})
     probes_before = trial_probes_before(model, tokenizer, config, root / "checkpoints", world.is_main)

@@ -241,10 +241,13 @@ def vision_example(processor: Any, folder: Path, record: dict[str, Any]) -> Visi
     return VisionExample(folder, text, [ref for _, ref in image_parts(record)], answers)
 
 
-def speech_example(processor: Any, folder: Path, record: dict[str, Any], positions: int) -> SpeechExample:
+def speech_example(
+    processor: Any, folder: Path, record: dict[str, Any], positions: int, english_only: bool
+) -> SpeechExample:
     """A clip and its decoder tokens, refused when they outgrow the decoder: validation bounds transcripts
-    in characters, the decoder holds ``max_target_positions`` tokens (448 in every Whisper), prompt included."""
-    prefix = speech_prefix(processor.tokenizer, record.get("language"))
+    in characters, the decoder holds ``max_target_positions`` tokens (448 in every Whisper), prompt included.
+    ``english_only``: the model is an English-only Whisper (``generation.is_english_only``)."""
+    prefix = speech_prefix(processor.tokenizer, record.get("language"), english_only=english_only)
     target = transcript_ids(processor.tokenizer, record["text"])
     if len(prefix) + len(target) > positions:
         raise ValueError(
@@ -255,25 +258,38 @@ def speech_example(processor: Any, folder: Path, record: dict[str, Any], positio
     return SpeechExample(folder, record["audio"], prefix, target)
 
 
-def _examples(processor: Any, folder: Path, records: list[dict[str, Any]], fmt: str, model_config: Any) -> list[Any]:
+def _examples(
+    processor: Any, folder: Path, records: list[dict[str, Any]], fmt: str, model_config: Any, english_only: bool
+) -> list[Any]:
     if fmt == "speech":
-        return [speech_example(processor, folder, r, model_config.max_target_positions) for r in records]
+        positions = model_config.max_target_positions
+        return [speech_example(processor, folder, r, positions, english_only) for r in records]
     return [vision_example(processor, folder, r) for r in records]
 
 
 def build_media_objectives(
-    processor: Any, train_dir: Path, validation_dir: Path | None, config: TrainConfig, model_config: Any
+    processor: Any,
+    train_dir: Path,
+    validation_dir: Path | None,
+    config: TrainConfig,
+    model_config: Any,
+    english_only: bool = False,
 ) -> Any:
     """The media twin of ``data_setup.build_objectives``: the same split (``data_setup.split_channels``), each example
-    checked against ``model_config`` (the model's HF config: what its decoder holds)."""
+    checked against ``model_config`` (the model's HF config: what its decoder holds). ``english_only``: the
+    model is an English-only Whisper (``generation.is_english_only`` of its generation config)."""
     from trainforge.training.data_setup import Objectives, split_channels
 
     fmt, records, held_out, held_out_dir = split_channels(train_dir, validation_dir, config)
     if fmt not in ("speech", "multimodal"):
         raise ValueError(f"a speech or image+text model trains on speech or multimodal records, the data is {fmt}")
     kind: Any = SpeechToText if fmt == "speech" else ImageTextToText
-    train = kind(_examples(processor, train_dir, records, fmt, model_config), processor)
-    validation = kind(_examples(processor, held_out_dir, held_out, fmt, model_config), processor) if held_out else None
+    train = kind(_examples(processor, train_dir, records, fmt, model_config, english_only), processor)
+    validation = (
+        kind(_examples(processor, held_out_dir, held_out, fmt, model_config, english_only), processor)
+        if held_out
+        else None
+    )
     stats: dict[str, Any] = {"examples": len(records), "sequences": len(records), "validation_examples": len(held_out)}
     if fmt == "speech":  # the prompt most examples trained with: the model's default (``save_speech_defaults``)
         stats["language"] = dominant_language(processor.tokenizer, [record.get("language") for record in records])

@@ -8,12 +8,14 @@ import json
 import shutil
 
 import numpy as np
+from transformers import GenerationConfig
 
 from tests.media_data import tone_dataset
 from trainforge.local.opt_ml import prepare_training_tree
 from trainforge.media.generation import (
     default_language,
     dominant_language,
+    is_english_only,
     load_media_model,
     save_speech_defaults,
     speech_prefix,
@@ -21,6 +23,7 @@ from trainforge.media.generation import (
 )
 from trainforge.training.config import TrainConfig
 from trainforge.training.entrypoint import train_from_contract
+from trainforge.training.media_objectives import build_media_objectives
 
 
 def test_the_dominant_language_counts_the_prompts_as_trained(tiny_whisper_dir):
@@ -89,3 +92,39 @@ def test_training_exports_its_language_and_transcription_without_one_uses_it(tmp
     config = json.loads((root / "model/generation_config.json").read_text())
     assert config["language"] == "ja" and config["task"] == "transcribe"
     assert default_language(load_media_model(root / "model")[1]) == "ja"
+
+
+def test_an_english_only_whisper_trains_and_is_asked_with_start_and_no_timestamps(tmp_path, tiny_whisper_dir):
+    base = shutil.copytree(tiny_whisper_dir, tmp_path / "base")
+    config = GenerationConfig.from_pretrained(base)
+    config.is_multilingual = False  # as the *.en checkpoints' generation config says
+    config.save_pretrained(base)
+    data = tmp_path / "train"
+    tone_dataset(data, copies=2)
+    rows = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()]
+    for row in rows:
+        row["language"] = "en"  # named, yet an English-only model's prompt has no language token
+    (data / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    processor, model = load_media_model(base)
+    tokenizer = processor.tokenizer
+    prompt = [tokenizer.convert_tokens_to_ids(t) for t in ("<|startoftranscript|>", "<|notimestamps|>")]
+    assert speech_prefix(tokenizer, "en", english_only=is_english_only(model.generation_config)) == prompt
+    objectives = build_media_objectives(
+        processor, data, None, TrainConfig(data_format="speech"), model.config, english_only=True
+    )
+    assert {tuple(example.prefix) for example in objectives.train.examples} == {tuple(prompt)}
+    hyper = TrainConfig(
+        data_format="speech", method="full", max_steps=1, batch_size=2, validation_fraction=0, device="cpu"
+    ).to_hyperparameters()
+    root = prepare_training_tree(tmp_path / "opt" / "ml", {"train": data, "base_model": base}, hyper)
+    train_from_contract(root)
+    saved = json.loads((root / "model/generation_config.json").read_text())
+    assert not {"language", "task", "lang_to_id", "task_to_id"} & {k for k, v in saved.items() if v}
+    processor, model = load_media_model(root / "model")
+    features = processor.feature_extractor(
+        np.zeros(16_000, dtype=np.float32), sampling_rate=16_000, return_tensors="pt"
+    )
+    # Whisper's own generate accepts the saved config (it refuses a language or task for English-only models)
+    out = model.generate(input_features=features["input_features"], max_new_tokens=1, return_dict_in_generate=True)
+    assert out.sequences[0, : len(prompt)].tolist() == prompt
+    transcribe(model, processor, np.zeros(16_000, dtype=np.float32), language="ja", max_new_tokens=1)

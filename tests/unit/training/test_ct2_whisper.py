@@ -109,6 +109,7 @@ def test_converted_folder_computes_the_original_logits(ct2_folder, tmp_path):
     converted = WhisperForConditionalGeneration.from_pretrained(target).eval()
     assert processor.tokenizer.convert_ids_to_tokens(converted.config.decoder_start_token_id) == "<|startoftranscript|>"
     assert converted.generation_config.suppress_tokens == [5] and converted.config.tie_word_embeddings
+    assert converted.generation_config.is_multilingual is False  # fewer than 51865 tokens: a *.en vocabulary
     features = processor.feature_extractor(np.sin(np.arange(16_000) / 9.0), sampling_rate=16_000, return_tensors="pt")
     prompt = torch.tensor([[converted.config.decoder_start_token_id, 3, 4]])
     with torch.no_grad():
