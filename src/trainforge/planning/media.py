@@ -172,13 +172,15 @@ class MediaShape:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], processor: Mapping[str, Any] | None = None) -> MediaShape | None:
-        """A Whisper or Idefics3 config's shape; None for any other model (the text estimate's). ``processor``:
+        """A Whisper or Idefics3 config's shape (SmolVLM's ``smolvlm`` config is Idefics3's architecture under
+        another name: transformers builds it from Idefics3's modules); None for any other model (the text
+        estimate's). ``processor``:
         the folder's processor config (``processor_config.json``'s ``image_processor``, or
         ``preprocessor_config.json``), for the tiles an image is cut into."""
         model_type = config.get("model_type")
         if model_type == "whisper":
             return _whisper(config)
-        if model_type == "idefics3":
+        if model_type in ("idefics3", "smolvlm"):
             return _idefics3(config, processor or {})
         return None
 

@@ -81,6 +81,22 @@ def test_the_shapes_count_what_torch_builds(tiny_whisper_dir, tiny_idefics3_dir)
     assert shape.tiles_per_image == 1 and shape.image_tokens == 4  # the tiny processor does not split
 
 
+def test_a_smolvlm_config_is_counted_as_the_idefics3_it_is_built_from(tiny_idefics3_dir):
+    """SmolVLM's own ``model_type`` (newer SmolVLM checkpoints) gets the image+text shape, not the text one."""
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    config = json.loads((tiny_idefics3_dir / "config.json").read_text())
+    config = {
+        **config,
+        "model_type": "smolvlm",
+        "vision_config": {**config["vision_config"], "model_type": "smolvlm_vision"},
+    }
+    shape = MediaShape.from_config(config, {"image_processor": {"do_image_splitting": False}})
+    assert shape is not None and shape.kind == "vision-text"
+    model = AutoModelForImageTextToText.from_config(AutoConfig.for_model(**config))
+    assert shape.parameters == sum(p.numel() for p in model.parameters())
+
+
 def test_the_encoder_runs_over_its_fixed_positions_whatever_the_transcript():
     shape = whisper_small()
     encoder, decoder = shape.parts(text_tokens=50, images=0, adapter=False)
