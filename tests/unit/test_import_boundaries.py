@@ -86,6 +86,8 @@ EXCEPTIONS = {
     ("trainforge.training.entrypoint", "serving"),
     # a tuning trial's container prints the tuner's objective line (its metric definitions' source)
     ("trainforge.training.entrypoint", "tuning"),
+    # `trainforge convert-whisper` runs the CTranslate2 converter (imported when the command runs)
+    ("trainforge.cli", "training"),
 }
 
 
