@@ -211,6 +211,9 @@ class Endpoint(Published):
             if not server.container.running:
                 break
             time.sleep(0.2)
+        # the container goes before its log is read: a dying server may still be writing its last words, and
+        # SageMaker's reason quotes the log as it stands once the container has ended
+        server.container.kill()
         reason = (
             f"The primary container for production variant {server.variant} did not pass the ping health check. "
             f"Please check CloudWatch logs for this endpoint. Last log lines: {server.stream.last(8)}"
