@@ -16,14 +16,18 @@ from trainforge.data.fingerprint import fingerprints, mix64
 from trainforge.data.formats import texts
 
 
+def _keyed(digests: np.ndarray, seed: int) -> np.ndarray:
+    """The digests keyed by the seed and mixed: uniform on [0, 2**64)."""
+    return mix64(digests.astype(np.uint64) ^ mix64(np.array([seed], dtype=np.int64).view(np.uint64)))
+
+
 def validation_mask(digests: np.ndarray, seed: int, validation_fraction: float) -> np.ndarray:
     """True where the example with that digest (``fingerprint.py``) is held out.
 
-    The digest keyed by the seed and mixed is uniform on [0, 2**64); an example is held out when it falls
-    below ``fraction * 2**64``. Vectorised, so a million examples cost milliseconds.
+    An example is held out when its keyed digest falls below ``fraction * 2**64``. Vectorised, so a million
+    examples cost milliseconds.
     """
-    keyed = mix64(digests.astype(np.uint64) ^ mix64(np.array([seed], dtype=np.int64).view(np.uint64)))
-    return keyed < np.uint64(min(int(validation_fraction * 2**64), 2**64 - 1))
+    return _keyed(digests, seed) < np.uint64(min(int(validation_fraction * 2**64), 2**64 - 1))
 
 
 def split_records(
@@ -31,10 +35,14 @@ def split_records(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(train, validation) exactly as the validation report counted them and the trainer held them out."""
     digests = fingerprints([texts(record, fmt) for record in records]).digests
-    held_out = validation_mask(digests, seed, fraction).tolist()
-    train = [record for record, out in zip(records, held_out, strict=True) if not out]
-    validation = [record for record, out in zip(records, held_out, strict=True) if out]
-    return train, validation
+    return _partition(records, validation_mask(digests, seed, fraction))
+
+
+def _partition(
+    records: list[dict[str, Any]], held_out: np.ndarray
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    out = held_out.tolist()
+    return [r for r, o in zip(records, out, strict=True) if not o], [r for r, o in zip(records, out, strict=True) if o]
 
 
 def selection_split(
@@ -42,5 +50,14 @@ def selection_split(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A tuning trial's (train, selection): the training side split again, so that the examples a trial is
     scored on (its objective) are neither trained on nor the run's held-out examples, which score the model
-    the search chose. Seeded apart from the run's split (``seed + 1``): the two masks are independent."""
-    return split_records(train, fmt, seed + 1, fraction)
+    the search chose. Seeded apart from the run's split (``seed + 1``): the two masks are independent.
+
+    The slice is never empty while two distinct examples remain: on a few dozen records the hash mask can
+    select none, and a trial without a slice would be scored on its own training loss, which rewards
+    memorising. The example with the lowest keyed digest (the first the mask would take) then goes alone."""
+    digests = fingerprints([texts(record, fmt) for record in train]).digests
+    keyed = _keyed(digests, seed + 1)
+    chosen = keyed < np.uint64(min(int(fraction * 2**64), 2**64 - 1))
+    if not chosen.any() and len(set(digests.tolist())) > 1:
+        chosen = keyed == keyed.min()  # duplicates share a digest, so they stay on one side together
+    return _partition(train, chosen)

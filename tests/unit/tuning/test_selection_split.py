@@ -52,3 +52,16 @@ def test_only_a_tuning_runs_trials_get_a_selection_slice():
         training_hyperparameters(parse_spec(body + "tuning: {max_jobs: 2}"), report, "lite", "0" * 64)
     )
     assert single.selection_fraction == 0.0 and tuned.selection_fraction == 0.2
+
+
+def test_a_few_records_still_leave_a_trial_a_selection_slice():
+    # at 5% of six records the hash mask selects none (seed 7): the trial would be scored on its training loss
+    few = RECORDS[:6]
+    assert not split_records(few, "chat", 8, 0.05)[1]
+    rest, selection = selection_split(few, "chat", 7, 0.05)
+    assert len(selection) == 1 and len(rest) == 5
+
+
+def test_duplicates_alone_stay_on_one_side():
+    same = [chat("question", "answer")] * 4
+    assert selection_split(same, "chat", 7, 0.05) == (same, [])
