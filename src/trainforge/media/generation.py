@@ -46,6 +46,10 @@ def is_english_only(generation_config: Any) -> bool:
     return getattr(generation_config, "is_multilingual", True) is False
 
 
+class UnsupportedLanguage(ValueError):
+    """A language the speech model cannot be prompted in."""
+
+
 def speech_prefix(tokenizer: Any, language: str | None, english_only: bool = False) -> list[int]:
     """Whisper's decoder prompt: start, language (when the tokenizer knows it), task, no timestamps; start
     and no timestamps alone for an English-only model (``is_english_only``). The one prompt training labels
@@ -53,6 +57,11 @@ def speech_prefix(tokenizer: Any, language: str | None, english_only: bool = Fal
     names = ("startoftranscript", SPEECH_TASK, "notimestamps")
     start, task, no_timestamps = (tokenizer.convert_tokens_to_ids(f"<|{name}|>") for name in names)
     if english_only:
+        if language and language_code(language) != "en":  # its prompt cannot name a language: refuse, not ignore
+            raise UnsupportedLanguage(
+                f"language {language!r}: the model is an English-only Whisper (a *.en checkpoint, no language "
+                "tokens): it transcribes English only; use a multilingual Whisper for other languages"
+            )
         language, task = None, None
     ids = [start, language_token(tokenizer, language) if language else None, task, no_timestamps]
     return [i for i in ids if i is not None and i != tokenizer.unk_token_id]
@@ -69,12 +78,15 @@ def default_language(model: Any) -> str | None:
     """The language a request that names none is transcribed in: the model's generation config's
     ``language`` (training writes its data's dominant language there, ``save_speech_defaults``), as a code;
     Whisper's generate also accepts a token or a name there (``<|ja|>``, ``japanese``)."""
+    value = getattr(model.generation_config, "language", None)
+    return language_code(value) if isinstance(value, str) and value else None
+
+
+def language_code(language: str) -> str:
+    """``ja`` for ``ja``, ``<|ja|>`` or ``japanese``: the forms Whisper's generate accepts, as a code."""
     from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
 
-    value = getattr(model.generation_config, "language", None)
-    if not isinstance(value, str) or not value:
-        return None
-    value = value.lower().strip("<|>")
+    value = language.lower().strip("<|>")
     return TO_LANGUAGE_CODE.get(value, value)
 
 

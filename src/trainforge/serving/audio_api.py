@@ -25,7 +25,7 @@ from fastapi import APIRouter, Body, File, Form, UploadFile
 from fastapi.responses import PlainTextResponse
 from starlette.exceptions import HTTPException
 
-from trainforge.media.generation import SPEECH_TASK, default_language
+from trainforge.media.generation import SPEECH_TASK, UnsupportedLanguage, default_language
 from trainforge.media.headers import MediaError
 from trainforge.media.limits import base64_chars
 from trainforge.serving.media_engine import MediaEngine
@@ -45,6 +45,8 @@ def _transcription(engine: MediaEngine, audio: bytes, language: str | None, resp
         text, seconds = engine.transcribe(audio, language)
     except MediaError as exc:
         raise BadRequest(param, f"{param}: {exc}") from exc
+    except UnsupportedLanguage as exc:
+        raise BadRequest("language", str(exc)) from exc
     if response_format == "text":
         return PlainTextResponse(text)
     if response_format == "verbose_json":

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from trainforge.catalog import CATALOG, FAMILY_LORA_TARGETS, peft_target_modules
 from trainforge.media.decode import decode_audio, decode_image
-from trainforge.media.generation import dominant_language, load_media_model, speech_prefix
+from trainforge.media.generation import UnsupportedLanguage, dominant_language, load_media_model, speech_prefix
 from trainforge.media.limits import TARGET_SAMPLE_RATE, MediaLimits
 from trainforge.media.models import model_type
 from trainforge.media.records import image_parts
@@ -247,7 +247,10 @@ def speech_example(
     """A clip and its decoder tokens, refused when they outgrow the decoder: validation bounds transcripts
     in characters, the decoder holds ``max_target_positions`` tokens (448 in every Whisper), prompt included.
     ``english_only``: the model is an English-only Whisper (``generation.is_english_only``)."""
-    prefix = speech_prefix(processor.tokenizer, record.get("language"), english_only=english_only)
+    try:
+        prefix = speech_prefix(processor.tokenizer, record.get("language"), english_only=english_only)
+    except UnsupportedLanguage as exc:  # the record that names it
+        raise UnsupportedLanguage(f"{folder}: the record of {record['audio']}: {exc}") from exc
     target = transcript_ids(processor.tokenizer, record["text"])
     if len(prefix) + len(target) > positions:
         raise ValueError(

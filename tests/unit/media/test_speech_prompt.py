@@ -8,11 +8,13 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 from transformers import GenerationConfig
 
 from tests.media_data import tone_dataset
 from trainforge.local.opt_ml import prepare_training_tree
 from trainforge.media.generation import (
+    UnsupportedLanguage,
     default_language,
     dominant_language,
     is_english_only,
@@ -127,4 +129,22 @@ def test_an_english_only_whisper_trains_and_is_asked_with_start_and_no_timestamp
     # Whisper's own generate accepts the saved config (it refuses a language or task for English-only models)
     out = model.generate(input_features=features["input_features"], max_new_tokens=1, return_dict_in_generate=True)
     assert out.sequences[0, : len(prompt)].tolist() == prompt
-    transcribe(model, processor, np.zeros(16_000, dtype=np.float32), language="ja", max_new_tokens=1)
+    transcribe(model, processor, np.zeros(16_000, dtype=np.float32), language="en", max_new_tokens=1)
+
+
+def test_an_english_only_whisper_refuses_another_language_where_it_is_named(tmp_path, tiny_whisper_dir):
+    tokenizer = load_media_model(tiny_whisper_dir)[0].tokenizer
+    for english in ("en", "english", "<|en|>", None):
+        speech_prefix(tokenizer, english, english_only=True)
+    with pytest.raises(UnsupportedLanguage, match="'ja': the model is an English-only Whisper"):
+        speech_prefix(tokenizer, "ja", english_only=True)
+    data = tmp_path / "train"
+    tone_dataset(data, copies=1)
+    rows = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()]
+    rows[1]["language"] = "japanese"  # trained under a prompt without it, the model would learn nothing of it
+    (data / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    processor, model = load_media_model(tiny_whisper_dir)
+    with pytest.raises(UnsupportedLanguage, match=f"the record of {rows[1]['audio']}: language 'japanese'"):
+        build_media_objectives(
+            processor, data, None, TrainConfig(data_format="speech"), model.config, english_only=True
+        )

@@ -147,6 +147,18 @@ def test_a_transcription_without_a_language_is_decoded_in_the_model_default(tiny
     assert prompts == [speech_prefix(tokenizer, "ja"), speech_prefix(tokenizer, "en")]  # a request's own wins
 
 
+def test_an_english_only_model_answers_another_language_with_a_400_naming_it(speech, monkeypatch):
+    engine, http = speech
+    monkeypatch.setattr(engine.model.generation_config, "is_multilingual", False, raising=False)  # a *.en model
+    sdk = client(http)
+    assert isinstance(
+        sdk.audio.transcriptions.create(model="calls", file=("c.wav", wav_bytes()), language="en").text, str
+    )
+    with pytest.raises(openai.BadRequestError) as error:
+        sdk.audio.transcriptions.create(model="calls", file=("c.wav", wav_bytes()), language="ja")
+    assert error.value.body["param"] == "language" and "English-only" in error.value.body["message"]
+
+
 def test_too_many_images_and_a_part_that_is_no_object_are_named(vision):
     _, http = vision
     sdk = client(http)
