@@ -83,7 +83,7 @@ def build_tiny_whisper(path: Path, *, d_model: int = 64, layers: int = 1, seed: 
 def build_tiny_idefics3(path: Path, *, hidden_size: int = 64, layers: int = 2, seed: int = 0) -> Path:
     """A randomly initialised Idefics3 (SmolVLM's architecture): a one-layer SigLIP-style vision encoder
     on 64x64 images (16 patches, pixel-shuffled to 4 image tokens) and a tiny Llama, with the processor."""
-    from transformers import GenerationConfig, Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor
+    from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor
     from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 
     tokenizer = tiny_tokenizer()
@@ -97,19 +97,7 @@ def build_tiny_idefics3(path: Path, *, hidden_size: int = 64, layers: int = 2, s
         image_processor=images, tokenizer=tokenizer, image_seq_len=4, chat_template=PARTS_TEMPLATE
     )
     tokenizer.chat_template = PARTS_TEMPLATE
-    text = {
-        "model_type": "llama",
-        "vocab_size": len(tokenizer),
-        "hidden_size": hidden_size,
-        "intermediate_size": hidden_size * 2,
-        "num_hidden_layers": layers,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 512,
-        "pad_token_id": tokenizer.pad_token_id,
-        "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-    }
+    text = _text_config(tokenizer, hidden_size, layers, model_type="llama")
     vision = {
         "hidden_size": 32,
         "intermediate_size": 64,
@@ -125,9 +113,7 @@ def build_tiny_idefics3(path: Path, *, hidden_size: int = 64, layers: int = 2, s
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         tie_word_embeddings=False,
     )
-    generation = GenerationConfig(
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, max_new_tokens=32
-    )
+    generation = _generation_config(tokenizer)
     return _write(path, Idefics3ForConditionalGeneration, config, seed, processor, generation)
 
 
@@ -137,7 +123,7 @@ def build_tiny_qwen2_vl(path: Path, *, hidden_size: int = 64, layers: int = 2, s
     images resized to at most 64x64 pixels (a 48x48 shape: 36 patches, 9 tokens), and a tiny Qwen2 language
     model with multimodal rotary positions (``mrope_section`` halves the 16-wide heads as 16/24/24 halves
     Qwen2-VL's 128-wide ones)."""
-    from transformers import GenerationConfig, Qwen2VLConfig, Qwen2VLForConditionalGeneration
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     from trainforge.media.processors import Qwen2VLProcessor
@@ -151,19 +137,7 @@ def build_tiny_qwen2_vl(path: Path, *, hidden_size: int = 64, layers: int = 2, s
     )
     processor = Qwen2VLProcessor(image_processor=images, tokenizer=tokenizer, chat_template=QWEN2_VL_TEMPLATE)
     ids = dict(zip(QWEN2_VL_SPECIALS, tokenizer.convert_tokens_to_ids(QWEN2_VL_SPECIALS), strict=True))
-    text = {
-        "vocab_size": len(tokenizer),
-        "hidden_size": hidden_size,
-        "intermediate_size": hidden_size * 2,
-        "num_hidden_layers": layers,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 512,
-        "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]},
-        "pad_token_id": tokenizer.pad_token_id,
-        "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-    }
+    text = _text_config(tokenizer, hidden_size, layers, rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]})
     vision = {
         "depth": 1,
         "embed_dim": 32,
@@ -183,10 +157,32 @@ def build_tiny_qwen2_vl(path: Path, *, hidden_size: int = 64, layers: int = 2, s
         vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=False,
     )
-    generation = GenerationConfig(
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, max_new_tokens=32
-    )
+    generation = _generation_config(tokenizer)
     return _write(path, Qwen2VLForConditionalGeneration, config, seed, processor, generation)
+
+
+def _text_config(tokenizer: Any, hidden_size: int, layers: int, **extra: Any) -> dict[str, Any]:
+    """The tiny decoder both image+text families put behind their vision tower (``extra``: the family's own
+    keys), its vocabulary and special tokens the tokenizer's."""
+    return {
+        "vocab_size": len(tokenizer),
+        "hidden_size": hidden_size,
+        "intermediate_size": hidden_size * 2,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 512,
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        **extra,
+    }
+
+
+def _generation_config(tokenizer: Any) -> Any:
+    from transformers import GenerationConfig
+
+    return GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, max_new_tokens=32)
 
 
 def _write(path: Path, model_class: Any, config: Any, seed: int, *parts: Any) -> Path:
