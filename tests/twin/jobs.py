@@ -63,7 +63,32 @@ class Published:
             self.record.last_modified_time = now()
 
 
-class ContainerJob(Published):
+class Background(Published):
+    """A job whose work runs in a thread of its own (``run``); an exception there is the twin's own failure,
+    which ``finish_failed`` writes onto the record as SageMaker reports its own."""
+
+    def __init__(self, thread_name: str) -> None:
+        super().__init__()
+        self.thread = threading.Thread(target=self._main, daemon=True, name=thread_name)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _main(self) -> None:
+        try:
+            self.run()
+        except Exception as error:
+            traceback.print_exc()
+            self.finish_failed(f"InternalServerError: the SageMaker twin failed: {type(error).__name__}: {error}")
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+    def finish_failed(self, reason: str) -> None:
+        raise NotImplementedError
+
+
+class ContainerJob(Background):
     """Subclasses run the job (``run``: lay out the instance, ``run_container``, upload), say how a stop
     and the twin's own failure read on the record (``stopping``, ``finish_failed``) and which record field
     holds the status (``status_field``)."""
@@ -73,7 +98,7 @@ class ContainerJob(Published):
     status_field = ""  # the moto record's attribute holding the primary status
 
     def __init__(self, twin: SageMakerTwin, request: dict[str, Any], record: Any, region: str) -> None:
-        super().__init__()
+        super().__init__(f"twin-{self.kind}-{request[f'{self.kind}Name']}")
         self.twin = twin
         self.request = request
         self.record = record
@@ -85,7 +110,6 @@ class ContainerJob(Published):
         self.opt_ml = self.folder / "opt" / "ml"
         self.container: Container | None = None
         self.stop_cause = ""  # why the twin stopped the container ("" while nobody asked)
-        self.thread = threading.Thread(target=self._main, daemon=True, name=f"twin-{self.kind}-{self.name}")
 
     @property
     def status(self) -> str:
@@ -103,22 +127,6 @@ class ContainerJob(Published):
         return container_environment(runtime, self.folder, *layers)
 
     # --- the run
-    def start(self) -> None:
-        self.thread.start()
-
-    def _main(self) -> None:
-        try:
-            self.run()
-        except Exception as error:  # the twin's own failure: reported as SageMaker reports its own
-            traceback.print_exc()
-            self.finish_failed(f"InternalServerError: the SageMaker twin failed: {type(error).__name__}: {error}")
-
-    def run(self) -> None:
-        raise NotImplementedError
-
-    def finish_failed(self, reason: str) -> None:
-        raise NotImplementedError
-
     def run_container(
         self,
         argv: list[str],

@@ -43,13 +43,12 @@ import math
 import random
 import threading
 import time
-import traceback
 from typing import TYPE_CHECKING, Any
 
 from moto.core.utils import get_service_model
 
 from tests.twin import storage
-from tests.twin.jobs import Published, now
+from tests.twin.jobs import Background, now
 
 if TYPE_CHECKING:
     from tests.twin.twin import SageMakerTwin
@@ -104,13 +103,13 @@ class Ranges:
         return self.random.uniform(low, high)
 
 
-class TuningJob(Published):
+class TuningJob(Background):
     """One HyperParameterTuningJob: its trials run in a thread of their own, its state on moto's record."""
 
     def __init__(self, twin: SageMakerTwin, request: dict[str, Any], record: Any, region: str) -> None:
-        super().__init__()
         if "TrainingJobDefinition" not in request:
             raise NotImplementedError("the twin runs tuning jobs with one TrainingJobDefinition")
+        super().__init__(f"twin-tuning-{request['HyperParameterTuningJobName']}")
         self.twin = twin
         self.request = request
         self.record = record
@@ -123,7 +122,6 @@ class TuningJob(Published):
         self.trials: list[str] = []  # the trials' names, in the order they started
         self.tuned: dict[str, dict[str, str]] = {}  # trial -> its drawn values
         self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._main, daemon=True, name=f"twin-tuning-{self.name}")
         self.publish(
             hyper_parameter_tuning_job_status="InProgress",
             hyper_parameter_tuning_end_time=None,
@@ -139,17 +137,10 @@ class TuningJob(Published):
     def status(self) -> str:
         return str(self.record.hyper_parameter_tuning_job_status)
 
-    def start(self) -> None:
-        self.thread.start()
+    def finish_failed(self, reason: str) -> None:
+        self._end("Failed", reason)
 
     # --- the trials
-    def _main(self) -> None:
-        try:
-            self.run()
-        except Exception as error:  # the twin's own failure: reported as SageMaker reports its own
-            traceback.print_exc()
-            self._end("Failed", f"InternalServerError: the SageMaker twin failed: {type(error).__name__}: {error}")
-
     def run(self) -> None:
         client = storage.client("sagemaker", self.region)
         definition = self.request["TrainingJobDefinition"]
