@@ -148,6 +148,12 @@ TUNABLE: dict[str, tuple[Kind, bool, bool]] = {
 LORA_TARGETS = ("all-linear", "attention")
 
 
+def replays(method: str, data_format: str) -> bool:
+    """Whether general text can join the training mix (``data.replay_fraction``): supervised and continued
+    pretraining on text do; DPO's pairs and the speech and image+text objectives have no place for it."""
+    return method != "dpo" and data_format not in ("preference", "speech", "multimodal")
+
+
 def check_ranges(ranges: Mapping[str, Sequence[Any]]) -> None:
     """The spec's ``tuning.ranges``: known names, ``[low, high]`` numbers with low < high (positive on a log
     scale), or for ``lora_targets`` a list of known choices. Raises ValueError saying which and why."""
@@ -492,6 +498,15 @@ class JobSpec(_Section):
             raise ValueError("method dpo needs data.format preference (or auto)")
         if self.method == "continued_pretraining" and self.data.format not in ("auto", "text"):
             raise ValueError("method continued_pretraining needs data.format text (or auto)")
+        replayed = self.data.replay_fraction > 0 or (
+            self.tuning is not None and "replay_fraction" in self.tuning.ranges
+        )
+        if replayed and not replays(self.method, self.data.format):
+            raise ValueError(
+                f"data.replay_fraction: {'method dpo' if self.method == 'dpo' else f'data.format {self.data.format}'} "
+                "trains on no general text (DPO learns from preference pairs, speech and image+text models from "
+                "their media); set it to 0 and leave it out of tuning.ranges"
+            )
         if self.schedule is not None and self.trigger.on_new_data:
             raise ValueError("choose either schedule or trigger.on_new_data, not both")
         self._custom_fields()

@@ -286,6 +286,8 @@ def build_media_objectives(
     fmt, records, held_out, held_out_dir = split_channels(train_dir, validation_dir, config)
     if fmt not in ("speech", "multimodal"):
         raise ValueError(f"a speech or image+text model trains on speech or multimodal records, the data is {fmt}")
+    if config.replay_fraction > 0:  # the spec refuses it for these formats when it names them (``spec.replays``)
+        raise ValueError(f"data.replay_fraction: a {fmt} run replays no general text; set it to 0")
     kind: Any = SpeechToText if fmt == "speech" else ImageTextToText
     train = kind(_examples(processor, train_dir, records, fmt, model_config, english_only), processor)
     validation = (

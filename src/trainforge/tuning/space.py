@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from trainforge.spec import LORA_TARGETS, REPLAY_CAP, TUNABLE, Kind
+from trainforge.spec import LORA_TARGETS, REPLAY_CAP, TUNABLE, Kind, replays
 
 if TYPE_CHECKING:
     from trainforge.contracts import TrainingRequest
@@ -38,7 +38,7 @@ def default_space(settings: Mapping[str, Any], adapter: bool, steps_bound: bool)
     """Ranges around ``settings`` (the run's resolved hyperparameters): the learning rate a factor of 4 either
     way, the length of training from half to twice (``max_steps`` when the run is step-bound, else
     ``epochs``), batch from half to twice, warmup 0-15%, weight decay 0-0.1, replayed general text from none
-    to 30% (or twice the run's own share), and for adapters rank 4-64, alpha 4-128, dropout 0-0.2 and the
+    to 30% (or twice the run's own share) where the run's objective takes any (``spec.replays``), and for adapters rank 4-64, alpha 4-128, dropout 0-0.2 and the
     choice of target layers."""
     lr = float(settings["learning_rate"])
     batch = int(settings["batch_size"])
@@ -48,9 +48,10 @@ def default_space(settings: Mapping[str, Any], adapter: bool, steps_bound: bool)
         "batch_size": Param("batch_size", "int", max(1, batch // 2), max(2, batch * 2), log=True),
         "warmup_ratio": Param("warmup_ratio", "float", 0.0, 0.15),
         "weight_decay": Param("weight_decay", "float", 0.0, 0.1),
-        # forgetting's own lever: general text replayed beside the task's (a share of training sequences)
-        "replay_fraction": Param("replay_fraction", "float", 0.0, max(0.3, min(2 * replay, REPLAY_CAP))),
     }
+    if replays(str(settings.get("method", "lora")), str(settings.get("data_format", "auto"))):
+        # forgetting's own lever: general text replayed beside the task's (a share of training sequences)
+        space["replay_fraction"] = Param("replay_fraction", "float", 0.0, max(0.3, min(2 * replay, REPLAY_CAP)))
     if steps_bound:
         steps = int(settings["max_steps"])
         space["max_steps"] = Param("max_steps", "int", max(1, steps // 2), max(2, steps * 2), log=True)

@@ -132,6 +132,14 @@ def test_a_transcript_longer_than_the_decoder_is_refused(tmp_path, tiny_whisper_
         build_media_objectives(processor, tmp_path, None, TrainConfig(data_format="speech"), model.config)
 
 
+def test_replay_asked_of_a_speech_run_is_refused_not_ignored(tmp_path, tiny_whisper_dir):
+    tone_dataset(tmp_path, copies=1)
+    processor, model = load_media_model(tiny_whisper_dir)
+    config = TrainConfig(data_format="auto", replay_fraction=0.1)  # the spec let it through: the format was auto
+    with pytest.raises(ValueError, match=r"data\.replay_fraction: a speech run replays no general text"):
+        build_media_objectives(processor, tmp_path, None, config, model.config)
+
+
 def test_lora_wraps_the_catalog_targets(tiny_whisper_dir, tiny_idefics3_dir):
     config = TrainConfig(method="lora", lora_rank=4)
     _, whisper = load_media_trainable(tiny_whisper_dir, config)

@@ -67,6 +67,24 @@ def test_replay_is_a_lever_the_tuner_can_pull():
     assert (replay.low, replay.high) == (0.0, 0.3)
     assert search_space({**settings, "replay_fraction": 0.2}, {}, adapter=False)["replay_fraction"].high == 0.4
     assert search_space({**settings, "replay_fraction": 0.4}, {}, adapter=False)["replay_fraction"].high == 0.5
+    # where no general text can join the mix, a searched share would be a dimension that changes nothing
+    for method, fmt in (("dpo", "preference"), ("full", "speech"), ("lora", "multimodal")):
+        assert "replay_fraction" not in search_space({**settings, "method": method, "data_format": fmt}, {}, False)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "method: dpo\ndata: {train: d.jsonl, replay_fraction: 0.1}",
+        "data: {train: d.jsonl, format: speech, replay_fraction: 0.1}",
+        "method: dpo\ndata: {train: d.jsonl}\ntuning: {ranges: {replay_fraction: [0, 0.2]}}",
+    ],
+)
+def test_replay_where_nothing_replays_is_refused_not_ignored(body):
+    from trainforge.errors import SpecInvalid
+
+    with pytest.raises(SpecInvalid, match=r"data\.replay_fraction: .* trains on no general text"):
+        parse_spec(f"name: t\nbase_model: tiny\n{body}\n")
 
 
 @pytest.mark.parametrize(
