@@ -3,8 +3,9 @@
 A checkpoint holds the trainable weights and the optimizer state (written with
 ``torch.distributed.checkpoint``: each rank writes its own shard, so a sharded FSDP model is never gathered
 onto one device, and a checkpoint resumes on a different number of processes), the scheduler, the step (the
-data position is a pure function of the step and the seed), the best validation loss and every rank's RNG
-states. It is written to a temporary folder, completed with a ``COMPLETE`` marker and then renamed, so a
+data position is a pure function of the step and the seed), the best validation loss and its step, and
+every rank's RNG states. The best step's checkpoint outlives the rotation, so a run that validates ends
+with its best weights even when it was resumed after them. It is written to a temporary folder, completed with a ``COMPLETE`` marker and then renamed, so a
 process killed mid-write leaves either the previous checkpoint or the new one, never half of one.
 """
 
@@ -20,7 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed.checkpoint as dcp
-from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_state_dict,
+    set_model_state_dict,
+    set_state_dict,
+)
 
 from trainforge.errors import TrainingFailed
 from trainforge.training.distributed import World
@@ -38,6 +45,9 @@ class TrainingState:
     best_eval_loss: float
     evals_without_improvement: int
     tokens_seen: int
+    #: the step of the best validation loss (0: none yet); its checkpoint is kept out of the rotation, and
+    #: the run ends with its trainable weights (``load_weights``). Checkpoints from before it read as 0.
+    best_step: int = 0
 
 
 def rng_state() -> dict[str, Any]:
@@ -74,7 +84,7 @@ def save_checkpoint(
     wins, and with a disk per node (SageMaker syncs each node's checkpoint folder to the same S3 prefix)
     every node's shards land under the same ``step-*`` name.
     """
-    final = root / f"{_PREFIX}{state.step:08d}"
+    final = step_folder(root, state.step)
     partial = root / f".partial-{final.name}"
     if world.local_rank == 0:
         for stale in (partial, final):  # left by a run that died after this step; never loaded (no marker)
@@ -93,10 +103,27 @@ def save_checkpoint(
         with contextlib.suppress(FileNotFoundError):
             partial.rename(final)
         older = sorted(p for p in root.glob(f"{_PREFIX}*") if p.name <= final.name)
+        best = step_folder(root, state.best_step).name
         for old in older[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+            if old.name != best:  # the best weights stay until the run ends with them
+                shutil.rmtree(old, ignore_errors=True)
     world.barrier()
     return final
+
+
+def step_folder(root: Path, step: int) -> Path:
+    return root / f"{_PREFIX}{step:08d}"
+
+
+def load_weights(checkpoint: Path, model: torch.nn.Module) -> None:
+    """Collective: the trainable weights of ``checkpoint`` into ``model``, in place (the optimizer, the
+    scheduler and the step stay as they are: the run is over, only its weights go back)."""
+    model_state = get_model_state_dict(model, options=_TRAINABLE)
+    try:
+        dcp.load({"model": model_state}, checkpoint_id=checkpoint)  # the model's keys only
+    except (dcp.api.CheckpointException, RuntimeError, ValueError, KeyError) as exc:
+        raise _mismatch(checkpoint, exc) from exc
+    set_model_state_dict(model, model_state, options=_TRAINABLE)
 
 
 def complete_checkpoints(root: Path) -> list[Path]:

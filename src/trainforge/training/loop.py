@@ -21,7 +21,7 @@ import torch
 from trainforge.errors import NonFiniteLoss, OutOfMemory
 from trainforge.planning.work import optimizer_steps
 from trainforge.training.attention import use_packed_attention
-from trainforge.training.checkpoint import TrainingState, load_latest, save_checkpoint
+from trainforge.training.checkpoint import TrainingState, load_latest, load_weights, save_checkpoint, step_folder
 from trainforge.training.config import TrainConfig
 from trainforge.training.devices import Device
 from trainforge.training.distributed import World, gradient_sync, wrap
@@ -50,6 +50,8 @@ class Outcome:
     history: list[dict[str, Any]] = field(default_factory=list)
     #: the highest peak memory of the run (bytes; RSS on a CPU, allocated device memory on a GPU), if known
     peak_memory: int | None = None
+    #: the step whose trainable weights the run ended with, when not its last (the best validation loss's)
+    restored_step: int | None = None
 
 
 def cosine_with_warmup(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -203,7 +205,8 @@ def run_training(
             stop = _validate(model, validation, config, device, world, state, outcome, emit, steps, memory)
             # a SIGTERM may reach one rank a step before another: all ranks checkpoint and stop together
             interrupted = world.any(interrupt.requested)
-            if state.step % config.checkpoint_every == 0 or interrupted or stop:
+            best_now = state.best_step == state.step  # its weights may be the ones the run ends with
+            if state.step % config.checkpoint_every == 0 or interrupted or stop or best_now:
                 save_checkpoint(checkpoint_dir, model, optimizer, scheduler, state, config.keep_checkpoints, world)
             if interrupted:
                 outcome.interrupted = True
@@ -220,7 +223,22 @@ def run_training(
     outcome.peak_memory = memory.run
     if validation is not None and math.isfinite(state.best_eval_loss):
         outcome.best_eval_loss = state.best_eval_loss
+        if not outcome.interrupted and 0 < state.best_step < state.step:
+            _restore_best(model, checkpoint_dir, state, outcome, emit, world)
     return outcome
+
+
+def _restore_best(
+    model: torch.nn.Module, checkpoint_dir: Path, state: TrainingState, outcome: Outcome, emit: Emit, world: World
+) -> None:
+    """End with the weights of the best validation loss, as HF's ``load_best_model_at_end`` and Keras's
+    ``restore_best_weights`` do: the run's figures (its best loss, a tuning trial's objective and forgetting)
+    and the model it exports are then the same model's. Early stopping in particular stops ``patience``
+    evaluations after the best, so its last weights are by construction worse on validation."""
+    load_weights(step_folder(checkpoint_dir, state.best_step), model)
+    outcome.restored_step = state.best_step
+    if world.is_main:
+        emit({"event": "restored_best", "step": state.best_step, "eval_loss": round(state.best_eval_loss, 6)})
 
 
 def _validate(
@@ -241,7 +259,7 @@ def _validate(
         return False
     eval_loss = evaluate(model, validation, config, device, world)
     if eval_loss < state.best_eval_loss - 1e-4:
-        state.best_eval_loss, state.evals_without_improvement = eval_loss, 0
+        state.best_eval_loss, state.evals_without_improvement, state.best_step = eval_loss, 0, state.step
     else:
         state.evals_without_improvement += 1
     if world.is_main:

@@ -148,6 +148,40 @@ def test_early_stopping_on_validation_loss(opt_ml):
     assert summary["stopped_early"] and summary["steps"] < 60
 
 
+def test_a_run_that_validates_ends_with_its_best_weights(opt_ml):
+    from transformers import AutoTokenizer
+
+    from trainforge.training.checkpoint import step_folder
+    from trainforge.training.config import TrainConfig
+    from trainforge.training.data_setup import build_objectives
+    from trainforge.training.devices import select_device
+    from trainforge.training.distributed import World
+    from trainforge.training.loop import evaluate
+
+    # a learning rate that overshoots: validation loss falls, then climbs until early stopping ends the run
+    root = opt_ml(
+        max_steps=60,
+        learning_rate=0.9,
+        eval_every=1,
+        early_stopping_patience=2,
+        max_grad_norm=100.0,
+        keep_checkpoints=1,
+    )
+    summary = train_from_contract(root)
+    evals = {m["step"]: m["eval_loss"] for m in metrics(root) if "eval_loss" in m}
+    best = min(evals, key=evals.__getitem__)
+    assert summary["stopped_early"] and best < summary["steps"] and summary["restored_step"] == best
+    assert (step_folder(root / "checkpoints", best)).is_dir()  # kept out of a rotation that keeps one
+    assert {"event": "restored_best", "step": best, "eval_loss": evals[best]} in metrics(root)
+    # the exported model is the best step's: it scores the best validation loss, not the last step's
+    config = TrainConfig.model_validate(summary["hyperparameters"])
+    model = AutoModelForCausalLM.from_pretrained(root / "model", dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(root / "model")
+    validation = build_objectives(tokenizer, root / "input/data/train", None, config).validation
+    loss = evaluate(model, validation, config, select_device("cpu", "fp32"), World(0, 1, 0))
+    assert loss == pytest.approx(evals[best], abs=1e-4) and evals[summary["steps"]] > evals[best] + 1e-3
+
+
 def test_non_finite_loss_fails_with_a_typed_reason(opt_ml, monkeypatch):
     from trainforge.training import objectives
     from trainforge.training.entrypoint import main
