@@ -154,6 +154,19 @@ def replays(method: str, data_format: str) -> bool:
     return method != "dpo" and data_format not in ("preference", "speech", "multimodal")
 
 
+def replay_refusal(spec: JobSpec, data_format: str) -> str | None:
+    """Why ``spec`` may not replay general text on data of ``data_format`` (None: it may, or asks none): the
+    spec's own check with the format it names, and the plan's with the format validation detected."""
+    asked = spec.data.replay_fraction > 0 or (spec.tuning is not None and "replay_fraction" in spec.tuning.ranges)
+    if not asked or replays(spec.method, data_format):
+        return None
+    what = "method dpo" if spec.method == "dpo" else f"data.format {data_format}"
+    return (
+        f"data.replay_fraction: {what} trains on no general text (DPO learns from preference pairs, speech and "
+        "image+text models from their media); set it to 0 and leave it out of tuning.ranges"
+    )
+
+
 def check_ranges(ranges: Mapping[str, Sequence[Any]]) -> None:
     """The spec's ``tuning.ranges``: known names, ``[low, high]`` numbers with low < high (positive on a log
     scale), or for ``lora_targets`` a list of known choices. Raises ValueError saying which and why."""
@@ -498,15 +511,9 @@ class JobSpec(_Section):
             raise ValueError("method dpo needs data.format preference (or auto)")
         if self.method == "continued_pretraining" and self.data.format not in ("auto", "text"):
             raise ValueError("method continued_pretraining needs data.format text (or auto)")
-        replayed = self.data.replay_fraction > 0 or (
-            self.tuning is not None and "replay_fraction" in self.tuning.ranges
-        )
-        if replayed and not replays(self.method, self.data.format):
-            raise ValueError(
-                f"data.replay_fraction: {'method dpo' if self.method == 'dpo' else f'data.format {self.data.format}'} "
-                "trains on no general text (DPO learns from preference pairs, speech and image+text models from "
-                "their media); set it to 0 and leave it out of tuning.ranges"
-            )
+        refused = replay_refusal(self, self.data.format)
+        if refused:
+            raise ValueError(refused)
         if self.schedule is not None and self.trigger.on_new_data:
             raise ValueError("choose either schedule or trigger.on_new_data, not both")
         self._custom_fields()

@@ -167,6 +167,13 @@ def test_a_speech_plan_names_the_encoder_and_sizes_the_instance_from_it():
     assert time.flops_per_token > 10 * 6 * whisper_small().parameters
 
 
+def test_replay_searched_on_data_validation_found_to_be_speech_is_refused_by_the_plan():
+    # the spec's format is auto, so the spec could not know; the report's detected format can
+    job = spec(base_model="speech", method="full", tuning="{ranges: {replay_fraction: [0.0, 0.2]}}")
+    refusals = plan(job, WHISPER_SMALL, report=speech_report()).refusals
+    assert any(r.startswith("data.replay_fraction: data.format speech trains on no general text") for r in refusals)
+
+
 def test_full_fine_tuning_of_whisper_large_on_a_16_gib_gpu_is_refused_naming_lora():
     job = spec(base_model="speech", method="full", compute="{instance_type: ml.g4dn.xlarge}")
     # the turbo model's 4-layer decoder fits at micro-batch 1 with checkpointing; large-v3's 32 layers do not
