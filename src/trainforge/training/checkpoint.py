@@ -121,9 +121,15 @@ def load_weights(checkpoint: Path, model: torch.nn.Module) -> None:
     model_state = get_model_state_dict(model, options=_TRAINABLE)
     try:
         dcp.load({"model": model_state}, checkpoint_id=checkpoint)  # the model's keys only
-    except (dcp.api.CheckpointException, RuntimeError, ValueError, KeyError) as exc:
-        raise _mismatch(checkpoint, exc) from exc
-    set_model_state_dict(model, model_state, options=_TRAINABLE)
+    except (dcp.api.CheckpointException, RuntimeError, ValueError, KeyError, FileNotFoundError) as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise TrainingFailed(
+            f"the best validation loss's checkpoint {checkpoint} could not be read back at the end of the run "
+            f"(removed while the run was going?); the last step's checkpoint is beside it. {reason}"
+        ) from exc
+    keys = set_model_state_dict(model, model_state, options=_TRAINABLE)
+    if keys.unexpected_keys or set(keys.missing_keys) & set(model_state):
+        raise _mismatch(checkpoint, keys)
 
 
 def complete_checkpoints(root: Path) -> list[Path]:

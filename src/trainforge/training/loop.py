@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -147,6 +148,11 @@ def run_training(
     steps = total_steps(config, len(train), world)
     scheduler = cosine_with_warmup(optimizer, int(config.warmup_ratio * steps), steps)
     state = load_latest(checkpoint_dir, model, optimizer, scheduler, world) or TrainingState(0, math.inf, 0, 0)
+    # a run that validates ends with its best weights, read back from that step's checkpoint (``_restore_best``);
+    # across nodes no disk holds a whole checkpoint before S3 merges them, so there the last weights stay
+    restores = validation is not None and _one_disk(world)
+    if validation is not None and not restores and world.is_main:
+        emit({"event": "note", "message": "several nodes: the run ends with its last weights, not its best"})
     if state.step and world.is_main:
         emit({"event": "resumed", "step": state.step})
     interrupt = _Interrupt()
@@ -205,7 +211,7 @@ def run_training(
             stop = _validate(model, validation, config, device, world, state, outcome, emit, steps, memory)
             # a SIGTERM may reach one rank a step before another: all ranks checkpoint and stop together
             interrupted = world.any(interrupt.requested)
-            best_now = state.best_step == state.step  # its weights may be the ones the run ends with
+            best_now = restores and state.best_step == state.step  # the weights the run may end with
             if state.step % config.checkpoint_every == 0 or interrupted or stop or best_now:
                 save_checkpoint(checkpoint_dir, model, optimizer, scheduler, state, config.keep_checkpoints, world)
             if interrupted:
@@ -223,9 +229,16 @@ def run_training(
     outcome.peak_memory = memory.run
     if validation is not None and math.isfinite(state.best_eval_loss):
         outcome.best_eval_loss = state.best_eval_loss
-        if not outcome.interrupted and 0 < state.best_step < state.step:
+        if restores and not outcome.interrupted and 0 < state.best_step < state.step:
             _restore_best(model, checkpoint_dir, state, outcome, emit, world)
     return outcome
+
+
+def _one_disk(world: World) -> bool:
+    """Whether every process of the run writes to one disk (one node): only then can each read back the
+    whole of a checkpoint it just wrote. SageMaker gives each node a disk of its own and merges their parts
+    only in S3, which a resumed job downloads whole; torchrun says how many processes share a node."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", str(world.size))) == world.size
 
 
 def _restore_best(
@@ -238,7 +251,9 @@ def _restore_best(
     load_weights(step_folder(checkpoint_dir, state.best_step), model)
     outcome.restored_step = state.best_step
     if world.is_main:
-        emit({"event": "restored_best", "step": state.best_step, "eval_loss": round(state.best_eval_loss, 6)})
+        # not "eval_loss": readers of validation records (SageMaker's metric regexes, pruning, the loss chart)
+        # would count the restored step's loss a second time
+        emit({"event": "restored_best", "step": state.best_step, "validation_loss": round(state.best_eval_loss, 6)})
 
 
 def _validate(

@@ -195,7 +195,9 @@ def test_a_job_placed_on_a_missing_accelerator_fails_before_starting_a_worker_pe
 def test_a_sigterm_on_one_rank_stops_every_rank_at_the_same_checkpoint(tmp_path, tiny_model_dir):
     """A spot reclaim's SIGTERM can reach one worker a step before another; ranks that disagreed on
     whether to checkpoint would each wait in a different collective, for ever."""
-    root = build_opt_ml(tmp_path / "opt_ml", tiny_model_dir, batch_size=2, max_steps=400, checkpoint_every=1000)
+    root = build_opt_ml(
+        tmp_path / "opt_ml", tiny_model_dir, batch_size=2, max_steps=400, checkpoint_every=1000, eval_every=1000
+    )  # no validation before the end: a new best loss would write a checkpoint of its own
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *entry_point(root)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)

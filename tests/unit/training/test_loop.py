@@ -172,7 +172,7 @@ def test_a_run_that_validates_ends_with_its_best_weights(opt_ml):
     best = min(evals, key=evals.__getitem__)
     assert summary["stopped_early"] and best < summary["steps"] and summary["restored_step"] == best
     assert (step_folder(root / "checkpoints", best)).is_dir()  # kept out of a rotation that keeps one
-    assert {"event": "restored_best", "step": best, "eval_loss": evals[best]} in metrics(root)
+    assert {"event": "restored_best", "step": best, "validation_loss": evals[best]} in metrics(root)
     # the exported model is the best step's: it scores the best validation loss, not the last step's
     config = TrainConfig.model_validate(summary["hyperparameters"])
     model = AutoModelForCausalLM.from_pretrained(root / "model", dtype=torch.float32)
@@ -202,3 +202,14 @@ def test_continued_pretraining_and_dpo_run(opt_ml, tmp_path):
     losses = [m["loss"] for m in metrics(root) if "loss" in m]
     assert summary["data_format"] == "preference" and losses[0] == pytest.approx(0.6931, abs=1e-3)  # log 2 at start
     assert losses[-1] < losses[0]
+
+
+def test_only_a_run_on_one_node_reads_its_best_weights_back(monkeypatch):
+    from trainforge.training.distributed import World
+    from trainforge.training.loop import _one_disk
+
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert _one_disk(World(0, 1, 0))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun: four processes on this node
+    assert _one_disk(World(0, 4, 0))
+    assert not _one_disk(World(5, 8, 1))  # eight on two nodes: each node's disk holds half a checkpoint
