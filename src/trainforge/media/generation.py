@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from trainforge.errors import TrainingFailed
 from trainforge.media.limits import TARGET_SAMPLE_RATE
 from trainforge.media.models import media_modality
 
@@ -46,8 +47,9 @@ def is_english_only(generation_config: Any) -> bool:
     return getattr(generation_config, "is_multilingual", True) is False
 
 
-class UnsupportedLanguage(ValueError):
-    """A language the speech model cannot be prompted in."""
+class UnsupportedLanguage(TrainingFailed, ValueError):
+    """A language the speech model cannot be prompted in: a training job's own reason (its failure file names
+    it, not "unexpected"), a transcription request's 400."""
 
 
 def speech_prefix(tokenizer: Any, language: str | None, english_only: bool = False) -> list[int]:
