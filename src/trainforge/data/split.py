@@ -56,8 +56,8 @@ def selection_split(
     select none, and a trial without a slice would be scored on its own training loss, which rewards
     memorising. The example with the lowest keyed digest (the first the mask would take) then goes alone."""
     digests = fingerprints([texts(record, fmt) for record in train]).digests
-    keyed = _keyed(digests, seed + 1)
-    chosen = keyed < np.uint64(min(int(fraction * 2**64), 2**64 - 1))
+    chosen = validation_mask(digests, seed + 1, fraction)
     if not chosen.any() and len(set(digests.tolist())) > 1:
+        keyed = _keyed(digests, seed + 1)
         chosen = keyed == keyed.min()  # duplicates share a digest, so they stay on one side together
     return _partition(train, chosen)

@@ -5,8 +5,9 @@ A checkpoint holds the trainable weights and the optimizer state (written with
 onto one device, and a checkpoint resumes on a different number of processes), the scheduler, the step (the
 data position is a pure function of the step and the seed), the best validation loss and its step, and
 every rank's RNG states. The best step's checkpoint outlives the rotation, so a run that validates ends
-with its best weights even when it was resumed after them. It is written to a temporary folder, completed with a ``COMPLETE`` marker and then renamed, so a
-process killed mid-write leaves either the previous checkpoint or the new one, never half of one.
+with its best weights even when it was resumed after them. It is written to a temporary folder, completed
+with a ``COMPLETE`` marker and then renamed, so a process killed mid-write leaves either the previous
+checkpoint or the new one, never half of one.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def save_checkpoint(
         older = sorted(p for p in root.glob(f"{_PREFIX}*") if p.name <= final.name)
         best = step_folder(root, state.best_step).name
         for old in older[:-keep]:
-            if old.name != best:  # the best weights stay until the run ends with them
+            if old.name != best:  # the best step's weights stay: the run ends with them
                 shutil.rmtree(old, ignore_errors=True)
     world.barrier()
     return final
