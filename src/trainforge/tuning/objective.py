@@ -33,8 +33,11 @@ TUNING_METRICS = {
     "tuning:objective": "tuning_objective",
     "tuning:forgetting": "forgetting",
     "tuning:best_eval_loss": "best_eval_loss",
+    # the step whose weights the trial ended with: a refit of the chosen trial trains as long (``tuning.refit``)
+    "tuning:model_step": "model_step",
 }
 OBJECTIVE_METRIC = "tuning:objective"
+MODEL_STEP = "tuning:model_step"
 
 
 def metric_definitions() -> list[dict[str, str]]:
@@ -45,7 +48,7 @@ def constrained(loss: float, forgetting: float, max_forgetting: float) -> float:
     return loss if forgetting <= max_forgetting else loss + INFEASIBLE_PENALTY + forgetting
 
 
-def objective_record(loss: float, forgetting: float, max_forgetting: float) -> dict[str, Any]:
+def objective_record(loss: float, forgetting: float, max_forgetting: float, model_step: int) -> dict[str, Any]:
     """The line the training container prints at the end of a tuning trial."""
     return {
         "event": EVENT,
@@ -53,6 +56,7 @@ def objective_record(loss: float, forgetting: float, max_forgetting: float) -> d
         "best_eval_loss": round(loss, 6),
         "forgetting": round(forgetting, 6),
         "feasible": forgetting <= max_forgetting,
+        "model_step": model_step,
     }
 
 

@@ -58,7 +58,8 @@ def with_objective_progress(emit: Emit, config: TrainConfig) -> Emit:
 
 def trial_objective(model: Any, tokenizer: Any, config: TrainConfig, outcome: Any, before: Any) -> dict[str, Any]:
     """The trial's figures for the tuner: best validation loss, forgetting (the worst text probe's relative
-    perplexity increase since the start) and the constrained objective (``tuning.objective``)."""
+    perplexity increase since the start), the constrained objective (``tuning.objective``) and the step whose
+    weights the trial ended with (its best validation loss's, restored, or its last)."""
     from trainforge.evaluation.probes import relative_increase, text_nll
     from trainforge.tuning.objective import objective_record
 
@@ -66,4 +67,5 @@ def trial_objective(model: Any, tokenizer: Any, config: TrainConfig, outcome: An
     forgetting = max(relative_increase(before[name], after[name]) for name in before)
     loss = outcome.best_eval_loss if outcome.best_eval_loss is not None else outcome.final_loss
     assert config.max_forgetting is not None
-    return objective_record(float(loss), forgetting, config.max_forgetting)
+    model_step = outcome.restored_step if outcome.restored_step is not None else outcome.steps
+    return objective_record(float(loss), forgetting, config.max_forgetting, model_step)

@@ -130,6 +130,9 @@ def test_the_metric_regexes_match_what_the_real_container_prints(tmp_path, tiny_
     assert found[OBJECTIVE_METRIC] == [evals[0], min(evals), objective["tuning_objective"]]
     assert found["tuning:forgetting"] == [objective["forgetting"]]
     assert found["tuning:best_eval_loss"] == [objective["best_eval_loss"]] == [min(found["validation:loss"])]
+    # the step whose weights the trial ended with (a refit trains as long): the restored best's, else the last
+    restored = [r["step"] for r in printed if r.get("event") == "restored_best"]
+    assert found["tuning:model_step"] == [objective["model_step"]] == [restored[0] if restored else 2]
     steps = [r["loss"] for r in printed if "step" in r and "loss" in r]
     assert len(steps) == 2 and set(steps) <= set(found["train:loss"])
 
