@@ -37,6 +37,7 @@ FUNCTIONS: dict[str, str | None] = {
     "merge_validation": "MergeValidationFunctionArn",
     "plan_run": "PlanRunFunctionArn",
     "prepare_training": "PrepareTrainingFunctionArn",
+    "prepare_refit": "PrepareRefitFunctionArn",
     "prepare_evaluation": "PrepareEvaluationFunctionArn",
     "read_evaluation": "ReadEvaluationFunctionArn",
     "register_model": "RegisterModelFunctionArn",
@@ -63,8 +64,8 @@ READ_USER_DATA = (
     "validate_shard",
     "prepare_training",
 )
-#: touch nothing in S3 but the run folders (prepare_evaluation also describes the training job)
-RUNS_ONLY = ("prepare_evaluation", "record_outcome")
+#: touch nothing in S3 but the run folders (the two prepare steps also describe the tuning and training jobs)
+RUNS_ONLY = ("prepare_refit", "prepare_evaluation", "record_outcome")
 #: put endpoints in place (their records under deployments/ in the artifacts bucket); a failed continuous
 #: evaluation may roll its challenger back
 ENDPOINT_FUNCTIONS = ("deploy_model", "check_parity", "rollout", "record_continuous_evaluation")
@@ -278,17 +279,19 @@ class PipelineStack(Stack):
         )
         self._grant_plan(f["plan_run"], artifacts_bucket)
         # the model's location, as the training job reports it; a tuned run's best training job and its trials
-        f["prepare_evaluation"].add_to_role_policy(
-            iam.PolicyStatement(
-                sid="ReadTrainingJob",
-                actions=[
-                    "sagemaker:DescribeTrainingJob",
-                    "sagemaker:DescribeHyperParameterTuningJob",
-                    "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
-                ],
-                resources=[f"{arn}:training-job/*", f"{arn}:hyper-parameter-tuning-job/*"],
+        # (prepare_refit: the best trial's settings and how long it trained, for the refit)
+        for name in ("prepare_refit", "prepare_evaluation"):
+            f[name].add_to_role_policy(
+                iam.PolicyStatement(
+                    sid="ReadTrainingJob",
+                    actions=[
+                        "sagemaker:DescribeTrainingJob",
+                        "sagemaker:DescribeHyperParameterTuningJob",
+                        "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+                    ],
+                    resources=[f"{arn}:training-job/*", f"{arn}:hyper-parameter-tuning-job/*"],
+                )
             )
-        )
         f["register_model"].add_to_role_policy(
             iam.PolicyStatement(
                 actions=[

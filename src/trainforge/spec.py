@@ -219,6 +219,12 @@ class TuningSpec(_Section):
         "objective, pruning, early stopping), so the run's held-out examples, which evaluate the chosen model, "
         "never choose it; 0: trials score on the held-out examples and the run's figures are then optimistic",
     )
+    refit: bool = Field(
+        True,
+        description="train the chosen trial's settings once more on the whole training side (its selection "
+        "slice included), as long in epochs as the trial's model trained, and make that the run's model; false: "
+        "the chosen trial's own model",
+    )
 
     @field_validator("ranges")
     @classmethod

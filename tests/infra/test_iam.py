@@ -269,9 +269,26 @@ def test_every_function_gets_the_contracts_environment(synthesized):
     )
 
 
-def test_prepare_evaluation_reads_the_model_location_from_the_training_job(synthesized):
-    (describe,) = allowed(function_statements(synthesized, "prepare_evaluation"), "sagemaker:DescribeTrainingJob")
-    assert any(text(resource).endswith(':training-job/*"') for resource in describe["Resource"])
+@pytest.mark.parametrize("name", ["prepare_evaluation", "prepare_refit"])
+def test_the_prepare_steps_read_the_training_and_tuning_jobs(synthesized, name):
+    """PrepareEvaluation: the model's location; both: a tuning job's best trial and its trials; PrepareRefit
+    also that trial's settings and metrics (all DescribeTrainingJob)."""
+    statements = function_statements(synthesized, name)
+    for action in (
+        "sagemaker:DescribeTrainingJob",
+        "sagemaker:DescribeHyperParameterTuningJob",
+        "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+    ):
+        (statement,) = allowed(statements, action)
+        resources = [text(resource) for resource in statement["Resource"]]
+        assert any(r.endswith(':training-job/*"') for r in resources)
+        assert any(r.endswith(':hyper-parameter-tuning-job/*"') for r in resources)
+    assert not [
+        a
+        for s in statements
+        for a in actions(s)
+        if a.startswith("sagemaker:") and "Describe" not in a and "List" not in a
+    ]
 
 
 def test_the_plan_reads_the_applied_quotas_and_the_defaults_the_applied_list_leaves_out(synthesized):

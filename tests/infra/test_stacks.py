@@ -73,7 +73,7 @@ def test_functions_have_dlq_tracing_vpc_and_reserve_no_concurrency_by_default(sy
         for k, f in resources(synthesized, "pipeline", "AWS::Lambda::Function").items()
         if "Handler" in f["Properties"] and f["Properties"]["Handler"] == "app.handler"
     }
-    assert len(functions) == len(FUNCTIONS) == 19
+    assert len(functions) == len(FUNCTIONS) == 20
     for function in functions.values():
         props = function["Properties"]
         assert props["Runtime"] == "python3.14" and props["TracingConfig"] == {"Mode": "Active"}

@@ -1,11 +1,13 @@
 """The one end-to-end tuning run (local: Optuna over ``trainforge-train`` trials), on the tiny model: a spec
 with no ``hyperparameters:`` gets automatic settings with their reasons; the study is killed mid-trial and
 the rerun resumes it (finished trials kept, the interrupted one continued from its own checkpoints); the
-best trial then goes through evaluation, gate and registry as a single run's model does."""
+best trial's settings are then refit on the whole training side, and that model goes through evaluation,
+gate and registry as a single run's model does."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -43,6 +45,11 @@ def _second_trial_checkpointed(tune: Path) -> bool:
     return len(folders) >= 2 and any((folders[1] / "opt-ml/checkpoints").glob("step-*/COMPLETE"))
 
 
+def trial_examples(metrics: Path) -> int:
+    """The training examples a trial's data record counted (its selection slice held out)."""
+    return next(json.loads(line)["examples"] for line in metrics.read_text().splitlines() if '"event": "data"' in line)
+
+
 @pytest.mark.slow  # ~40 s on 2 idle cores: three tiny training processes, a kill, an evaluation
 def test_a_killed_study_resumes_and_its_best_trial_is_the_run(tmp_path, capsys):
     data = tmp_path / "ws" / "data"
@@ -74,7 +81,8 @@ def test_a_killed_study_resumes_and_its_best_trial_is_the_run(tmp_path, capsys):
 
     outcome = LocalRunner(Settings(workspace=tmp_path / "ws", data_uri=data.as_uri())).run(spec)
     assert outcome.status == "succeeded", outcome.failure
-    assert outcome.steps[outcome.steps.index("Prepare") + 1] == "Tune"
+    tune_at = outcome.steps.index("Tune")
+    assert outcome.steps[tune_at - 1 : tune_at + 4] == ["Prepare", "Tune", "PrepareRefit", "Train", "PrepareEvaluation"]
     # resumed: the finished trial was not trained again; the killed one continued from its checkpoint
     assert (first / "model" / "trainforge.json").stat().st_mtime == first_model
     history = [json.loads(line) for line in (second / "opt-ml/checkpoints/metrics.jsonl").read_text().splitlines()]
@@ -84,9 +92,15 @@ def test_a_killed_study_resumes_and_its_best_trial_is_the_run(tmp_path, capsys):
     trials = outcome.evaluation.trials
     assert len(trials) == 2 and sum(t.best for t in trials) == 1
     best = next(t for t in trials if t.best)
+    # the run's model is the refit: the best trial's settings on the whole training side (its selection
+    # slice too), as many passes over it as the trial's model trained
     lineage = json.loads((outcome.run_dir / "model" / "trainforge.json").read_text())
     assert lineage["hyperparameters"]["lora_rank"] == best.params["lora_rank"]
-    assert lineage["tuning"]["feasible"] and lineage["replay_examples"] > 0
+    assert lineage["hyperparameters"]["selection_fraction"] == 0.0 and "tuning" not in lineage
+    trial_log = tune / f"trial-{best.job_name}" / "opt-ml/checkpoints/metrics.jsonl"
+    objective = [json.loads(line) for line in trial_log.read_text().splitlines() if '"objective"' in line][-1]
+    assert objective["feasible"] and lineage["steps"] == math.ceil(objective["model_step"] / 0.8)
+    assert lineage["examples"] > trial_examples(trial_log) and lineage["replay_examples"] > 0
     assert "Tuning trials" in (outcome.run_dir / "evaluation" / "report.html").read_text()
     assert {p.name for p in outcome.evaluation.probes} >= {"general_text_perplexity", "knowledge_accuracy"}
     # auto hyperparameters, with their reasons, in the resolved spec: enough steps for this small dataset

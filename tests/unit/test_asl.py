@@ -28,6 +28,7 @@ SUBSTITUTIONS = {
     "ArtifactsBucketName",
     "PrepareTrainingFunctionArn",
     "PrepareEvaluationFunctionArn",
+    "PrepareRefitFunctionArn",
     "ReadEvaluationFunctionArn",
     "RegisterModelFunctionArn",
     "DeployModelFunctionArn",
@@ -134,6 +135,23 @@ def test_a_refused_warm_start_tunes_without_it_and_a_failed_tuning_job_fails_the
     assert name(warm) != name(plain) and name(warm).replace("-w{}", "-{}") == name(plain)
     # '-wN' fits the 3 characters tuning_job_name leaves only while the attempt count is one digit
     assert sum(retry["MaxAttempts"] for retry in warm["Retry"]) <= 9
+
+
+def test_a_tuning_job_goes_to_the_refit_when_the_spec_asks_and_the_refit_runs_as_the_train_state():
+    """Both tuning states lead to the refit choice; PrepareRefit replaces Prepare's answer, which the Train
+    state runs (its timeout, its failure path, its job name); without ``tuning.refit`` the best trial's own
+    model goes straight to PrepareEvaluation."""
+    assert STATES["Tune"]["Next"] == STATES["TuneWarmStart"]["Next"] == "RefitOrEvaluate"
+    choice = STATES["RefitOrEvaluate"]
+    assert choice["Choices"] == [
+        {"Variable": "$.prepared.value.tuning.refit", "BooleanEquals": True, "Next": "PrepareRefit"}
+    ]
+    assert choice["Default"] == "PrepareEvaluation"
+    refit = STATES["PrepareRefit"]
+    assert refit["Parameters"]["Payload"] == {"run.$": "$.run", "job.$": "$.trained", "prepared.$": "$.prepared.value"}
+    assert refit["ResultSelector"] == {"value.$": "$.Payload"} and refit["ResultPath"] == "$.prepared"
+    assert refit["Next"] == "Train" and _caught_by(refit, "States.TaskFailed") == "PrepareRefitFailed"
+    assert STATES["Train"]["Parameters"]["HyperParameters.$"] == "$.prepared.value.job.HyperParameters"
 
 
 def test_a_failed_failure_record_still_ends_the_run_with_its_error():

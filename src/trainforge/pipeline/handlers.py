@@ -50,6 +50,8 @@ from trainforge.settings import Settings
 from trainforge.spec import JobSpec, parse_spec
 from trainforge.store import join, open_store, pin_version
 from trainforge.tuning.amt import finish_tuning, prepared_tuning, tuning_job_name
+from trainforge.tuning.objective import MODEL_STEP
+from trainforge.tuning.refit import refit_request
 
 #: CloudWatch log groups SageMaker writes job logs to
 LOG_GROUPS = {"training": "/aws/sagemaker/TrainingJobs", "processing": "/aws/sagemaker/ProcessingJobs"}
@@ -113,6 +115,13 @@ class PrepareEvent(RunEvent):
 class PrepareEvaluationEvent(RunEvent):
     training: TrainingRequest
     job: JobRef
+
+
+class PrepareRefitEvent(RunEvent):
+    #: the Tune state's result
+    job: JobRef
+    #: Prepare's answer, which the refit's answer replaces (the Train state reads it)
+    prepared: dict[str, Any]
 
 
 class RegisterEvent(RunEvent):
@@ -324,6 +333,30 @@ def handle_prepare(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     }
     tuning = prepared_tuning(training, job, spec, settings.resolved_artifacts_uri(), steps.job_timeout_seconds(bound))
     return prepared if tuning is None else {**prepared, "tuning": tuning}  # the TrainOrTune choice reads it
+
+
+def handle_prepare_refit(event: dict[str, Any], settings: Settings, client: Any = None) -> dict[str, Any]:
+    """After the Tune state, with ``tuning.refit``: the tuning job's best feasible training job (its trials
+    written for the report; InfeasibleStudy when none kept the budget), and Prepare's answer again with that
+    trial's settings refit on the whole training side (``tuning.refit``), for the Train state to run.
+
+    How long the trial's model trained is its container's ``tuning:model_step`` metric: DescribeTrainingJob's
+    FinalMetricDataList holds each metric definition's last match in the job's log
+    (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTrainingJob.html)."""
+    parsed = PrepareRefitEvent.model_validate(event)
+    spec = _run(parsed, settings)
+    platform = aws_platform(settings)
+    client = client or boto3.client("sagemaker")
+    trials_uri = RunLayout(platform.artifacts_uri, parsed.run.run_id).path("tune", "trials.json")
+    best = finish_tuning(client, parsed.job.name, spec, platform.artifacts_uri, trials_uri)
+    described = client.describe_training_job(TrainingJobName=best)
+    model_step = next(
+        (int(m["Value"]) for m in described.get("FinalMetricDataList", []) if m["MetricName"] == MODEL_STEP), None
+    )
+    training = TrainingRequest.model_validate(parsed.prepared["training"])
+    refit = refit_request(training, described["HyperParameters"], model_step, spec, f"training job {best}")
+    job = {**parsed.prepared["job"], "HyperParameters": refit.hyperparameters}
+    return {**parsed.prepared, "training": refit.model_dump(mode="json"), "job": job, "refit_of": best}
 
 
 def handle_prepare_evaluation(event: dict[str, Any], settings: Settings, client: Any = None) -> dict[str, Any]:

@@ -43,6 +43,8 @@ from trainforge.pipeline.progress import ValidationBar
 from trainforge.pipeline.validation_fanout import validate_run_here
 from trainforge.settings import Settings
 from trainforge.spec import JobSpec
+from trainforge.tuning.local import StudyResult, adopt_best
+from trainforge.tuning.refit import refit_request
 
 #: the Task states of the ASL's success path, in order; the local runner passes the same ones
 SUCCESS_PATH = (
@@ -152,9 +154,22 @@ class LocalRunner:
             training_request = self._step(
                 outcome, "Prepare", lambda: steps.prepare_training(request, spec, dataset, self.platform)
             )
-            if spec.tuning is not None:  # a search instead of one job: its best feasible trial is the model
+            if spec.tuning is not None:  # a search instead of one job: its best feasible trial makes the model
                 outcome.steps.append("Tune")
-                model_dir = self._tune(training_request, spec, layout)
+                study = self._tune(training_request, spec, layout)
+                if spec.tuning.refit:  # the chosen settings once more, on the whole training side
+                    tuned = training_request
+                    training_request = self._step(
+                        outcome,
+                        "PrepareRefit",
+                        lambda: refit_request(
+                            tuned, study.hyperparameters, study.model_step, spec, f"trial {study.best.number}"
+                        ),
+                    )
+                    outcome.steps.append("Train")
+                    model_dir = self._train(training_request, layout, spec)
+                else:
+                    model_dir = adopt_best(study, uri_to_path(layout.model), uri_to_path(layout.metrics))
             else:
                 outcome.steps.append("Train")
                 model_dir = self._train(training_request, layout, spec)
@@ -255,10 +270,10 @@ class LocalRunner:
                 )
             return run_training_job(request, uri_to_path(layout.train), uri_to_path(layout.model), on_record)
 
-    def _tune(self, request: TrainingRequest, spec: JobSpec, layout: RunLayout) -> Path:
-        """The Optuna study (``tuning.local``), one line per trial; the best trial's model becomes the run's."""
+    def _tune(self, request: TrainingRequest, spec: JobSpec, layout: RunLayout) -> StudyResult:
+        """The Optuna study (``tuning.local``), one line per trial; its best feasible trial."""
         from trainforge.contracts import TrialSummary
-        from trainforge.tuning.local import adopt_best, run_study
+        from trainforge.tuning.local import run_study
 
         def on_trial(trial: TrialSummary) -> None:
             forgetting = "-" if trial.forgetting is None else f"{trial.forgetting:+.1%}"
@@ -269,7 +284,7 @@ class LocalRunner:
         with self.console.status(f"tuning: {spec.tuning.max_jobs} trials ..."):
             result = run_study(request, spec, uri_to_path(layout.path("tune")), on_trial)
         self.console.print(f"  best trial {result.best.number}: {result.best.params}")
-        return adopt_best(result, uri_to_path(layout.model), uri_to_path(layout.metrics))
+        return result
 
     def _evaluate(
         self, layout: RunLayout, request: EvaluationRequest, spec: JobSpec, training: TrainingRequest

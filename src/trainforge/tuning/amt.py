@@ -183,7 +183,8 @@ def prepared_tuning(
     parent = json.loads(store.read_bytes(uri))["tuning_job"] if store.exists(uri) else None
     request = create_tuning_job(training_job, trial_space(training, spec), spec, training.run_id, parent)
     waves = math.ceil(spec.tuning.max_jobs / min(spec.tuning.parallel, spec.tuning.max_jobs))
-    return {"job": request, "timeout_seconds": job_timeout * waves}
+    # the RefitOrEvaluate choice reads refit: the best trial's settings trained again (``tuning.refit``)
+    return {"job": request, "timeout_seconds": job_timeout * waves, "refit": spec.tuning.refit}
 
 
 def finish_tuning(client: Any, tuning_job: str, spec: JobSpec, artifacts_uri: str, trials_uri: str) -> str:

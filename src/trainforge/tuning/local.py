@@ -11,7 +11,8 @@ a single run (``local.launcher``), the study in SQLite under the run's folder.
   so the rerun resumes from that trial's own checkpoints rather than from scratch.
 
 Trials run one after another (``tuning.parallel`` applies in AWS, where each trial has its own instance).
-The best feasible trial's model becomes the run's model; when no trial is feasible the run fails saying so.
+The best feasible trial's settings, refit on the whole training side (``tuning.refit``), or its own model
+become the run's; when no trial is feasible the run fails saying so.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ class StudyResult:
     model_dir: Path
     hyperparameters: dict[str, str]
     metrics_file: Path
+    #: the step whose weights the best trial ended with (``tuning.refit`` trains as many passes); None from a
+    #: study whose trials ran before they recorded it
+    model_step: int | None
 
 
 def suggest(trial: Any, space: dict[str, Param]) -> dict[str, Any]:
@@ -186,6 +190,7 @@ def run_study(request: TrainingRequest, spec: JobSpec, study_dir: Path, on_trial
             else:
                 trial.set_user_attr("forgetting", float(figures["forgetting"]))
                 trial.set_user_attr("eval_loss", float(figures["best_eval_loss"]))
+                trial.set_user_attr("model_step", int(figures["model_step"]))
                 trial.set_constraint("forgetting", float(figures["forgetting"]) - budget)  # feasible at <= 0
                 study.tell(trial, float(figures["best_eval_loss"]))
         if on_trial is not None:
@@ -196,12 +201,14 @@ def run_study(request: TrainingRequest, spec: JobSpec, study_dir: Path, on_trial
     (study_dir / TRIALS_FILE).write_text(json.dumps([t.model_dump() for t in trials], indent=2))
     best_dir = study_dir / f"trial-{best.job_name}"
     best_params = {name: json.dumps(value) for name, value in best.params.items()}
+    model_step = study.get_trials(deepcopy=False)[best.number].user_attrs.get("model_step")
     return StudyResult(
         best=best.model_copy(update={"best": True}),
         trials=trials,
         model_dir=best_dir / "model",
         hyperparameters={**request.hyperparameters, **best_params},
         metrics_file=best_dir / "opt-ml" / "checkpoints" / "metrics.jsonl",
+        model_step=model_step,
     )
 
 
