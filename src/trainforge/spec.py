@@ -220,10 +220,10 @@ class TuningSpec(_Section):
         "never choose it; 0: trials score on the held-out examples and the run's figures are then optimistic",
     )
     refit: bool = Field(
-        True,
+        False,
         description="train the chosen trial's settings once more on the whole training side (its selection "
         "slice included), as long in epochs as the trial's model trained, and make that the run's model; false: "
-        "the chosen trial's own model",
+        "the chosen trial's own model (on the tuning benchmark the refit scored lower: docs/benchmarks.md)",
     )
 
     @field_validator("ranges")

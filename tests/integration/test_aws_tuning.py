@@ -13,7 +13,7 @@ import pytest
 
 from tests.integration.test_aws_pipeline import SFT, spec
 
-TUNING = "tuning: {max_jobs: 2, parallel: 1, early_stopping: false, ranges: {max_steps: [4, 8]}}\n"
+TUNING = "tuning: {max_jobs: 2, parallel: 1, early_stopping: false, refit: true, ranges: {max_steps: [4, 8]}}\n"
 
 
 def tuned(max_forgetting: float) -> str:

@@ -26,7 +26,7 @@ from trainforge.tuning.auto import MIN_STEPS
 SPEC = """name: tuned
 base_model: tiny
 data: {train: datasets/support/train.jsonl, validation_fraction: 0.2, replay_fraction: 0.1}
-tuning: {max_jobs: 2, early_stopping: false, ranges: {epochs: [2.0, 4.0], lora_rank: [2, 4]}}
+tuning: {max_jobs: 2, early_stopping: false, refit: true, ranges: {epochs: [2.0, 4.0], lora_rank: [2, 4]}}
 evaluation: {min_improvement: 0.0, max_forgetting: 100.0, max_examples: 16, generation_samples: 2, max_new_tokens: 4}
 deploy: {target: none}
 """

@@ -166,6 +166,10 @@ class LocalRunner:
                             tuned, study.hyperparameters, study.model_step, spec, f"trial {study.best.number}"
                         ),
                     )
+                    self.console.print(
+                        f"  refit: trial {study.best.number}'s settings on the whole training side, "
+                        f"{training_request.hyperparameters['max_steps']} steps (its model: step {study.model_step})"
+                    )
                     outcome.steps.append("Train")
                     model_dir = self._train(training_request, layout, spec)
                 else:
