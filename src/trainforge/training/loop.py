@@ -156,13 +156,15 @@ def run_training(
     if state.step and world.is_main:
         emit({"event": "resumed", "step": state.step})
     interrupt = _Interrupt()
-    outcome = Outcome(state.step, state.tokens_seen, math.nan, None, False, False)
+    # a run whose early stop was checkpointed (then killed before it exported) stays stopped when resumed
+    stopped = validation is not None and _patience_spent(config, state)
+    outcome = Outcome(state.step, state.tokens_seen, math.nan, None, stopped, False)
     memory = PeakMemory(device)
     clock = time.perf_counter()
     window_tokens = 0
     model.train()
     try:
-        while state.step < steps:
+        while state.step < steps and not outcome.stopped_early:
             micro_batches = [
                 _to(train.batch(sample_indices(config, len(train), state.step, micro, world)), device)
                 for micro in range(config.grad_accum)
@@ -281,6 +283,11 @@ def _validate(
         record = {"step": state.step, "eval_loss": round(eval_loss, 6), **_megabytes(memory.interval())}
         outcome.history.append(record)
         emit(record)
+    return _patience_spent(config, state)
+
+
+def _patience_spent(config: TrainConfig, state: TrainingState) -> bool:
+    """Whether early stopping says to stop: ``early_stopping_patience`` evaluations without improvement."""
     patience = config.early_stopping_patience
     return patience is not None and state.evals_without_improvement >= patience
 

@@ -148,6 +148,25 @@ def test_early_stopping_on_validation_loss(opt_ml):
     assert summary["stopped_early"] and summary["steps"] < 60
 
 
+def test_a_resumed_run_that_had_stopped_early_trains_no_further(opt_ml):
+    """Killed after its early stop's checkpoint but before it exported, a run resumes stopped: it trains no
+    step past the stop and ends with the same best weights (a tuning study rerun after a kill did train on)."""
+    import shutil
+
+    from trainforge.training.checkpoint import step_folder
+
+    root = opt_ml(max_steps=60, learning_rate=0.9, eval_every=1, early_stopping_patience=2, max_grad_norm=100.0)
+    first = train_from_contract(root)
+    assert first["stopped_early"] and (step_folder(root / "checkpoints", first["steps"])).is_dir()
+    shutil.rmtree(root / "model")
+    (root / "model").mkdir()
+    again = train_from_contract(root)
+    trained = [m["step"] for m in metrics(root) if "loss" in m and "step" in m]
+    assert max(trained) == first["steps"]  # no step after the stop, in either process
+    assert again["stopped_early"] and again["steps"] == first["steps"]
+    assert again["restored_step"] == first["restored_step"] and again["best_eval_loss"] == first["best_eval_loss"]
+
+
 def test_a_run_that_validates_ends_with_its_best_weights(opt_ml):
     from transformers import AutoTokenizer
 
