@@ -232,6 +232,16 @@ class TuningSpec(_Section):
         check_ranges(value)
         return value
 
+    @model_validator(mode="after")
+    def _refit_has_more_to_train_on(self) -> TuningSpec:
+        """With no selection slice the trials already train on the whole training side: a refit would train
+        the chosen trial again on the same examples, one more job for nothing."""
+        if self.refit and self.selection_fraction == 0:
+            raise ValueError(
+                "refit: true needs selection_fraction above 0 (with 0 the trials already train on all of it)"
+            )
+        return self
+
 
 class ComputeSpec(_Section):
     instance_type: str = Field(

@@ -143,8 +143,12 @@ def test_a_tuning_job_goes_to_the_refit_when_the_spec_asks_and_the_refit_runs_as
     model goes straight to PrepareEvaluation."""
     assert STATES["Tune"]["Next"] == STATES["TuneWarmStart"]["Next"] == "RefitOrEvaluate"
     choice = STATES["RefitOrEvaluate"]
+    refit = "$.prepared.value.tuning.refit"  # a Choice cannot catch: a missing field must not fail the run
     assert choice["Choices"] == [
-        {"Variable": "$.prepared.value.tuning.refit", "BooleanEquals": True, "Next": "PrepareRefit"}
+        {
+            "And": [{"Variable": refit, "IsPresent": True}, {"Variable": refit, "BooleanEquals": True}],
+            "Next": "PrepareRefit",
+        }
     ]
     assert choice["Default"] == "PrepareEvaluation"
     refit = STATES["PrepareRefit"]

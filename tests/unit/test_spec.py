@@ -66,6 +66,7 @@ def test_nested_flow_mapping_value_error_line():
         (("instance_type: ml.trn1.32xlarge", "instance_type: p4d"), "SageMaker instance type"),
         (("method: lora", "method: dpo"), "method dpo needs data.format preference"),
         (("approval: auto}", "approval: auto, rollout: {policy: canary}}"), "canary needs deploy.instance_count"),
+        (("name: support-assistant", "name: support-assistant\ntuning: {refit: true, selection_fraction: 0}"), "refit"),
     ],
 )
 def test_field_and_cross_field_checks(change, needle):

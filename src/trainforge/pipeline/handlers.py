@@ -340,9 +340,10 @@ def handle_prepare_refit(event: dict[str, Any], settings: Settings, client: Any 
     written for the report; InfeasibleStudy when none kept the budget), and Prepare's answer again with that
     trial's settings refit on the whole training side (``tuning.refit``), for the Train state to run.
 
-    How long the trial's model trained is its container's ``tuning:model_step`` metric: DescribeTrainingJob's
-    FinalMetricDataList holds each metric definition's last match in the job's log
-    (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTrainingJob.html)."""
+    How long the trial's model trained is its container's ``tuning:model_step`` metric, in DescribeTrainingJob's
+    FinalMetricDataList (the metric definitions' values the job emitted:
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTrainingJob.html); the container
+    prints it once, in its last line."""
     parsed = PrepareRefitEvent.model_validate(event)
     spec = _run(parsed, settings)
     platform = aws_platform(settings)
@@ -356,7 +357,7 @@ def handle_prepare_refit(event: dict[str, Any], settings: Settings, client: Any 
     training = TrainingRequest.model_validate(parsed.prepared["training"])
     refit = refit_request(training, described["HyperParameters"], model_step, spec, f"training job {best}")
     job = {**parsed.prepared["job"], "HyperParameters": refit.hyperparameters}
-    return {**parsed.prepared, "training": refit.model_dump(mode="json"), "job": job, "refit_of": best}
+    return {**parsed.prepared, "training": refit.model_dump(mode="json"), "job": job}
 
 
 def handle_prepare_evaluation(event: dict[str, Any], settings: Settings, client: Any = None) -> dict[str, Any]:

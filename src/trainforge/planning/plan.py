@@ -150,7 +150,8 @@ def make_plan(inputs: PlanInputs) -> Plan:
     if spec.tuning is not None:
         search = trials(spec, local=inputs.local)
         notes.append(
-            f"tuning: {search.jobs} trials, {search.at_once} at a time; time and cost count every trial to its end "
+            f"tuning: {search.jobs} trials, {search.at_once} at a time{', then the refit' if search.refit else ''}; "
+            "time and cost count every trial to its end "
             "(early stopping ends some sooner), and the training quota covers the trials that run together"
         )
     if time is not None and not time.throughput_measured:

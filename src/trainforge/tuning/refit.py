@@ -58,7 +58,7 @@ def refit_request(
     if model_step is None:
         raise TrainingFailed(
             f"{trial} reported no {MODEL_STEP} (its objective line lacks model_step): the refit cannot tell how "
-            "long to train; rerun the tuning, or set tuning.refit: false to take the trial's own model"
+            "long to train; set tuning.refit: false to take the trial's own model"
         )
     hyperparameters = refit_hyperparameters(chosen, model_step, spec.tuning.selection_fraction)
     return request.model_copy(update={"hyperparameters": hyperparameters})

@@ -160,6 +160,11 @@ def test_a_tuning_run_plans_every_trial_in_waves_and_bills_the_trials_that_run_t
     search = trials(tuned, local=False)
     assert (search.jobs, search.at_once, search.waves) == (5, 2, 3)
     assert trials(tuned, local=True).waves == 5  # locally the trials run one after another
+    refit = spec(
+        hyperparameters="{max_steps: 200, batch_size: 8, max_seq_len: 1024}",
+        tuning="{max_jobs: 5, parallel: 2, refit: true}",
+    )
+    assert trials(refit, local=False).waves == 4 and trials(refit, local=True).waves == 6  # one more job, last
     work, one = _plan_time(single, machine)
     many = planned_time(
         tuned,

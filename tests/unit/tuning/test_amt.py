@@ -19,7 +19,7 @@ from trainforge.contracts import TrainingRequest
 from trainforge.local.opt_ml import prepare_training_tree
 from trainforge.spec import parse_spec
 from trainforge.training.config import TrainConfig
-from trainforge.tuning.amt import create_tuning_job, finish_tuning, tuning_job_name
+from trainforge.tuning.amt import create_tuning_job, finish_tuning, prepared_tuning, tuning_job_name
 from trainforge.tuning.local import InfeasibleStudy
 from trainforge.tuning.objective import INFEASIBLE_PENALTY, OBJECTIVE_METRIC
 from trainforge.tuning.space import trial_space
@@ -194,3 +194,14 @@ def test_the_tuning_jobs_best_is_the_run_unless_even_it_forgot_too_much(tmp_path
         "pruned",
     ]
     assert trials[0]["best"] and trials[0]["params"] == {"learning_rate": 0.0005, "lora_targets": "attention"}
+
+
+@pytest.mark.parametrize("refit", [False, True])
+def test_the_tune_state_is_told_whether_to_refit(tmp_path, refit):
+    """The RefitOrEvaluate choice reads ``tuning.refit`` from Prepare's answer: always there, so the choice
+    (which cannot catch) never meets a missing field."""
+    spec = SPEC.model_copy(update={"tuning": SPEC.tuning.model_copy(update={"refit": refit})})
+    training = training_request()
+    prepared = prepared_tuning(training, create_training_job(training, AWS), spec, tmp_path.as_uri(), 3600)
+    assert prepared is not None and prepared["refit"] is refit
+    assert prepared["timeout_seconds"] == 3600 * 3  # 6 trials, 2 at a time
