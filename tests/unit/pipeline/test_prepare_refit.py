@@ -14,9 +14,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from tests.unit.tuning.test_amt import AWS, RUN_ID, SPEC, training_request
+from tests.unit.tuning.test_amt import AWS, RUN_ID, SPEC, run_request, training_request
 from trainforge.aws.sagemaker_requests import create_training_job
-from trainforge.contracts import RunRequest, TrainingRequest
+from trainforge.contracts import TrainingRequest
 from trainforge.errors import TrainingFailed
 from trainforge.pipeline.admission import record_admission
 from trainforge.pipeline.handlers import handle_prepare_refit
@@ -31,15 +31,7 @@ ARN = "arn:aws:sagemaker:us-east-1:123456789012"
 
 
 def _event(artifacts: Path) -> dict[str, Any]:
-    run = RunRequest(
-        run_id=RUN_ID,
-        job_name="support-assistant",
-        spec_uri="s3://data/jobs/support-assistant.yaml",
-        spec_sha256="0" * 64,
-        datasets=[],
-        trigger="upload",
-        artifacts_uri=f"{artifacts.as_uri()}/runs/{RUN_ID}/",
-    )
+    run = run_request(artifacts.as_uri())
     record_admission(run, SPEC, artifacts.as_uri())
     training = training_request()
     prepared = {

@@ -14,12 +14,11 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from trainforge.contracts import RunRequest
+from tests.unit.tuning.test_amt import RUN_ID, run_request
 from trainforge.pipeline.handlers import handle_record_failure
 from trainforge.settings import Settings
 from trainforge.tuning.amt import tuning_job_name
 
-RUN_ID = "support-assistant-3f2a9c1b7d4e"
 TUNING = tuning_job_name(RUN_ID) + "-0"
 TRIAL = f"{TUNING}-002-5a6b7c8d"
 ARN = "arn:aws:sagemaker:us-east-1:123456789012"
@@ -36,16 +35,7 @@ def aws(aws_env: None) -> Any:
 
 
 def _state(error: dict[str, str]) -> dict[str, Any]:
-    run = RunRequest(
-        run_id=RUN_ID,
-        job_name="support-assistant",
-        spec_uri="s3://data/jobs/support-assistant.yaml",
-        spec_sha256="0" * 64,
-        datasets=[],
-        trigger="upload",
-        artifacts_uri=f"s3://artifacts/runs/{RUN_ID}/",
-    )
-    return {"run": json.loads(run.model_dump_json()), "failed_state": "Tune", "error": error}
+    return {"run": json.loads(run_request().model_dump_json()), "failed_state": "Tune", "error": error}
 
 
 def _nothing_else_running(stub: Stubber, tuning_jobs: list[dict[str, Any]]) -> None:

@@ -15,7 +15,7 @@ from tests.conftest import chat
 from tests.twin import rules
 from tests.unit.twin.test_rules import KEY, SAGEMAKER_ROLE, VPC, StubContext
 from trainforge.aws.sagemaker_requests import AwsResources, create_training_job
-from trainforge.contracts import TrainingRequest
+from trainforge.contracts import RunRequest, TrainingRequest
 from trainforge.local.opt_ml import prepare_training_tree
 from trainforge.spec import parse_spec
 from trainforge.training.config import TrainConfig
@@ -30,6 +30,19 @@ SPEC = parse_spec(
     "tuning: {max_jobs: 6, parallel: 2}\nevaluation: {max_forgetting: 0.05}"
 )
 AWS = AwsResources("us-east-1", SAGEMAKER_ROLE, KEY, tuple(VPC["Subnets"]), tuple(VPC["SecurityGroupIds"]))
+
+
+def run_request(artifacts_uri: str = "s3://artifacts") -> RunRequest:
+    """The tuned run the tests of its AWS steps share."""
+    return RunRequest(
+        run_id=RUN_ID,
+        job_name="support-assistant",
+        spec_uri="s3://data/jobs/support-assistant.yaml",
+        spec_sha256="0" * 64,
+        datasets=[],
+        trigger="upload",
+        artifacts_uri=f"{artifacts_uri}/runs/{RUN_ID}/",
+    )
 
 
 def training_request() -> TrainingRequest:
