@@ -12,6 +12,10 @@ trains on. Nothing then chooses among its weights: it validates once, at its end
 examples (which evaluate it and must choose nothing), with no early stopping; and it measures no
 forgetting of its own, which the evaluation's probes and the gate judge as for any run.
 
+Off by default: on the tuning benchmark (docs/benchmarks.md, attempt 5) the refit scored lower than the
+chosen trial's own model. A trial chosen by its best validation loss is often mid-schedule when restored,
+and a shorter run whose learning rate decays fully is not the same model.
+
 One owner for both tuners: the local runner (``pipeline.local_runner``) and the AWS PrepareRefit step
 (``pipeline.handlers``) build the refit's hyperparameters here.
 """
