@@ -229,8 +229,11 @@ def _print_trials(trials_file: Path) -> None:
         return
     import json
 
+    from trainforge.contracts import TrialSummary, objective_label
+
     trials = json.loads(trials_file.read_text())
-    table = Table(title="Tuning trials (objective: best eval loss; * chosen)")
+    label = objective_label([TrialSummary.model_validate(trial) for trial in trials])
+    table = Table(title=f"Tuning trials (objective: {label}; * chosen)")
     for column in ("trial", "state", "objective", "forgetting", "settings"):
         table.add_column(column)
     for trial in trials:

@@ -13,6 +13,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: what a run's periodic validation chooses its best step by, and a tuning trial's objective
+#: (trainforge.training.selection; the job spec's tuning.objective)
+SelectionMetric = Literal["eval_loss", "exact_match"]
 DataFormat = Literal["chat", "prompt_completion", "bedrock_conversation", "text", "preference", "speech", "multimodal"]
 Trigger = Literal["upload", "schedule", "cli", "watch"]
 
@@ -221,12 +224,14 @@ class MetricComparison(Contract):
 
 
 class TrialSummary(Contract):
-    """One trial of a tuning job: its settings, its objective (best validation loss) and its forgetting."""
+    """One trial of a tuning job: its settings, its objective (its best validation's score under ``metric``)
+    and its forgetting."""
 
     number: int
     state: Literal["complete", "pruned", "infeasible", "failed", "running"]
     params: dict[str, float | int | str]
     objective: float | None = None
+    metric: SelectionMetric = Field("eval_loss", description="what the objective is: the loss or 1 - exact match")
     forgetting: float | None = Field(None, description="the worst text probe's relative perplexity increase")
     best: bool = False
     job_name: str | None = None
@@ -536,3 +541,9 @@ class ContinuousEvaluationReport(Contract):
     #: failed when the challenger is worse beyond its interval on a quality figure; None without one
     verdict: GateVerdict | None = None
     report_uri: str | None = None
+
+
+def objective_label(trials: list[TrialSummary]) -> str:
+    """What the trials' objective column holds, for the report and ``trainforge runs show``."""
+    metric = trials[0].metric if trials else "eval_loss"
+    return "1 - exact match on the selection slice" if metric == "exact_match" else "best eval loss"

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from trainforge.contracts import SelectionMetric
 from trainforge.errors import SpecInvalid
 
 Method = Literal["lora", "full", "continued_pretraining", "dpo", "custom"]
@@ -167,6 +168,19 @@ def replay_refusal(spec: JobSpec, data_format: str) -> str | None:
     )
 
 
+def exact_match_refusal(spec: JobSpec, data_format: str) -> str | None:
+    """Why ``spec``'s ``tuning.objective: exact_match`` cannot score data of ``data_format`` (None: it can, or
+    it asks none): exact match scores answers, which supervised chat and prompt-completion examples have and
+    text, preference pairs, speech and image+text examples (their own objectives) do not. The spec's check
+    with the format it names and the plan's with the format validation detected, as for replay."""
+    if spec.tuning is None or spec.tuning.objective != "exact_match":
+        return None
+    if spec.method in ("lora", "full") and data_format in ("auto", "chat", "prompt_completion", "bedrock_conversation"):
+        return None
+    what = f"method {spec.method}" if spec.method not in ("lora", "full") else f"data.format {data_format}"
+    return f"tuning.objective: exact_match scores answers, and {what} has none to score; use eval_loss"
+
+
 def check_ranges(ranges: Mapping[str, Sequence[Any]]) -> None:
     """The spec's ``tuning.ranges``: known names, ``[low, high]`` numbers with low < high (positive on a log
     scale), or for ``lora_targets`` a list of known choices. Raises ValueError saying which and why."""
@@ -189,10 +203,13 @@ def check_ranges(ranges: Mapping[str, Sequence[Any]]) -> None:
 
 
 class TuningSpec(_Section):
-    objective: Literal["eval_loss"] = Field(
+    objective: SelectionMetric = Field(
         "eval_loss",
-        description="the metric a tuning job minimises, each trial's best validation loss; a trial whose "
-        "forgetting exceeds evaluation.max_forgetting is infeasible whatever its loss",
+        description="what chooses among trials, and each trial's best step: eval_loss, its best validation loss "
+        "(minimised); exact_match, the share of its validation examples whose answer greedy decoding reproduces "
+        "word for word (maximised, ties to the lower loss), for short answers (classification, extraction), where "
+        "the loss stops falling before the answers stop improving. A trial whose forgetting exceeds "
+        "evaluation.max_forgetting is infeasible whatever its score",
     )
     max_jobs: int = Field(8, gt=0, le=500, description="training jobs (trials) in all")
     parallel: int = Field(
@@ -527,9 +544,9 @@ class JobSpec(_Section):
             raise ValueError("method dpo needs data.format preference (or auto)")
         if self.method == "continued_pretraining" and self.data.format not in ("auto", "text"):
             raise ValueError("method continued_pretraining needs data.format text (or auto)")
-        refused = replay_refusal(self, self.data.format)
-        if refused:
-            raise ValueError(refused)
+        for refused in (replay_refusal(self, self.data.format), exact_match_refusal(self, self.data.format)):
+            if refused:
+                raise ValueError(refused)
         if self.schedule is not None and self.trigger.on_new_data:
             raise ValueError("choose either schedule or trigger.on_new_data, not both")
         self._custom_fields()

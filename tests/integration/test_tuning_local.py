@@ -1,7 +1,7 @@
 """The one end-to-end tuning run (local: Optuna over ``trainforge-train`` trials), on the tiny model: a spec
 with no ``hyperparameters:`` gets automatic settings with their reasons; the study is killed mid-trial and
-the rerun resumes it (finished trials kept, the interrupted one continued from its own checkpoints); the
-best trial's settings are then refit on the whole training side, and that model goes through evaluation,
+the rerun resumes it (finished trials kept, the interrupted one continued from its own checkpoints); trials
+are chosen by exact match on their selection slice (``tuning.objective``); the best trial's settings are then refit on the whole training side, and that model goes through evaluation,
 gate and registry as a single run's model does."""
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from trainforge.tuning.auto import MIN_STEPS
 SPEC = """name: tuned
 base_model: tiny
 data: {train: datasets/support/train.jsonl, validation_fraction: 0.2, replay_fraction: 0.1}
-tuning: {max_jobs: 2, early_stopping: false, refit: true, ranges: {epochs: [2.0, 4.0], lora_rank: [2, 4]}}
+tuning: {objective: exact_match, max_jobs: 2, early_stopping: false, refit: true,
+         ranges: {epochs: [2.0, 4.0], lora_rank: [2, 4]}}
 evaluation: {min_improvement: 0.0, max_forgetting: 100.0, max_examples: 16, generation_samples: 2, max_new_tokens: 4}
 deploy: {target: none}
 """
@@ -100,6 +101,13 @@ def test_a_killed_study_resumes_and_its_best_trial_is_the_run(tmp_path, capsys):
     trial_log = tune / f"trial-{best.job_name}" / "opt-ml/checkpoints/metrics.jsonl"
     objective = [json.loads(line) for line in trial_log.read_text().splitlines() if '"objective"' in line][-1]
     assert objective["feasible"] and lineage["steps"] == math.ceil(objective["model_step"] / 0.8)
+    # chosen by exact match: Optuna was told 1 - the exact match the trial printed, and the report says so
+    assert all(t.metric == "exact_match" for t in trials) and best.objective == pytest.approx(
+        1 - objective["exact_match"]
+    )
+    assert (
+        "objective (1 - exact match on the selection slice)" in (outcome.run_dir / "evaluation/report.html").read_text()
+    )
     assert lineage["examples"] > trial_examples(trial_log) and lineage["replay_examples"] > 0
     assert "Tuning trials" in (outcome.run_dir / "evaluation" / "report.html").read_text()
     assert {p.name for p in outcome.evaluation.probes} >= {"general_text_perplexity", "knowledge_accuracy"}

@@ -23,7 +23,13 @@ GIB = 2**30
 #: CloudWatch metric name -> the field of the JSON lines the training loop prints (``{"loss": 1.23, ...}``);
 #: SageMaker matches each regex on every log line of the container
 #: (https://docs.aws.amazon.com/sagemaker/latest/dg/training-metrics.html#define-train-metrics)
-METRICS = {"train:loss": "loss", "validation:loss": "eval_loss", "train:tokens_per_s": "tokens_per_s"}
+METRICS = {
+    "train:loss": "loss",
+    "validation:loss": "eval_loss",
+    # where the run selects by exact match (a tuning trial with tuning.objective: exact_match)
+    "validation:exact_match": "eval_exact_match",
+    "train:tokens_per_s": "tokens_per_s",
+}
 #: a step record's loss follows its step (and total steps), as the loop and the custom examples print them, so
 #: a "loss" key elsewhere (the memory event's estimate parts) is not read as a training loss
 _STEP_PREFIX = r'"step": [0-9]+, (?:"total_steps": [0-9]+, )?'

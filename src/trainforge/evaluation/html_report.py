@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from trainforge.contracts import EvaluationReport, MetricComparison, PlannedActual, TrialSummary
+from trainforge.contracts import EvaluationReport, MetricComparison, PlannedActual, TrialSummary, objective_label
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;color:#222}
 table{border-collapse:collapse;width:100%}td,th{border:1px solid #ddd;padding:6px;text-align:left;vertical-align:top}
@@ -65,8 +65,9 @@ def planned_table(planned: list[PlannedActual]) -> str:
 
 
 def trials_chart(trials: list[TrialSummary]) -> str:
-    """The objective (best validation loss) of each trial in order: feasible green, infeasible red, the best
-    ringed; pruned and failed trials have no objective and no point."""
+    """The objective (``TrialSummary.metric``: best validation loss, or 1 - exact match) of each trial in
+    order: feasible green, infeasible red, the best ringed; pruned and failed trials have no objective and no
+    point."""
     scored = [t for t in trials if t.objective is not None]
     if not scored:
         return ""
@@ -120,7 +121,7 @@ def trials_table(trials: list[TrialSummary]) -> str:
     head = "".join(f"<th>{escape(name)}</th>" for name in names)
     return (
         f"<h2>Tuning trials</h2>{chosen}{trials_chart(trials)}<table><tr><th>trial</th><th>state</th>"
-        f"<th>objective (best eval loss)</th><th>forgetting</th>{head}</tr>{rows}</table>"
+        f"<th>objective ({escape(objective_label(trials))})</th><th>forgetting</th>{head}</tr>{rows}</table>"
     )
 
 

@@ -148,6 +148,7 @@ def training_hyperparameters(
         # a tuning trial measures its forgetting and prints the constrained objective (``tuning.objective``)
         max_forgetting=spec.evaluation.max_forgetting if spec.tuning is not None else None,
         selection_fraction=spec.tuning.selection_fraction if spec.tuning is not None else 0.0,
+        selection_metric=spec.tuning.objective if spec.tuning is not None else "eval_loss",
         device=device,
         base_model_id=base_model_id,
         spec_sha256=spec_hash,

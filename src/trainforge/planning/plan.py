@@ -33,7 +33,7 @@ from trainforge.planning.prices import Prices
 from trainforge.planning.quotas import judged, needed_quotas
 from trainforge.planning.trials import trials
 from trainforge.planning.work import DataShape, data_shape, planned_work
-from trainforge.spec import Hyperparameters, JobSpec, replay_refusal
+from trainforge.spec import Hyperparameters, JobSpec, exact_match_refusal, replay_refusal
 
 #: the shortest max_seq_len a plan suggests as a lever
 _SHORTEST_SUGGESTED = 256
@@ -106,9 +106,10 @@ def make_plan(inputs: PlanInputs) -> Plan:
         refusals.append(
             f"the data is rejected ({total} errors; the first: {first}): fix it, `trainforge validate` lists every error"
         )
-    replay = replay_refusal(spec, inputs.report.format or spec.data.format)  # the detected format: auto no more
-    if replay:
-        refusals.append(replay)
+    detected = inputs.report.format or spec.data.format  # the detected format: auto no more
+    refusals += [
+        refused for refused in (replay_refusal(spec, detected), exact_match_refusal(spec, detected)) if refused
+    ]
     smallest = _smallest_fitting(inputs, shape, data) if shape is not None else None
     # method custom: the estimates are the built-in loop's; the script's own memory and time are not known
     own_code = spec.method == "custom"

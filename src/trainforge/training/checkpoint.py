@@ -46,9 +46,12 @@ class TrainingState:
     best_eval_loss: float
     evals_without_improvement: int
     tokens_seen: int
-    #: the step of the best validation loss (0: none yet); its checkpoint is kept out of the rotation, and
+    #: the step of the best validation (0: none yet); its checkpoint is kept out of the rotation, and
     #: the run ends with its trainable weights (``load_weights``). Checkpoints from before it read as 0.
     best_step: int = 0
+    #: the best step's exact match, where the run selects by it (``training.selection``); None before the
+    #: first validation, in a run that selects by loss, and in checkpoints from before it
+    best_exact_match: float | None = None
 
 
 def rng_state() -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict
 
+from trainforge.contracts import SelectionMetric
 from trainforge.spec import FormatChoice, Hyperparameters, Method
 
 #: hyperparameter names SageMaker itself adds to a job's mapping (a tuning job's trials get one)
@@ -38,6 +39,9 @@ class TrainConfig(Hyperparameters):
     #: a tuning trial: the share of the training records held out again (``tuning.selection_fraction``) for
     #: the validation loss that chooses among trials; the run's own held-out records are then left unseen
     selection_fraction: float = 0.0
+    #: what periodic validation chooses the best step by (``training.selection``); a tuning trial's objective
+    #: is the same figure (``tuning.objective``)
+    selection_metric: SelectionMetric = "eval_loss"
     #: lineage, recorded in the exported model's trainforge.json
     base_model_id: str = ""
     spec_sha256: str = ""

@@ -166,6 +166,7 @@ def train_from_contract(root: Path) -> dict[str, Any]:
         "tokens_seen": outcome.tokens_seen,
         "final_loss": outcome.final_loss,
         "best_eval_loss": outcome.best_eval_loss,
+        "best_exact_match": outcome.best_exact_match,  # where the run selects by it (``training.selection``)
         "restored_step": outcome.restored_step,  # the weights exported, when not the last step's
         "stopped_early": outcome.stopped_early,
         "interrupted": outcome.interrupted,

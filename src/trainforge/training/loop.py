@@ -29,8 +29,9 @@ from trainforge.training.distributed import World, gradient_sync, wrap
 from trainforge.training.lora import hold_frozen_base
 from trainforge.training.memory import PeakMemory
 from trainforge.training.norm import fuse_rms_norms
-from trainforge.training.objectives import Objective
+from trainforge.training.objectives import LanguageModeling, Objective
 from trainforge.training.recompute import keep_fewer_activations
+from trainforge.training.selection import improves
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -51,8 +52,10 @@ class Outcome:
     history: list[dict[str, Any]] = field(default_factory=list)
     #: the highest peak memory of the run (bytes; RSS on a CPU, allocated device memory on a GPU), if known
     peak_memory: int | None = None
-    #: the step whose trainable weights the run ended with, when not its last (the best validation loss's)
+    #: the step whose trainable weights the run ended with, when not its last (the best validation's)
     restored_step: int | None = None
+    #: the best validation's exact match, where the run selects by it (``TrainConfig.selection_metric``)
+    best_exact_match: float | None = None
 
 
 def cosine_with_warmup(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -101,12 +104,27 @@ class _Interrupt:
         signal.signal(signal.SIGTERM, self._previous)
 
 
-def evaluate(model: torch.nn.Module, objective: Objective, config: TrainConfig, device: Device, world: World) -> float:
-    """Mean validation loss over every example, each rank taking every world-size-th batch. Every rank runs
-    the same number of forwards (a rank past the end repeats the first batch and does not count it):
-    a sharded model all-gathers its weights in each forward, which needs every rank to take part."""
+@dataclass(frozen=True)
+class Validation:
+    loss: float
+    #: the share of examples greedy decoding would answer word for word (``training.selection``), measured
+    #: where the run selects by it
+    exact_match: float | None = None
+
+
+def evaluate(
+    model: torch.nn.Module, objective: Objective, config: TrainConfig, device: Device, world: World
+) -> Validation:
+    """Mean validation loss over every example, each rank taking every world-size-th batch, and its exact
+    match where ``config.selection_metric`` asks for it. Every rank runs the same number of forwards (a rank
+    past the end repeats the first batch and does not count it): a sharded model all-gathers its weights in
+    each forward, which needs every rank to take part."""
+    exact = config.selection_metric == "exact_match"
+    if exact and not isinstance(objective, LanguageModeling):
+        raise TypeError(f"exact_match selection scores answers; {type(objective).__name__} has none")
     model.eval()
-    totals = torch.zeros(2, dtype=torch.float64)
+    # loss sum, loss terms, examples answered exactly, examples
+    totals = torch.zeros(4, dtype=torch.float64)
     stride = config.batch_size * world.size
     rounds = math.ceil(len(objective) / stride)
     with torch.no_grad():
@@ -114,14 +132,19 @@ def evaluate(model: torch.nn.Module, objective: Objective, config: TrainConfig, 
             counted = start < len(objective)
             first = start if counted else 0
             batch = _to(objective.batch(list(range(first, min(first + config.batch_size, len(objective))))), device)
+            hits = documents = 0
             with device.autocast():
-                loss_sum = float(objective.loss_sum(model, batch))
+                if exact:
+                    assert isinstance(objective, LanguageModeling)
+                    loss_sum, hits, documents = objective.exact_match_sums(model, batch)
+                else:
+                    loss_sum = float(objective.loss_sum(model, batch))
             if counted:
-                totals[0] += loss_sum
-                totals[1] += objective.count(batch)
+                totals += torch.tensor([loss_sum, objective.count(batch), hits, documents], dtype=torch.float64)
     model.train()
     world.all_reduce_sum(totals)
-    return float(totals[0]) / max(float(totals[1]), 1.0)
+    loss = float(totals[0]) / max(float(totals[1]), 1.0)
+    return Validation(loss, float(totals[2]) / max(float(totals[3]), 1.0) if exact else None)
 
 
 def run_training(
@@ -230,7 +253,7 @@ def run_training(
     outcome.tokens_seen = state.tokens_seen
     outcome.peak_memory = memory.run
     if validation is not None and math.isfinite(state.best_eval_loss):
-        outcome.best_eval_loss = state.best_eval_loss
+        outcome.best_eval_loss, outcome.best_exact_match = state.best_eval_loss, state.best_exact_match
         if restores and not outcome.interrupted and 0 < state.best_step < state.step:
             _restore_best(model, checkpoint_dir, state, outcome, emit, world)
     return outcome
@@ -246,9 +269,9 @@ def _one_disk(world: World) -> bool:
 def _restore_best(
     model: torch.nn.Module, checkpoint_dir: Path, state: TrainingState, outcome: Outcome, emit: Emit, world: World
 ) -> None:
-    """End with the weights of the best validation loss, as HF's ``load_best_model_at_end`` and Keras's
-    ``restore_best_weights`` do: the run's figures (its best loss, a tuning trial's objective and forgetting)
-    and the model it exports are then the same model's. Early stopping in particular stops ``patience``
+    """End with the weights of the best validation (``training.selection``), as HF's ``load_best_model_at_end``
+    and Keras's ``restore_best_weights`` do: the run's figures (its best loss, a tuning trial's objective and
+    forgetting) and the model it exports are then the same model's. Early stopping in particular stops ``patience``
     evaluations after the best, so its last weights are by construction worse on validation."""
     load_weights(step_folder(checkpoint_dir, state.best_step), model)
     outcome.restored_step = state.best_step
@@ -270,17 +293,20 @@ def _validate(
     steps: int,
     memory: PeakMemory,
 ) -> bool:
-    """Periodic validation loss; returns True when early stopping says to stop. The record carries the peak
-    memory since the previous evaluation."""
+    """Periodic validation (its loss, and its exact match where the run selects by it); returns True when early
+    stopping says to stop. The record carries the peak memory since the previous evaluation."""
     if validation is None or len(validation) == 0 or (state.step % config.eval_every and state.step != steps):
         return False
-    eval_loss = evaluate(model, validation, config, device, world)
-    if eval_loss < state.best_eval_loss - 1e-4:
-        state.best_eval_loss, state.evals_without_improvement, state.best_step = eval_loss, 0, state.step
+    result = evaluate(model, validation, config, device, world)
+    metric = config.selection_metric
+    if improves(metric, result.loss, result.exact_match, state.best_eval_loss, state.best_exact_match):
+        state.best_eval_loss, state.best_exact_match = result.loss, result.exact_match
+        state.evals_without_improvement, state.best_step = 0, state.step
     else:
         state.evals_without_improvement += 1
     if world.is_main:
-        record = {"step": state.step, "eval_loss": round(eval_loss, 6), **_megabytes(memory.interval())}
+        exact = {} if result.exact_match is None else {"eval_exact_match": round(result.exact_match, 6)}
+        record = {"step": state.step, "eval_loss": round(result.loss, 6), **exact, **_megabytes(memory.interval())}
         outcome.history.append(record)
         emit(record)
     return _patience_spent(config, state)

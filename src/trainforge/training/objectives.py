@@ -74,18 +74,60 @@ class LanguageModeling:
 
     def loss_sum(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Summed next-token cross-entropy over the labelled positions (labels are shifted here, not by HF)."""
+        selected, targets, head = self._labelled(model, batch)
+        return _cross_entropy_sum(selected, targets, head)
+
+    def exact_match_sums(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[float, int, int]:
+        """One forward's loss sum, the examples (documents) whose every labelled token is the model's argmax
+        given the reference before it (what greedy decoding would reproduce: ``training.selection``), and the
+        examples with a labelled token."""
+        selected, targets, head = self._labelled(model, batch)
+        loss = float(_cross_entropy_sum(selected, targets, head))
+        hits = _argmax(selected, head) == targets
+        # the document of each labelled target: rows are packed, each document starting at position 0
+        document = (batch["position_ids"] == 0).cumsum(-1)[:, 1:]
+        row = torch.arange(document.size(0), device=document.device)[:, None].expand_as(document)
+        keys = (row * (document.size(1) + 1) + document)[batch["labels"][:, 1:] != IGNORE]
+        documents, inverse = torch.unique(keys, return_inverse=True)
+        misses = torch.zeros(len(documents), dtype=torch.long, device=keys.device).index_add_(
+            0, inverse, (~hits).long()
+        )
+        return loss, int((misses == 0).sum()), len(documents)
+
+    def _labelled(
+        self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.nn.Linear | None]:
+        """The labelled positions' logits, or their last hidden states where ``head`` projects them (see
+        ``_plain_head``), and their targets."""
         inputs = {key: batch[key] for key in ("input_ids", "position_ids", "attention_mask")}
         inputs.update(attention_inputs(model, batch))
         targets = batch["labels"][:, 1:]
         labelled = targets != IGNORE
         head = _plain_head(model)
         if head is None:
-            logits = model(**inputs).logits[:, :-1][labelled]
-            return F.cross_entropy(logits.float(), targets[labelled], reduction="sum")
-        # logits_to_keep=1: the model projects one position; the labelled ones are projected here, in chunks.
+            return model(**inputs).logits[:, :-1][labelled], targets[labelled], None
+        # logits_to_keep=1: the model projects one position; the labelled ones are projected by the caller.
         outputs = model(**inputs, output_hidden_states=True, logits_to_keep=1)
-        hidden = outputs.hidden_states[-1]
-        return linear_cross_entropy(hidden[:, :-1][labelled], head.weight, head.bias, targets[labelled])
+        return outputs.hidden_states[-1][:, :-1][labelled], targets[labelled], head
+
+
+#: positions projected onto the vocabulary at a time when only their argmax is wanted (a 49k-152k vocabulary)
+ARGMAX_CHUNK = 1024
+
+
+def _cross_entropy_sum(selected: torch.Tensor, targets: torch.Tensor, head: torch.nn.Linear | None) -> torch.Tensor:
+    if head is None:
+        return F.cross_entropy(selected.float(), targets, reduction="sum")
+    return linear_cross_entropy(selected, head.weight, head.bias, targets)
+
+
+def _argmax(selected: torch.Tensor, head: torch.nn.Linear | None) -> torch.Tensor:
+    if head is None:
+        return selected.argmax(-1)
+    return torch.cat(
+        [F.linear(chunk, head.weight, head.bias).argmax(-1) for chunk in selected.split(ARGMAX_CHUNK)]
+        or [torch.zeros(0, dtype=torch.long, device=selected.device)]
+    )
 
 
 @dataclass(frozen=True)

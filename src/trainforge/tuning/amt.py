@@ -18,7 +18,7 @@ import json
 import math
 from typing import Any
 
-from trainforge.contracts import TrainingRequest, TrialSummary
+from trainforge.contracts import SelectionMetric, TrainingRequest, TrialSummary
 from trainforge.spec import JobSpec
 from trainforge.store import join, open_store
 from trainforge.tuning.objective import INFEASIBLE_PENALTY, OBJECTIVE_METRIC, metric_definitions
@@ -129,14 +129,14 @@ def best_job(described: dict[str, Any], max_forgetting: float) -> str:
     return str(best["TrainingJobName"])
 
 
-def trials_from_jobs(summaries: list[dict[str, Any]], best: str) -> list[TrialSummary]:
+def trials_from_jobs(summaries: list[dict[str, Any]], best: str, metric: SelectionMetric) -> list[TrialSummary]:
     """ListTrainingJobsForHyperParameterTuningJob's summaries as the report's trials (forgetting is in each
     job's own log and metrics; AMT keeps the objective only)."""
     trials = []
     ordered = sorted(summaries, key=lambda s: str(s.get("CreationTime", "")))
     for number, job in enumerate(ordered):
-        metric = job.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
-        value = metric.get("Value")
+        final = job.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
+        value = final.get("Value")
         status = job.get("TrainingJobStatus")
         if status == "Completed" and value is not None:
             state = "infeasible" if float(value) >= INFEASIBLE_PENALTY else "complete"
@@ -150,6 +150,7 @@ def trials_from_jobs(summaries: list[dict[str, Any]], best: str) -> list[TrialSu
                 state=state,
                 params={k: _number(v) for k, v in (job.get("TunedHyperParameters") or {}).items()},
                 objective=None if value is None else float(value),
+                metric=metric,
                 best=job.get("TrainingJobName") == best,
                 job_name=job.get("TrainingJobName"),
             )
@@ -199,7 +200,8 @@ def finish_tuning(client: Any, tuning_job: str, spec: JobSpec, artifacts_uri: st
         for summary in page["TrainingJobSummaries"]
     ]
     best = (described.get("BestTrainingJob") or {}).get("TrainingJobName", "")
-    trials = trials_from_jobs(summaries, best)
+    assert spec.tuning is not None
+    trials = trials_from_jobs(summaries, best, spec.tuning.objective)
     open_store(trials_uri).write_bytes(
         trials_uri, json.dumps([t.model_dump() for t in trials], indent=2).encode(), "application/json"
     )

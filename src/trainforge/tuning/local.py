@@ -4,8 +4,9 @@ a single run (``local.launcher``), the study in SQLite under the run's folder.
 - Sampler: TPE (seeded by the spec's seed), with forgetting minus its budget as the trial's constraint
   (``Trial.set_constraint``: feasible at zero or less), so the sampler learns to stay inside the budget
   (https://optuna.readthedocs.io/en/stable/reference/samplers/generated/optuna.samplers.TPESampler.html).
-- Pruning: the loop's periodic validation losses are reported to the trial as they are printed; a trial the
-  median pruner stops is killed (``tuning.early_stopping``).
+- Pruning: the objective of each of the loop's periodic validations (its loss, or 1 - exact match:
+  ``tuning.objective``) is reported to the trial as it is printed; a trial the median pruner stops is killed
+  (``tuning.early_stopping``).
 - Resuming: the study lives in ``tune/study.db``. A trial left running by a killed study is marked failed
   and its settings queued again; each setting's trial trains in a folder named by a hash of its settings,
   so the rerun resumes from that trial's own checkpoints rather than from scratch.
@@ -26,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainforge.contracts import TrainingRequest, TrialSummary
+from trainforge.contracts import SelectionMetric, TrainingRequest, TrialSummary
 from trainforge.errors import TrainingFailed
 from trainforge.spec import JobSpec
+from trainforge.training.selection import objective
 from trainforge.tuning.objective import EVENT
 from trainforge.tuning.space import Param, trial_space
 
@@ -73,7 +75,7 @@ def trial_key(params: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def summarize(trial: Any, max_forgetting: float) -> TrialSummary:
+def summarize(trial: Any, max_forgetting: float, metric: SelectionMetric = "eval_loss") -> TrialSummary:
     """One Optuna trial as the reports show it."""
     import optuna
 
@@ -91,7 +93,8 @@ def summarize(trial: Any, max_forgetting: float) -> TrialSummary:
         number=trial.number,
         state=state,
         params=dict(trial.params),
-        objective=trial.value if trial.value is not None and math.isfinite(trial.value) else attrs.get("eval_loss"),
+        objective=trial.value if trial.value is not None and math.isfinite(trial.value) else None,
+        metric=metric,
         forgetting=forgetting,
         job_name=attrs.get("key"),
     )
@@ -168,7 +171,8 @@ def run_study(request: TrainingRequest, spec: JobSpec, study_dir: Path, on_trial
 
         def on_record(record: dict[str, Any], trial: Any = trial, figures: dict[str, Any] = figures) -> None:
             if "eval_loss" in record and "step" in record:
-                trial.report(float(record["eval_loss"]), int(record["step"]))
+                value = objective(tuning.objective, float(record["eval_loss"]), record.get("eval_exact_match"))
+                trial.report(value, int(record["step"]))
                 if trial.should_prune():
                     raise StopJob(f"pruned at step {record['step']}")
             elif record.get("event") == EVENT:
@@ -192,10 +196,10 @@ def run_study(request: TrainingRequest, spec: JobSpec, study_dir: Path, on_trial
                 trial.set_user_attr("eval_loss", float(figures["best_eval_loss"]))
                 trial.set_user_attr("model_step", int(figures["model_step"]))
                 trial.set_constraint("forgetting", float(figures["forgetting"]) - budget)  # feasible at <= 0
-                study.tell(trial, float(figures["best_eval_loss"]))
+                study.tell(trial, float(figures["objective"]))
         if on_trial is not None:
-            on_trial(summarize(study.get_trials(deepcopy=False)[trial.number], budget))
-    trials = [summarize(t, budget) for t in study.get_trials(deepcopy=False) if _counted(t)]
+            on_trial(summarize(study.get_trials(deepcopy=False)[trial.number], budget, tuning.objective))
+    trials = [summarize(t, budget, tuning.objective) for t in study.get_trials(deepcopy=False) if _counted(t)]
     best = best_feasible(trials, budget)
     trials = [t.model_copy(update={"best": t.number == best.number}) for t in trials]
     (study_dir / TRIALS_FILE).write_text(json.dumps([t.model_dump() for t in trials], indent=2))

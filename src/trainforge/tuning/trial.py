@@ -38,28 +38,33 @@ def trial_probes_before(model: Any, tokenizer: Any, config: TrainConfig, checkpo
 
 def with_objective_progress(emit: Emit, config: TrainConfig) -> Emit:
     """``emit`` that, in a tuning trial, follows each periodic validation record with the objective so far
-    (``tuning.objective.progress_record``), so that AMT's early stopping has a value per evaluation; a plain
-    run's ``emit`` unchanged."""
+    (``tuning.objective.progress_record``: the best validation's, as the loop chooses it), so that AMT's early
+    stopping has a value per evaluation; a plain run's ``emit`` unchanged."""
     if config.max_forgetting is None:
         return emit
+    from trainforge.training.selection import improves, objective
     from trainforge.tuning.objective import progress_record
 
-    best = math.inf
+    metric = config.selection_metric
+    best_loss, best_exact, best = math.inf, None, math.inf
 
     def emitting(record: dict[str, Any]) -> None:
-        nonlocal best
+        nonlocal best_loss, best_exact, best
         emit(record)
         if "eval_loss" in record and "step" in record:
-            best = min(best, float(record["eval_loss"]))
+            loss, exact = float(record["eval_loss"]), record.get("eval_exact_match")
+            if improves(metric, loss, exact, best_loss, best_exact):
+                best_loss, best_exact, best = loss, exact, objective(metric, loss, exact)
             emit(progress_record(int(record["step"]), best))
 
     return emitting
 
 
 def trial_objective(model: Any, tokenizer: Any, config: TrainConfig, outcome: Any, before: Any) -> dict[str, Any]:
-    """The trial's figures for the tuner: best validation loss, forgetting (the worst text probe's relative
-    perplexity increase since the start), the constrained objective (``tuning.objective``) and the step whose
-    weights the trial ended with (its best validation loss's, restored, or its last)."""
+    """The trial's figures for the tuner: its best validation's loss (and exact match, where it selects by it),
+    forgetting (the worst text probe's relative perplexity increase since the start), the objective and its
+    constrained form (``tuning.objective``) and the step whose weights the trial ended with (its best
+    validation's, restored, or its last)."""
     from trainforge.evaluation.probes import relative_increase, text_nll
     from trainforge.tuning.objective import objective_record
 
@@ -68,4 +73,11 @@ def trial_objective(model: Any, tokenizer: Any, config: TrainConfig, outcome: An
     loss = outcome.best_eval_loss if outcome.best_eval_loss is not None else outcome.final_loss
     assert config.max_forgetting is not None
     model_step = outcome.restored_step if outcome.restored_step is not None else outcome.steps
-    return objective_record(float(loss), forgetting, config.max_forgetting, model_step)
+    return objective_record(
+        config.selection_metric,
+        float(loss),
+        outcome.best_exact_match,
+        forgetting,
+        config.max_forgetting,
+        model_step,
+    )

@@ -111,13 +111,19 @@ def test_metric_regexes_match_the_lines_the_loop_prints():
     lines = [
         json.dumps({"step": 3, "total_steps": 9, "loss": 1.25, "lr": 2e-4, "tokens_per_s": 512.5}),
         json.dumps({"step": 3, "eval_loss": 1.5e-1}),
+        json.dumps({"step": 6, "eval_loss": 0.125, "eval_exact_match": 0.75}),  # a run selecting by exact match
         json.dumps({"step": 4, "loss": 1.0}),  # a script of its own (method custom) need not print total_steps
         json.dumps({"event": "memory", "estimate_parts_mb": {"weights": 538, "loss": 96}}),  # not a loss
     ]
     found = {
         d["Name"]: [m.group(1) for line in lines if (m := re.search(d["Regex"], line))] for d in METRIC_DEFINITIONS
     }
-    assert found == {"train:loss": ["1.25", "1.0"], "validation:loss": ["0.15"], "train:tokens_per_s": ["512.5"]}
+    assert found == {
+        "train:loss": ["1.25", "1.0"],
+        "validation:loss": ["0.15", "0.125"],
+        "validation:exact_match": ["0.75"],
+        "train:tokens_per_s": ["512.5"],
+    }
 
 
 @pytest.mark.parametrize(

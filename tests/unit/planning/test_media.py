@@ -174,6 +174,14 @@ def test_replay_searched_on_data_validation_found_to_be_speech_is_refused_by_the
     assert any(r.startswith("data.replay_fraction: data.format speech trains on no general text") for r in refusals)
 
 
+def test_exact_match_on_data_validation_found_to_be_speech_is_refused_by_the_plan():
+    job = spec(base_model="speech", method="full", tuning="{objective: exact_match}")
+    refusals = plan(job, WHISPER_SMALL, report=speech_report()).refusals
+    assert "tuning.objective: exact_match scores answers, and data.format speech has none to score; use eval_loss" in (
+        refusals
+    )
+
+
 def test_full_fine_tuning_of_whisper_large_on_a_16_gib_gpu_is_refused_naming_lora():
     job = spec(base_model="speech", method="full", compute="{instance_type: ml.g4dn.xlarge}")
     # the turbo model's 4-layer decoder fits at micro-batch 1 with checkpointing; large-v3's 32 layers do not

@@ -197,7 +197,7 @@ def test_a_run_that_validates_ends_with_its_best_weights(opt_ml):
     model = AutoModelForCausalLM.from_pretrained(root / "model", dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(root / "model")
     validation = build_objectives(tokenizer, root / "input/data/train", None, config).validation
-    loss = evaluate(model, validation, config, select_device("cpu", "fp32"), World(0, 1, 0))
+    loss = evaluate(model, validation, config, select_device("cpu", "fp32"), World(0, 1, 0)).loss
     assert loss == pytest.approx(evals[best], abs=1e-4) and evals[summary["steps"]] > evals[best] + 1e-3
 
 

@@ -104,7 +104,8 @@ def test_a_step_bound_and_an_epoch_bound_run_name_the_same_hyperparameters():
     assert TrainConfig.from_hyperparameters(static | {"epochs": "2.5"}).max_steps is None  # as a trial reads it
 
 
-def test_the_metric_regexes_match_what_the_real_container_prints(tmp_path, tiny_model_dir):
+@pytest.mark.parametrize("metric", ["eval_loss", "exact_match"])
+def test_the_metric_regexes_match_what_the_real_container_prints(tmp_path, tiny_model_dir, metric):
     """A real tiny training trial on the /opt/ml contract; SageMaker applies each regex to each log line and
     keeps its first group (https://docs.aws.amazon.com/sagemaker/latest/dg/training-metrics.html)."""
     train = tmp_path / "train"
@@ -118,6 +119,7 @@ def test_the_metric_regexes_match_what_the_real_container_prints(tmp_path, tiny_
         lora_rank=2,
         max_forgetting=0.05,
         validation_fraction=0.25,
+        selection_metric=metric,
     ).to_hyperparameters()
     root = prepare_training_tree(tmp_path / "ml", {"train": train, "base_model": tiny_model_dir}, hyper)
     result = subprocess.run(
@@ -132,17 +134,28 @@ def test_the_metric_regexes_match_what_the_real_container_prints(tmp_path, tiny_
     definitions = tuning_request()["TrainingJobDefinition"]["AlgorithmSpecification"]["MetricDefinitions"]
     found: dict[str, list[float]] = {}
     for line in result.stdout.splitlines():
-        for metric in definitions:
-            match = re.search(metric["Regex"], line)
+        for definition in definitions:
+            match = re.search(definition["Regex"], line)
             if match:
-                found.setdefault(metric["Name"], []).append(float(match.group(1)))
-    # early stopping reads the objective per evaluation (the best validation loss so far); the last value,
-    # which AMT keeps, is the constrained one
+                found.setdefault(definition["Name"], []).append(float(match.group(1)))
+    # early stopping reads the objective per evaluation (the best validation's so far); the last value, which
+    # AMT keeps, is the constrained one
     evals = found["validation:loss"]
     assert len(evals) == 2
-    assert found[OBJECTIVE_METRIC] == [evals[0], min(evals), objective["tuning_objective"]]
+    if metric == "eval_loss":
+        so_far = [evals[0], min(evals)]
+        assert "validation:exact_match" not in found and "tuning:exact_match" not in found
+    else:  # 1 - exact match, ties to the lower loss; the validation lines' exact match is a metric of its own
+        exact = found["validation:exact_match"]
+        assert len(exact) == 2 and all(0.0 <= value <= 1.0 for value in exact)
+        so_far = [round(1 - exact[0], 6), round(1 - max(exact), 6)]
+        assert found["tuning:exact_match"] == [objective["exact_match"]] == [max(exact)]
+        assert objective["objective"] == pytest.approx(1 - objective["exact_match"])
+    assert found[OBJECTIVE_METRIC] == [*so_far, objective["tuning_objective"]]
     assert found["tuning:forgetting"] == [objective["forgetting"]]
-    assert found["tuning:best_eval_loss"] == [objective["best_eval_loss"]] == [min(found["validation:loss"])]
+    assert found["tuning:best_eval_loss"] == [objective["best_eval_loss"]]
+    if metric == "eval_loss":
+        assert objective["best_eval_loss"] == min(evals)
     # the step whose weights the trial ended with (a refit trains as long): the restored best's, else the last
     restored = [r["step"] for r in printed if r.get("event") == "restored_best"]
     assert found["tuning:model_step"] == [objective["model_step"]] == [restored[0] if restored else 2]
@@ -197,7 +210,11 @@ def test_the_tuning_jobs_best_is_the_run_unless_even_it_forgot_too_much(tmp_path
                 finish_tuning(client, name, SPEC, tmp_path.as_uri(), trials_uri)
             assert not (tmp_path / "runs" / "latest" / "support-assistant.tuning.json").exists()
         else:
-            assert finish_tuning(client, name, SPEC, tmp_path.as_uri(), trials_uri) == "job-1"
+            # the trials' objective is what the spec's tuning.objective says it is (the report labels it)
+            spec = SPEC.model_copy(update={"tuning": SPEC.tuning.model_copy(update={"objective": "exact_match"})})
+            assert finish_tuning(client, name, spec, tmp_path.as_uri(), trials_uri) == "job-1"
+            written = json.loads((tmp_path / "tune" / "trials.json").read_text())
+            assert [t["metric"] for t in written] == ["exact_match"] * 3 and written[0]["objective"] == 0.82
             parent = json.loads((tmp_path / "runs" / "latest" / "support-assistant.tuning.json").read_text())
             assert parent == {"tuning_job": name}  # the next run's warm start
     trials = json.loads((tmp_path / "tune" / "trials.json").read_text())

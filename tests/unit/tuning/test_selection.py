@@ -88,6 +88,32 @@ def test_replay_where_nothing_replays_is_refused_not_ignored(body):
 
 
 @pytest.mark.parametrize(
+    "body",
+    [
+        "method: dpo\ndata: {train: d.jsonl}",
+        "method: continued_pretraining\ndata: {train: d.jsonl}",
+        "data: {train: d.jsonl, format: text}",
+        "data: {train: d.jsonl, format: speech}",
+    ],
+)
+def test_exact_match_where_there_are_no_answers_is_refused(body):
+    from trainforge.errors import SpecInvalid
+
+    with pytest.raises(SpecInvalid, match=r"tuning.objective: exact_match scores answers, and .* has none"):
+        parse_spec(f"name: t\nbase_model: tiny\n{body}\ntuning: {{objective: exact_match}}\n")
+
+
+def test_exact_match_on_answers_is_what_the_trials_select_by():
+    from trainforge.contracts import TrialSummary, objective_label
+
+    spec = parse_spec("name: t\nbase_model: tiny\ndata: {train: d.jsonl}\ntuning: {objective: exact_match}\n")
+    assert spec.tuning is not None and spec.tuning.objective == "exact_match"
+    trial = TrialSummary(number=0, state="complete", params={}, objective=0.25, metric="exact_match")
+    assert objective_label([trial]) == "1 - exact match on the selection slice"
+    assert objective_label([trial.model_copy(update={"metric": "eval_loss"})]) == "best eval loss"
+
+
+@pytest.mark.parametrize(
     ("ranges", "message"),
     [
         ("{dropout: [0, 1]}", "'dropout' cannot be tuned"),

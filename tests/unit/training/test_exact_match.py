@@ -1,0 +1,83 @@
+"""Selecting by exact match (``training.selection``): what the validation pass counts, and the best step a run
+selecting by it ends with."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from trainforge.training.entrypoint import train_from_contract
+from trainforge.training.loop import Validation
+from trainforge.training.objectives import LanguageModeling
+from trainforge.training.packing import pack
+from trainforge.training.selection import improves, objective
+from trainforge.training.tokenize import IGNORE, Example
+
+PROMPTS = ["the capital of france is", "reset my password", "where is my order", "hello how are", "one two", "sky"]
+
+
+def test_exact_match_counts_the_examples_greedy_decoding_reproduces(tiny_model_dir):
+    """Answers made of the model's own greedy continuation count; the same answers with one token changed
+    (the last: every token before it is still the greedy one) do not. Six examples packed into one row, so the
+    count is per document, not per row."""
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    examples = []
+    for index, text in enumerate(PROMPTS):
+        prompt = tokenizer(text).input_ids
+        ids = torch.tensor([prompt])
+        with torch.no_grad():
+            generated = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, do_sample=False)
+        answer = generated[0, len(prompt) :].tolist()
+        if index % 2:
+            answer[-1] = (answer[-1] + 1) % model.config.vocab_size
+        examples.append(Example(prompt + answer, [IGNORE] * len(prompt) + answer))
+    sequences, _ = pack(examples, 128)
+    assert len(sequences) == 1
+    validation = LanguageModeling(sequences, 128, tokenizer.pad_token_id or 0)
+    batch = validation.batch([0])
+    with torch.no_grad():
+        loss, hits, documents = validation.exact_match_sums(model, batch)
+        expected_loss = float(validation.loss_sum(model, batch))
+    assert (hits, documents) == (3, 6)
+    assert loss == pytest.approx(expected_loss)
+
+
+def test_exact_match_wins_and_ties_go_to_the_lower_loss():
+    assert improves("exact_match", 2.0, 0.6, 1.0, 0.5)  # a higher exact match at a higher loss
+    assert not improves("exact_match", 0.5, 0.4, 1.0, 0.5)  # a lower loss does not make up for fewer answers
+    assert improves("exact_match", 0.9, 0.5, 1.0, 0.5) and not improves("exact_match", 1.0, 0.5, 1.0, 0.5)
+    assert improves("exact_match", 3.0, 0.0, float("inf"), None)  # the first validation
+    assert not improves("eval_loss", 2.0, 0.9, 1.0, 0.1)  # selecting by loss ignores exact match
+    assert objective("exact_match", 2.0, 0.75) == 0.25 and objective("eval_loss", 2.0, 0.75) == 2.0
+    with pytest.raises(ValueError, match="measured none"):
+        objective("exact_match", 2.0, None)
+
+
+def test_a_run_selecting_by_exact_match_ends_with_its_best_exact_match_step(opt_ml, monkeypatch):
+    """Scripted validations (the training steps are real): exact match peaks at steps 4-5 while the loss is
+    lowest at step 6. Selecting by exact match ends with step 5 (step 4's exact match at a lower loss); by loss
+    the run would end with its last step, and nothing would be restored."""
+    script = [(1.0, 0.2), (0.9, 0.4), (0.95, 0.4), (1.2, 0.6), (1.1, 0.6), (0.8, 0.5)]
+    validations = iter(Validation(loss, exact) for loss, exact in script)
+    monkeypatch.setattr("trainforge.training.loop.evaluate", lambda *args: next(validations))
+    root = opt_ml(max_steps=6, eval_every=1, checkpoint_every=100, selection_metric="exact_match")
+    summary = train_from_contract(root)
+    records = [json.loads(line) for line in (root / "checkpoints/metrics.jsonl").read_text().splitlines()]
+    assert [r["eval_exact_match"] for r in records if "eval_loss" in r] == [exact for _, exact in script]
+    assert summary["restored_step"] == 5 and summary["best_exact_match"] == 0.6
+    assert summary["best_eval_loss"] == pytest.approx(1.1)
+    assert {"event": "restored_best", "step": 5, "validation_loss": 1.1} in records
+
+
+def test_a_real_run_selecting_by_exact_match_reports_it_at_each_validation(opt_ml):
+    root = opt_ml(max_steps=4, eval_every=2, selection_metric="exact_match")
+    summary = train_from_contract(root)
+    records = [json.loads(line) for line in (root / "checkpoints/metrics.jsonl").read_text().splitlines()]
+    exact = [r["eval_exact_match"] for r in records if "eval_loss" in r]
+    assert len(exact) == 2 and all(0.0 <= value <= 1.0 for value in exact)
+    assert summary["best_exact_match"] in exact
