@@ -232,6 +232,10 @@ class TrialSummary(Contract):
     params: dict[str, float | int | str]
     objective: float | None = None
     metric: SelectionMetric = Field("eval_loss", description="what the objective is: the loss or 1 - exact match")
+    eval_loss: float | None = Field(
+        None,
+        description="the loss of the validation the objective is from (local trials; AMT keeps the objective only)",
+    )
     forgetting: float | None = Field(None, description="the worst text probe's relative perplexity increase")
     best: bool = False
     job_name: str | None = None

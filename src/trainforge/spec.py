@@ -206,8 +206,9 @@ class TuningSpec(_Section):
     objective: SelectionMetric = Field(
         "eval_loss",
         description="what chooses among trials, and each trial's best step: eval_loss, its best validation loss "
-        "(minimised); exact_match, the share of its validation examples whose answer greedy decoding reproduces "
-        "word for word (maximised, ties to the lower loss), for short answers (classification, extraction), where "
+        "(minimised); exact_match, the share of its validation examples whose every answer token is the model's "
+        "most likely one given the reference before it, which greedy decoding would then reproduce token for "
+        "token (maximised, ties to the lower loss), for short answers (classification, extraction), where "
         "the loss stops falling before the answers stop improving. A trial whose forgetting exceeds "
         "evaluation.max_forgetting is infeasible whatever its score",
     )
@@ -222,7 +223,7 @@ class TuningSpec(_Section):
     )
     early_stopping: bool = Field(
         True,
-        description="stop a trial whose validation loss trails the others' at the same step (AMT early stopping "
+        description="stop a trial whose objective trails the others' at the same step (AMT early stopping "
         "Auto; Optuna's median pruner on the loop's periodic evaluations)",
     )
     warm_start: bool = Field(
@@ -232,7 +233,7 @@ class TuningSpec(_Section):
         0.2,
         ge=0.0,
         lt=1.0,
-        description="the share of the training side each trial holds out to score its validation loss (the "
+        description="the share of the training side each trial holds out to score its validations (the "
         "objective, pruning, early stopping), so the run's held-out examples, which evaluate the chosen model, "
         "never choose it; 0: trials score on the held-out examples and the run's figures are then optimistic",
     )

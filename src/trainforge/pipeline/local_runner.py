@@ -255,7 +255,9 @@ class LocalRunner:
                         rate=f"{record.get('tokens_per_s', 0):.0f}",
                     )
                 elif "eval_loss" in record:
-                    progress.console.print(f"  step {record['step']}: eval_loss {record['eval_loss']:.4f}")
+                    exact = record.get("eval_exact_match")
+                    also = "" if exact is None else f", exact match {exact:.3f}"
+                    progress.console.print(f"  step {record['step']}: eval_loss {record['eval_loss']:.4f}{also}")
                 elif record.get("event") == "precision":
                     progress.console.print(f"  {record.get('reason')}")
                 elif record.get("event") == "data":
@@ -276,13 +278,14 @@ class LocalRunner:
 
     def _tune(self, request: TrainingRequest, spec: JobSpec, layout: RunLayout) -> StudyResult:
         """The Optuna study (``tuning.local``), one line per trial; its best feasible trial."""
-        from trainforge.contracts import TrialSummary
+        from trainforge.contracts import TrialSummary, objective_label
         from trainforge.tuning.local import run_study
 
         def on_trial(trial: TrialSummary) -> None:
             forgetting = "-" if trial.forgetting is None else f"{trial.forgetting:+.1%}"
-            loss = "-" if trial.objective is None else f"{trial.objective:.4f}"
-            self.console.print(f"  trial {trial.number}: {trial.state}, eval_loss {loss}, forgetting {forgetting}")
+            value = "-" if trial.objective is None else f"{trial.objective:.4f}"
+            label = objective_label([trial])
+            self.console.print(f"  trial {trial.number}: {trial.state}, {label} {value}, forgetting {forgetting}")
 
         assert spec.tuning is not None
         with self.console.status(f"tuning: {spec.tuning.max_jobs} trials ..."):

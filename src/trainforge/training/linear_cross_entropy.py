@@ -50,8 +50,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         # cast once here, not once per chunk.
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
         head, offsets = weight.to(dtype), None if bias is None else bias.to(dtype)
-        budget = CHUNK_ELEMENTS if device == "cpu" else ACCELERATOR_CHUNK_ELEMENTS
-        rows = max(1, budget // weight.size(0))
+        rows = chunk_rows(device, weight.size(0))
         for start in range(0, hidden.size(0), rows):
             chunk, chunk_targets = hidden[start : start + rows].to(dtype), targets[start : start + rows]
             logits = F.linear(chunk, head, offsets).float()
@@ -83,6 +82,12 @@ class _LinearCrossEntropy(torch.autograd.Function):
             None,
             None,
         )
+
+
+def chunk_rows(device: str, vocab_size: int) -> int:
+    """Positions projected onto the vocabulary at a time, within the device's chunk budget (above)."""
+    budget = CHUNK_ELEMENTS if device == "cpu" else ACCELERATOR_CHUNK_ELEMENTS
+    return max(1, budget // vocab_size)
 
 
 def linear_cross_entropy(

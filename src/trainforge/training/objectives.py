@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from trainforge.planning.architecture import PLAIN_HEAD_MODEL_TYPES
 from trainforge.training.attention import attention_inputs
-from trainforge.training.linear_cross_entropy import linear_cross_entropy
+from trainforge.training.linear_cross_entropy import chunk_rows, linear_cross_entropy
 from trainforge.training.packing import PackedSequence, collate
 from trainforge.training.tokenize import IGNORE
 
@@ -111,10 +111,6 @@ class LanguageModeling:
         return outputs.hidden_states[-1][:, :-1][labelled], targets[labelled], head
 
 
-#: positions projected onto the vocabulary at a time when only their argmax is wanted (a 49k-152k vocabulary)
-ARGMAX_CHUNK = 1024
-
-
 def _cross_entropy_sum(selected: torch.Tensor, targets: torch.Tensor, head: torch.nn.Linear | None) -> torch.Tensor:
     if head is None:
         return F.cross_entropy(selected.float(), targets, reduction="sum")
@@ -125,7 +121,10 @@ def _argmax(selected: torch.Tensor, head: torch.nn.Linear | None) -> torch.Tenso
     if head is None:
         return selected.argmax(-1)
     return torch.cat(
-        [F.linear(chunk, head.weight, head.bias).argmax(-1) for chunk in selected.split(ARGMAX_CHUNK)]
+        [
+            F.linear(chunk, head.weight, head.bias).argmax(-1)
+            for chunk in selected.split(chunk_rows(selected.device.type, head.weight.size(0)))
+        ]
         or [torch.zeros(0, dtype=torch.long, device=selected.device)]
     )
 

@@ -2,11 +2,16 @@
 stopping has waited long enough, and a tuning trial's objective (``tuning.objective``).
 
 - ``eval_loss``: the validation loss, lower is better.
-- ``exact_match``: the share of validation examples whose every answer token is the model's most likely
-  token given the reference before it, higher is better; ties go to the lower loss. That is exactly the
-  examples greedy decoding would answer word for word (greedy decoding emits the argmax at each position,
-  so it reproduces the reference, end-of-turn token included, if and only if every one of those argmaxes
-  is the reference's token), read off the validation pass's own forward instead of a generate loop. On
+- ``exact_match``: the share of validation examples whose every labelled token is the model's most likely
+  token given the reference before it, higher is better; ties go to the lower loss. Greedy decoding emits
+  the argmax at each position, so an example that counts is one whose answer greedy decoding reproduces
+  token for token, end-of-turn token included; read off the validation pass's own forward, with no
+  generate loop. It is a stricter, token-level stand-in for the evaluation's exact match
+  (``evaluation.text_metrics``), not the same figure: that one compares the last assistant turn's
+  generated text after normalising case, punctuation and articles, within ``max_new_tokens``; this one
+  scores every labelled token of the example (every assistant turn, and what the chat template labels
+  after the end-of-turn token, such as ChatML's newline), and an answer cut by ``max_seq_len`` counts by
+  its kept part. On
   short-answer tasks (classification, extraction) the loss keeps falling on confident wrong answers and
   stops falling while answers are still getting right: on the tuning benchmark (docs/benchmarks.md, Tuning)
   trials chosen by loss ended 20-60 steps in, while exact match kept rising to the end of the default run.

@@ -9,7 +9,9 @@ whenever any is feasible; :func:`best_job` refuses a best job that is itself inf
 
 Warm start: a job's previous tuning job (recorded per job name under ``runs/latest/``) is the parent, with
 ``TransferLearning`` since the data may have changed since
-(https://docs.aws.amazon.com/sagemaker/latest/dg/automatic-model-tuning-warm-start.html).
+(https://docs.aws.amazon.com/sagemaker/latest/dg/automatic-model-tuning-warm-start.html); only a parent
+that optimised the same ``tuning.objective``, since AMT seeds the search with the parent's objective values
+under the same metric name, and a loss (about 0.3-3) is not on the scale of 1 - exact match (0-1).
 """
 
 from __future__ import annotations
@@ -181,7 +183,10 @@ def prepared_tuning(
         return None
     uri = _parent_uri(artifacts_uri, spec.name)
     store = open_store(uri)
-    parent = json.loads(store.read_bytes(uri))["tuning_job"] if store.exists(uri) else None
+    record = json.loads(store.read_bytes(uri)) if store.exists(uri) else {}
+    # a record from before objectives were recorded is a loss-optimising parent
+    same_objective = record.get("objective", "eval_loss") == spec.tuning.objective
+    parent = record.get("tuning_job") if same_objective else None
     request = create_tuning_job(training_job, trial_space(training, spec), spec, training.run_id, parent)
     waves = math.ceil(spec.tuning.max_jobs / min(spec.tuning.parallel, spec.tuning.max_jobs))
     # the RefitOrEvaluate choice reads refit: the best trial's settings trained again (``tuning.refit``)
@@ -207,5 +212,6 @@ def finish_tuning(client: Any, tuning_job: str, spec: JobSpec, artifacts_uri: st
     )
     name = best_job(described, spec.evaluation.max_forgetting)
     parent = _parent_uri(artifacts_uri, spec.name)
-    open_store(parent).write_bytes(parent, json.dumps({"tuning_job": tuning_job}).encode(), "application/json")
+    record = {"tuning_job": tuning_job, "objective": spec.tuning.objective}
+    open_store(parent).write_bytes(parent, json.dumps(record).encode(), "application/json")
     return name

@@ -95,17 +95,19 @@ def summarize(trial: Any, max_forgetting: float, metric: SelectionMetric = "eval
         params=dict(trial.params),
         objective=trial.value if trial.value is not None and math.isfinite(trial.value) else None,
         metric=metric,
+        eval_loss=attrs.get("eval_loss"),
         forgetting=forgetting,
         job_name=attrs.get("key"),
     )
 
 
 def best_feasible(trials: list[TrialSummary], max_forgetting: float) -> TrialSummary:
-    """The complete trial of lowest objective among those within the forgetting budget; InfeasibleStudy
-    naming each trial's forgetting when none is."""
+    """The complete trial of lowest objective among those within the forgetting budget, equal objectives going
+    to the lower loss (as ``training.selection`` ranks a trial's own validations: exact match on a few dozen
+    selection examples ties often); InfeasibleStudy naming each trial's forgetting when none is."""
     feasible = [t for t in trials if t.state == "complete" and t.objective is not None]
     if feasible:
-        return min(feasible, key=lambda t: (t.objective, t.number))
+        return min(feasible, key=lambda t: (t.objective, math.inf if t.eval_loss is None else t.eval_loss, t.number))
     finished = [t for t in trials if t.state == "infeasible"]
     if finished:
         each = ", ".join(f"trial {t.number}: {t.forgetting:+.1%}" for t in finished if t.forgetting is not None)

@@ -73,10 +73,13 @@ def trial_objective(model: Any, tokenizer: Any, config: TrainConfig, outcome: An
     loss = outcome.best_eval_loss if outcome.best_eval_loss is not None else outcome.final_loss
     assert config.max_forgetting is not None
     model_step = outcome.restored_step if outcome.restored_step is not None else outcome.steps
+    exact = outcome.best_exact_match
+    if config.selection_metric == "exact_match" and exact is None:
+        exact = 0.0  # no validation measured one: the worst score, as eval_loss falls back to the last loss
     return objective_record(
         config.selection_metric,
         float(loss),
-        outcome.best_exact_match,
+        exact,
         forgetting,
         config.max_forgetting,
         model_step,

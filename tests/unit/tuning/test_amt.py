@@ -216,7 +216,7 @@ def test_the_tuning_jobs_best_is_the_run_unless_even_it_forgot_too_much(tmp_path
             written = json.loads((tmp_path / "tune" / "trials.json").read_text())
             assert [t["metric"] for t in written] == ["exact_match"] * 3 and written[0]["objective"] == 0.82
             parent = json.loads((tmp_path / "runs" / "latest" / "support-assistant.tuning.json").read_text())
-            assert parent == {"tuning_job": name}  # the next run's warm start
+            assert parent == {"tuning_job": name, "objective": "exact_match"}  # the next run's warm start
     trials = json.loads((tmp_path / "tune" / "trials.json").read_text())
     assert [t["state"] for t in trials] == [
         "infeasible" if best_value >= INFEASIBLE_PENALTY else "complete",
@@ -235,3 +235,26 @@ def test_the_tune_state_is_told_whether_to_refit(tmp_path, refit):
     prepared = prepared_tuning(training, create_training_job(training, AWS), spec, tmp_path.as_uri(), 3600)
     assert prepared is not None and prepared["refit"] is refit
     assert prepared["timeout_seconds"] == 3600 * 3  # 6 trials, 2 at a time
+
+
+@pytest.mark.parametrize(
+    ("recorded", "objective", "warm"),
+    [
+        ({"objective": "eval_loss"}, "eval_loss", True),
+        ({}, "eval_loss", True),  # recorded before objectives were: a loss-optimising parent
+        ({"objective": "eval_loss"}, "exact_match", False),
+        ({}, "exact_match", False),
+        ({"objective": "exact_match"}, "exact_match", True),
+    ],
+)
+def test_a_warm_start_only_from_a_parent_that_optimised_the_same_objective(tmp_path, recorded, objective, warm):
+    """AMT seeds the search with the parent's objective values under the same metric name: a loss is not on
+    the scale of 1 - exact match."""
+    latest = tmp_path / "runs" / "latest"
+    latest.mkdir(parents=True)
+    (latest / "support-assistant.tuning.json").write_text(json.dumps({"tuning_job": "parent-0", **recorded}))
+    spec = SPEC.model_copy(update={"tuning": SPEC.tuning.model_copy(update={"objective": objective})})
+    training = training_request()
+    prepared = prepared_tuning(training, create_training_job(training, AWS), spec, tmp_path.as_uri(), 3600)
+    assert prepared is not None
+    assert ("WarmStartConfig" in prepared["job"]) is warm

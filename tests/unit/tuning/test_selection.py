@@ -37,6 +37,21 @@ def test_the_lowest_loss_that_forgot_too_much_is_not_chosen():
     assert best.number == 3 and best.objective == pytest.approx(0.95)
 
 
+def test_trials_tied_on_exact_match_go_to_the_lower_loss():
+    """Told as the local tuner tells them: the objective 1 - exact match, the loss as the trial's attribute.
+    Trials 0 and 2 answer the same share of the selection slice; trial 2's loss is lower."""
+    study = optuna.create_study(direction="minimize")
+    for index, (error, loss) in enumerate([(0.25, 0.60), (0.40, 0.30), (0.25, 0.45)]):
+        trial = study.ask({"learning_rate": optuna.distributions.FloatDistribution(1e-5, 1e-2, log=True)})
+        trial.set_user_attr("key", f"k{index}")
+        trial.set_user_attr("forgetting", 0.0)
+        trial.set_user_attr("eval_loss", loss)
+        trial.set_constraint("forgetting", -BUDGET)
+        study.tell(trial, error)
+    trials = [summarize(t, BUDGET, "exact_match") for t in study.get_trials()]
+    assert best_feasible(trials, BUDGET).number == 2
+
+
 def test_no_feasible_trial_fails_naming_each_trials_forgetting():
     trials = study_of([(0.9, 0.08), (0.7, 0.20), None])
     with pytest.raises(InfeasibleStudy, match=r"no feasible trial.*5\.0%.*trial 0: \+8\.0%, trial 1: \+20\.0%"):
