@@ -13,6 +13,7 @@ checkpoint or the new one, never half of one.
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import shutil
 from dataclasses import dataclass
@@ -52,6 +53,9 @@ class TrainingState:
     #: the best step's exact match, where the run selects by it (``training.selection``); None before the
     #: first validation, in a run that selects by loss, and in checkpoints from before it
     best_exact_match: float | None = None
+    #: the last step's training loss, so that a run resumed at its end (killed before it exported) reports it
+    #: too; NaN before the first step and in checkpoints from before it
+    last_loss: float = math.nan
 
 
 def rng_state() -> dict[str, Any]:

@@ -181,7 +181,7 @@ def run_training(
     interrupt = _Interrupt()
     # a run whose early stop was checkpointed (then killed before it exported) stays stopped when resumed
     stopped = validation is not None and _patience_spent(config, state)
-    outcome = Outcome(state.step, state.tokens_seen, math.nan, None, stopped, False)
+    outcome = Outcome(state.step, state.tokens_seen, state.last_loss, None, stopped, False)
     memory = PeakMemory(device)
     clock = time.perf_counter()
     window_tokens = 0
@@ -215,7 +215,7 @@ def run_training(
             if not math.isfinite(loss):
                 raise NonFiniteLoss(f"loss became {loss} at step {state.step}: lower learning_rate or check the data")
             state.tokens_seen += window_tokens * world.size
-            outcome.final_loss = loss
+            outcome.final_loss = state.last_loss = loss
             if world.is_main:
                 device.synchronize()
                 elapsed = time.perf_counter() - clock

@@ -165,6 +165,7 @@ def test_a_resumed_run_that_had_stopped_early_trains_no_further(opt_ml):
     assert max(trained) == first["steps"]  # no step after the stop, in either process
     assert again["stopped_early"] and again["steps"] == first["steps"]
     assert again["restored_step"] == first["restored_step"] and again["best_eval_loss"] == first["best_eval_loss"]
+    assert again["final_loss"] == first["final_loss"]  # the last step's loss, read back: not NaN
 
 
 def test_a_run_that_validates_ends_with_its_best_weights(opt_ml):
