@@ -90,7 +90,7 @@ def train_from_contract(root: Path) -> dict[str, Any]:
     from trainforge.training.loop import run_training
     from trainforge.training.media_objectives import build_media_objectives, load_media_trainable
     from trainforge.training.memory import fit_to_device
-    from trainforge.tuning.trial import trial_objective, trial_probes_before, with_objective_progress
+    from trainforge.tuning.trial import objective_progress, trial_objective, trial_probes_before
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
@@ -153,7 +153,8 @@ def train_from_contract(root: Path) -> dict[str, Any]:
         device,
         world,
         root / "checkpoints",
-        with_objective_progress(emit, config),  # the final objective line comes last, below
+        emit,
+        objective_progress(emit, config),  # the final objective line comes last, below
     )
     summary: dict[str, Any] = {
         "base_model_id": config.base_model_id,

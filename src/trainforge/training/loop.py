@@ -32,6 +32,7 @@ from trainforge.training.norm import fuse_rms_norms
 from trainforge.training.objectives import LanguageModeling, Objective
 from trainforge.training.recompute import keep_fewer_activations
 from trainforge.training.selection import improves
+from trainforge.training.selection import objective as selection_objective
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -119,9 +120,11 @@ def evaluate(
     match where ``config.selection_metric`` asks for it. Every rank runs the same number of forwards (a rank
     past the end repeats the first batch and does not count it): a sharded model all-gathers its weights in
     each forward, which needs every rank to take part."""
-    exact = config.selection_metric == "exact_match"
-    if exact and not isinstance(objective, LanguageModeling):
-        raise TypeError(f"exact_match selection scores answers; {type(objective).__name__} has none")
+    answers: LanguageModeling | None = None  # the objective that scores answers, where the run selects by them
+    if config.selection_metric == "exact_match":
+        if not isinstance(objective, LanguageModeling):
+            raise TypeError(f"exact_match selection scores answers; {type(objective).__name__} has none")
+        answers = objective
     model.eval()
     # loss sum, loss terms, examples answered exactly, examples
     totals = torch.zeros(4, dtype=torch.float64)
@@ -134,9 +137,8 @@ def evaluate(
             batch = _to(objective.batch(list(range(first, min(first + config.batch_size, len(objective))))), device)
             hits = documents = 0
             with device.autocast():
-                if exact:
-                    assert isinstance(objective, LanguageModeling)
-                    loss_sum, hits, documents = objective.exact_match_sums(model, batch)
+                if answers is not None:
+                    loss_sum, hits, documents = answers.exact_match_sums(model, batch)
                 else:
                     loss_sum = float(objective.loss_sum(model, batch))
             if counted:
@@ -144,7 +146,7 @@ def evaluate(
     model.train()
     world.all_reduce_sum(totals)
     loss = float(totals[0]) / max(float(totals[1]), 1.0)
-    return Validation(loss, float(totals[2]) / max(float(totals[3]), 1.0) if exact else None)
+    return Validation(loss, None if answers is None else float(totals[2]) / max(float(totals[3]), 1.0))
 
 
 def run_training(
@@ -156,7 +158,12 @@ def run_training(
     world: World,
     checkpoint_dir: Path,
     emit: Emit = print_metrics,
+    on_validation: Callable[[int, float], None] | None = None,
 ) -> Outcome:
+    """Train to the configured length (or an early stop, or a SIGTERM), checkpointing on the way and resuming
+    from the latest checkpoint. ``on_validation`` is told, after each periodic validation, the step and the
+    objective of the best validation so far (``training.selection``; a tuning trial prints it for AMT's early
+    stopping): the loop's own best, which a resumed run reads back from its checkpoint."""
     use_packed_attention(model, device.kind)
     keep_fewer_activations(
         model, checkpointing=any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
@@ -233,7 +240,9 @@ def run_training(
                 emit(record)
             clock, window_tokens = time.perf_counter(), 0
             # the bare model: a DDP forward syncs buffers, which validation does not need
-            stop = _validate(model, validation, config, device, world, state, outcome, emit, steps, memory)
+            stop = _validate(
+                model, validation, config, device, world, state, outcome, emit, steps, memory, on_validation
+            )
             # a SIGTERM may reach one rank a step before another: all ranks checkpoint and stop together
             interrupted = world.any(interrupt.requested)
             best_now = restores and state.best_step == state.step  # the weights the run may end with
@@ -292,6 +301,7 @@ def _validate(
     emit: Emit,
     steps: int,
     memory: PeakMemory,
+    on_validation: Callable[[int, float], None] | None = None,
 ) -> bool:
     """Periodic validation (its loss, and its exact match where the run selects by it); returns True when early
     stopping says to stop. The record carries the peak memory since the previous evaluation."""
@@ -309,6 +319,8 @@ def _validate(
         record = {"step": state.step, "eval_loss": round(result.loss, 6), **exact, **_megabytes(memory.interval())}
         outcome.history.append(record)
         emit(record)
+        if on_validation is not None:
+            on_validation(state.step, selection_objective(metric, state.best_eval_loss, state.best_exact_match))
     return _patience_spent(config, state)
 
 

@@ -5,7 +5,6 @@ the last, and the objective line the tuner reads (``tuning.objective``). A plain
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,28 +35,15 @@ def trial_probes_before(model: Any, tokenizer: Any, config: TrainConfig, checkpo
     return before
 
 
-def with_objective_progress(emit: Emit, config: TrainConfig) -> Emit:
-    """``emit`` that, in a tuning trial, follows each periodic validation record with the objective so far
-    (``tuning.objective.progress_record``: the best validation's, as the loop chooses it), so that AMT's early
-    stopping has a value per evaluation; a plain run's ``emit`` unchanged."""
+def objective_progress(emit: Emit, config: TrainConfig) -> Callable[[int, float], None] | None:
+    """In a tuning trial, what the loop calls after each periodic validation with the objective of its best
+    validation so far: a line (``tuning.objective.progress_record``) so that AMT's early stopping has a value
+    per evaluation. None for a plain run."""
     if config.max_forgetting is None:
-        return emit
-    from trainforge.training.selection import improves, objective
+        return None
     from trainforge.tuning.objective import progress_record
 
-    metric = config.selection_metric
-    best_loss, best_exact, best = math.inf, None, math.inf
-
-    def emitting(record: dict[str, Any]) -> None:
-        nonlocal best_loss, best_exact, best
-        emit(record)
-        if "eval_loss" in record and "step" in record:
-            loss, exact = float(record["eval_loss"]), record.get("eval_exact_match")
-            if improves(metric, loss, exact, best_loss, best_exact):
-                best_loss, best_exact, best = loss, exact, objective(metric, loss, exact)
-            emit(progress_record(int(record["step"]), best))
-
-    return emitting
+    return lambda step, best: emit(progress_record(step, best))
 
 
 def trial_objective(model: Any, tokenizer: Any, config: TrainConfig, outcome: Any, before: Any) -> dict[str, Any]:

@@ -81,3 +81,30 @@ def test_a_real_run_selecting_by_exact_match_reports_it_at_each_validation(opt_m
     exact = [r["eval_exact_match"] for r in records if "eval_loss" in r]
     assert len(exact) == 2 and all(0.0 <= value <= 1.0 for value in exact)
     assert summary["best_exact_match"] in exact
+
+
+def test_a_resumed_trial_reports_the_best_validation_from_before_the_kill(opt_ml, monkeypatch):
+    """A tuning trial prints, after each validation, the objective of its best validation so far (AMT's early
+    stopping reads it). Killed after step 3 and resumed, the trial's best is still step 2's (exact match 0.6),
+    read back from the checkpoint: the resumed validations, all worse, do not replace it (and the third of
+    them without improvement, counting step 3's, ends the trial early at step 5)."""
+
+    class Killed(Exception):
+        pass
+
+    script = [(1.0, 0.2), (0.9, 0.6), (1.1, 0.3), None, (1.2, 0.4), (1.3, 0.4)]
+
+    def evaluate(*args):
+        scripted = script.pop(0)
+        if scripted is None:
+            raise Killed
+        return Validation(*scripted)
+
+    monkeypatch.setattr("trainforge.training.loop.evaluate", evaluate)
+    root = opt_ml(max_steps=6, eval_every=1, checkpoint_every=1, selection_metric="exact_match", max_forgetting=0.5)
+    with pytest.raises(Killed):
+        train_from_contract(root)
+    train_from_contract(root)
+    records = [json.loads(line) for line in (root / "checkpoints/metrics.jsonl").read_text().splitlines()]
+    progress = [(r["step"], r["tuning_objective"]) for r in records if r.get("event") == "objective_progress"]
+    assert progress == [(1, 0.8), (2, 0.4), (3, 0.4), (4, 0.4), (5, 0.4)]
