@@ -222,7 +222,7 @@ def run_training(
             if not math.isfinite(loss):
                 raise NonFiniteLoss(f"loss became {loss} at step {state.step}: lower learning_rate or check the data")
             state.tokens_seen += window_tokens * world.size
-            outcome.final_loss = state.last_loss = loss
+            state.last_loss = loss
             if world.is_main:
                 device.synchronize()
                 elapsed = time.perf_counter() - clock
@@ -260,6 +260,7 @@ def run_training(
         interrupt.restore()
     outcome.steps = state.step
     outcome.tokens_seen = state.tokens_seen
+    outcome.final_loss = state.last_loss
     outcome.peak_memory = memory.run
     if validation is not None and math.isfinite(state.best_eval_loss):
         outcome.best_eval_loss, outcome.best_exact_match = state.best_eval_loss, state.best_exact_match
