@@ -112,7 +112,10 @@ class Hyperparameters(_Section):
     eval_every: int = Field(50, gt=0, description="steps between validation-loss evaluations (and always at the end)")
     checkpoint_every: int = Field(100, gt=0, description="steps between checkpoints (and on SIGTERM)")
     early_stopping_patience: int | None = Field(
-        3, gt=0, description="evaluations without improvement before stopping; None: never stops early"
+        3,
+        gt=0,
+        description="evaluations in a row that neither beat the best step nor lower the validation loss before "
+        "stopping; None: never stops early",
     )
     gradient_checkpointing: bool = Field(
         False, description="recompute activations in the backward instead of keeping them: less memory, more compute"

@@ -56,6 +56,10 @@ class TrainingState:
     #: the last step's training loss, so that a run resumed at its end (killed before it exported) reports it
     #: too; NaN before the first step and in checkpoints from before it
     last_loss: float = math.nan
+    #: the lowest validation loss so far, whichever step the run selects: under ``exact_match`` a new low
+    #: shows the model still learning while its answers have yet to follow (``loop._validate``); infinite
+    #: before the first validation and in checkpoints from before it
+    lowest_eval_loss: float = math.inf
 
 
 def rng_state() -> dict[str, Any]:

@@ -31,7 +31,7 @@ from trainforge.training.memory import PeakMemory
 from trainforge.training.norm import fuse_rms_norms
 from trainforge.training.objectives import LanguageModeling, Objective
 from trainforge.training.recompute import keep_fewer_activations
-from trainforge.training.selection import improves
+from trainforge.training.selection import LOSS_TOLERANCE, improves
 from trainforge.training.selection import objective as selection_objective
 
 Emit = Callable[[dict[str, Any]], None]
@@ -310,11 +310,15 @@ def _validate(
         return False
     result = evaluate(model, validation, config, device, world)
     metric = config.selection_metric
-    if improves(metric, result.loss, result.exact_match, state.best_eval_loss, state.best_exact_match):
-        state.best_eval_loss, state.best_exact_match = result.loss, result.exact_match
-        state.evals_without_improvement, state.best_step = 0, state.step
-    else:
-        state.evals_without_improvement += 1
+    better = improves(metric, result.loss, result.exact_match, state.best_eval_loss, state.best_exact_match)
+    if better:
+        state.best_eval_loss, state.best_exact_match, state.best_step = result.loss, result.exact_match, state.step
+    # patience runs out only while nothing improves: a new lowest loss resets it even when the selected
+    # metric stalls, as exact match does before a task is learnt (the tuning benchmark's coordinates: flat near
+    # a guess for 40 steps while the loss fell, then learnt; patience on exact match alone ended trials there)
+    learning = result.loss < state.lowest_eval_loss - LOSS_TOLERANCE
+    state.lowest_eval_loss = min(state.lowest_eval_loss, result.loss)
+    state.evals_without_improvement = 0 if better or learning else state.evals_without_improvement + 1
     if world.is_main:
         exact = {} if result.exact_match is None else {"eval_exact_match": round(result.exact_match, 6)}
         record = {"step": state.step, "eval_loss": round(result.loss, 6), **exact, **_megabytes(memory.interval())}
@@ -326,7 +330,8 @@ def _validate(
 
 
 def _patience_spent(config: TrainConfig, state: TrainingState) -> bool:
-    """Whether early stopping says to stop: ``early_stopping_patience`` evaluations without improvement."""
+    """Whether early stopping says to stop: ``early_stopping_patience`` evaluations in a row that neither beat
+    the best step nor lowered the validation loss."""
     patience = config.early_stopping_patience
     return patience is not None and state.evals_without_improvement >= patience
 

@@ -74,6 +74,21 @@ def test_a_run_selecting_by_exact_match_ends_with_its_best_exact_match_step(opt_
     assert {"event": "restored_best", "step": 5, "validation_loss": 1.1} in records
 
 
+def test_patience_waits_while_the_loss_falls_though_exact_match_stalls(opt_ml, monkeypatch):
+    """Scripted validations: exact match is best at step 1 and stalls while the loss falls to step 4 (a task
+    not yet learnt); patience 2 counts only steps 5 and 6, which improve neither, and stops at 6. Counting
+    exact match alone, the run would stop at step 3; it still ends with step 1, its best exact match."""
+    script = [(1.0, 0.5), (0.9, 0.4), (0.8, 0.4), (0.7, 0.3), (0.75, 0.3), (0.72, 0.3), (0.5, 0.9), (0.4, 0.9)]
+    validations = iter(Validation(loss, exact) for loss, exact in script)
+    monkeypatch.setattr("trainforge.training.loop.evaluate", lambda *args: next(validations))
+    root = opt_ml(
+        max_steps=8, eval_every=1, checkpoint_every=100, early_stopping_patience=2, selection_metric="exact_match"
+    )
+    summary = train_from_contract(root)
+    assert summary["steps"] == 6 and summary["stopped_early"]
+    assert summary["restored_step"] == 1 and summary["best_exact_match"] == 0.5
+
+
 def test_a_real_run_selecting_by_exact_match_reports_it_at_each_validation(opt_ml):
     root = opt_ml(max_steps=4, eval_every=2, selection_metric="exact_match")
     summary = train_from_contract(root)
