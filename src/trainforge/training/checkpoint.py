@@ -58,7 +58,7 @@ class TrainingState:
     last_loss: float = math.nan
     #: the lowest validation loss so far, whichever step the run selects: under ``exact_match`` a new low
     #: shows the model still learning while its answers have yet to follow (``loop._validate``); infinite
-    #: before the first validation and in checkpoints from before it
+    #: before the first validation; a checkpoint from before it reads its best loss (``load_latest``)
     lowest_eval_loss: float = math.inf
 
 
@@ -173,7 +173,11 @@ def load_latest(
     # a run resumed on more processes than wrote the checkpoint seeds the new ranks from rank 0's state
     rng = latest / f"rng-{world.rank}.pt"
     set_rng_state(torch.load(rng if rng.is_file() else latest / "rng-0.pt", weights_only=False))
-    return TrainingState(**saved["state"])
+    state = dict(saved["state"])
+    # a checkpoint from before lowest_eval_loss: its best loss is the lowest it knew of (infinite would count
+    # the first validation after the resume as a new low and reset the patience already spent)
+    state.setdefault("lowest_eval_loss", state["best_eval_loss"])
+    return TrainingState(**state)
 
 
 def _mismatch(checkpoint: Path, detail: object) -> TrainingFailed:

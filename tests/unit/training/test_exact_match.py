@@ -89,6 +89,35 @@ def test_patience_waits_while_the_loss_falls_though_exact_match_stalls(opt_ml, m
     assert summary["restored_step"] == 1 and summary["best_exact_match"] == 0.5
 
 
+def test_a_checkpoint_from_before_the_lowest_loss_keeps_the_patience_it_spent(opt_ml, monkeypatch):
+    """Killed at step 3's validation, one evaluation without improvement spent (step 2), the run resumes from a
+    checkpoint written before ``lowest_eval_loss`` existed. Read back as its best loss (1.0), step 3's 1.2 is
+    no new low: patience 2 is spent and the run stops there. Read back as infinite, step 3 would reset it and
+    the run would train on to step 4."""
+
+    class Killed(Exception):
+        pass
+
+    script = [(1.0, None), (1.1, None), None, (1.2, None), (1.3, None)]
+
+    def evaluate(*args):
+        scripted = script.pop(0)
+        if scripted is None:
+            raise Killed
+        return Validation(*scripted)
+
+    monkeypatch.setattr("trainforge.training.loop.evaluate", evaluate)
+    root = opt_ml(max_steps=4, eval_every=1, checkpoint_every=1, early_stopping_patience=2)
+    with pytest.raises(Killed):
+        train_from_contract(root)
+    saved_path = root / "checkpoints" / "step-00000002" / "state.pt"
+    saved = torch.load(saved_path, weights_only=False)
+    del saved["state"]["lowest_eval_loss"]
+    torch.save(saved, saved_path)
+    summary = train_from_contract(root)
+    assert summary["steps"] == 3 and summary["stopped_early"]
+
+
 def test_a_real_run_selecting_by_exact_match_reports_it_at_each_validation(opt_ml):
     root = opt_ml(max_steps=4, eval_every=2, selection_metric="exact_match")
     summary = train_from_contract(root)
