@@ -1,5 +1,6 @@
-"""What a run's periodic validation chooses by: the best step it ends with (``loop._restore_best``), when early
-stopping has waited long enough, and a tuning trial's objective (``tuning.objective``).
+"""What a run's periodic validation chooses by: the best step it ends with (``loop._restore_best``), a tuning
+trial's objective (``tuning.objective``), and, with a new lowest loss (``loop._validate``), what resets early
+stopping's patience.
 
 - ``eval_loss``: the validation loss, lower is better.
 - ``exact_match``: the share of validation examples whose every labelled token is the model's most likely
