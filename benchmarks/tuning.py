@@ -50,8 +50,8 @@ from trainforge.settings import Settings
 #: the city tasks by what they ask (``public_data.CITY_QUESTIONS``): "cities" asks the name
 CITY_TASKS = {"cities": "name", "coordinates": "coordinates"}
 TASKS = [*CITY_TASKS, *sorted(CAR_TASKS)]
-#: examples used when ``--examples`` is not given: 120 towns per country (240 held out, 144 in each trial's
-#: selection slice); the first 200 cars (attempts 1-6)
+#: examples used when ``--examples`` is not given: 120 towns per country (the split holds out 233 coordinates
+#: or 240 names, each trial's selection slice 123 or 137); the first 200 cars (attempts 1-6)
 DEFAULT_EXAMPLES = {"cities": 960, "coordinates": 960, "cylinders": 200, "origin": 200}
 
 

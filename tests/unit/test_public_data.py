@@ -59,3 +59,8 @@ def test_city_examples_are_the_same_for_a_seed_and_differ_between_seeds() -> Non
 def test_city_examples_refuse_more_cities_than_a_country_has() -> None:
     with pytest.raises(UsageError, match="fewer than the 100000 asked"):
         city_examples(100_000)
+
+
+def test_city_examples_refuse_an_unknown_question_and_name_the_known_ones() -> None:
+    with pytest.raises(UsageError, match="ask: one of name, coordinates, not 'population'"):
+        city_examples(1, ask="population")
