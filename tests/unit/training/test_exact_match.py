@@ -19,6 +19,23 @@ from trainforge.training.tokenize import IGNORE, Example
 PROMPTS = ["the capital of france is", "reset my password", "where is my order", "hello how are", "one two", "sky"]
 
 
+class Killed(Exception):
+    """The run killed at a scripted validation, as a spot reclaim would."""
+
+
+def script_validations(monkeypatch, script: list[tuple[float, float | None] | None]) -> None:
+    """The loop's validations replaced by ``script``'s (loss, exact match), in order (the training steps stay
+    real); a None raises :class:`Killed` there."""
+
+    def evaluate(*args):
+        scripted = script.pop(0)
+        if scripted is None:
+            raise Killed
+        return Validation(*scripted)
+
+    monkeypatch.setattr("trainforge.training.loop.evaluate", evaluate)
+
+
 def test_exact_match_counts_the_examples_greedy_decoding_reproduces(tiny_model_dir):
     """Answers made of the model's own greedy continuation count; the same answers with one token changed
     (the last: every token before it is still the greedy one) do not. Six examples packed into one row, so the
@@ -63,8 +80,7 @@ def test_a_run_selecting_by_exact_match_ends_with_its_best_exact_match_step(opt_
     lowest at step 6. Selecting by exact match ends with step 5 (step 4's exact match at a lower loss); by loss
     the run would end with its last step, and nothing would be restored."""
     script = [(1.0, 0.2), (0.9, 0.4), (0.95, 0.4), (1.2, 0.6), (1.1, 0.6), (0.8, 0.5)]
-    validations = iter(Validation(loss, exact) for loss, exact in script)
-    monkeypatch.setattr("trainforge.training.loop.evaluate", lambda *args: next(validations))
+    script_validations(monkeypatch, list(script))
     root = opt_ml(max_steps=6, eval_every=1, checkpoint_every=100, selection_metric="exact_match")
     summary = train_from_contract(root)
     records = [json.loads(line) for line in (root / "checkpoints/metrics.jsonl").read_text().splitlines()]
@@ -78,9 +94,9 @@ def test_patience_waits_while_the_loss_falls_though_exact_match_stalls(opt_ml, m
     """Scripted validations: exact match is best at step 1 and stalls while the loss falls to step 4 (a task
     not yet learnt); patience 2 counts only steps 5 and 6, which improve neither, and stops at 6. Counting
     exact match alone, the run would stop at step 3; it still ends with step 1, its best exact match."""
-    script = [(1.0, 0.5), (0.9, 0.4), (0.8, 0.4), (0.7, 0.3), (0.75, 0.3), (0.72, 0.3), (0.5, 0.9), (0.4, 0.9)]
-    validations = iter(Validation(loss, exact) for loss, exact in script)
-    monkeypatch.setattr("trainforge.training.loop.evaluate", lambda *args: next(validations))
+    script_validations(
+        monkeypatch, [(1.0, 0.5), (0.9, 0.4), (0.8, 0.4), (0.7, 0.3), (0.75, 0.3), (0.72, 0.3), (0.5, 0.9), (0.4, 0.9)]
+    )
     root = opt_ml(
         max_steps=8, eval_every=1, checkpoint_every=100, early_stopping_patience=2, selection_metric="exact_match"
     )
@@ -95,18 +111,7 @@ def test_a_checkpoint_from_before_the_lowest_loss_keeps_the_patience_it_spent(op
     no new low: patience 2 is spent and the run stops there. Read back as infinite, step 3 would reset it and
     the run would train on to step 4."""
 
-    class Killed(Exception):
-        pass
-
-    script = [(1.0, None), (1.1, None), None, (1.2, None), (1.3, None)]
-
-    def evaluate(*args):
-        scripted = script.pop(0)
-        if scripted is None:
-            raise Killed
-        return Validation(*scripted)
-
-    monkeypatch.setattr("trainforge.training.loop.evaluate", evaluate)
+    script_validations(monkeypatch, [(1.0, None), (1.1, None), None, (1.2, None), (1.3, None)])
     root = opt_ml(max_steps=4, eval_every=1, checkpoint_every=1, early_stopping_patience=2)
     with pytest.raises(Killed):
         train_from_contract(root)
@@ -133,18 +138,7 @@ def test_a_resumed_trial_reports_the_best_validation_from_before_the_kill(opt_ml
     read back from the checkpoint: the resumed validations, all worse, do not replace it (and the third of
     them without improvement, counting step 3's, ends the trial early at step 5)."""
 
-    class Killed(Exception):
-        pass
-
-    script = [(1.0, 0.2), (0.9, 0.6), (1.1, 0.3), None, (1.2, 0.4), (1.3, 0.4)]
-
-    def evaluate(*args):
-        scripted = script.pop(0)
-        if scripted is None:
-            raise Killed
-        return Validation(*scripted)
-
-    monkeypatch.setattr("trainforge.training.loop.evaluate", evaluate)
+    script_validations(monkeypatch, [(1.0, 0.2), (0.9, 0.6), (1.1, 0.3), None, (1.2, 0.4), (1.3, 0.4)])
     root = opt_ml(max_steps=6, eval_every=1, checkpoint_every=1, selection_metric="exact_match", max_forgetting=0.5)
     with pytest.raises(Killed):
         train_from_contract(root)
